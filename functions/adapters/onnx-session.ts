@@ -1,0 +1,95 @@
+import * as ort from 'onnxruntime-node';
+import { ModelConfigurationError } from '../core/errors.js';
+import type { EncodedSequence } from './model-tokenizer.js';
+
+/** onnxruntime session settings. */
+export interface OnnxSessionOptions {
+  /**
+   * Threads for one operator. Default: onnxruntime's own (one per physical core). Use 1 when
+   * several sessions or requests share a small machine.
+   */
+  readonly intraOpThreads?: number;
+}
+
+/** Open an ONNX model on the CPU with full graph optimisation, sequential execution. */
+export async function openOnnxSession(onnxPath: string, options: OnnxSessionOptions = {}): Promise<ort.InferenceSession> {
+  try {
+    return await ort.InferenceSession.create(onnxPath, {
+      executionProviders: ['cpu'],
+      graphOptimizationLevel: 'all',
+      executionMode: 'sequential',
+      interOpNumThreads: 1,
+      ...(options.intraOpThreads ? { intraOpNumThreads: options.intraOpThreads } : {}),
+    });
+  } catch (cause) {
+    throw new ModelConfigurationError(`cannot load ONNX model ${onnxPath}: ${(cause as Error).message}`, { cause });
+  }
+}
+
+/** The outputs of one padded batch, with the shape of its inputs. */
+export interface BatchOutputs {
+  readonly outputs: ort.InferenceSession.ReturnType;
+  /** Rows in the batch. */
+  readonly batch: number;
+  /** Padded sequence length. */
+  readonly sequence: number;
+  /** Row-major `[batch, sequence]` attention mask fed to the model. */
+  readonly attentionMask: BigInt64Array;
+}
+
+/**
+ * Run encoded rows through a session in batches of at most `batchSize`, with dynamic padding:
+ * rows are sorted by length so each batch is padded only to its own longest row (right padding,
+ * id 0, mask 0), then results are put back in input order.
+ *
+ * @param extract turns one batch's outputs into one result per row, in batch order.
+ */
+export async function runInBatches<Result>(
+  session: ort.InferenceSession,
+  rows: readonly EncodedSequence[],
+  batchSize: number,
+  extract: (batch: BatchOutputs) => Result[],
+): Promise<Result[]> {
+  if (!Number.isInteger(batchSize) || batchSize < 1) throw new RangeError(`batchSize must be a positive integer, got ${batchSize}`);
+  const order = rows.map((_, index) => index).sort((a, b) => (rows[a]?.ids.length ?? 0) - (rows[b]?.ids.length ?? 0));
+  const wantsTypeIds = session.inputNames.includes('token_type_ids');
+  const results = new Array<Result>(rows.length);
+  for (let start = 0; start < order.length; start += batchSize) {
+    const indices = order.slice(start, start + batchSize);
+    const batchRows = indices.map((index) => rows[index] as EncodedSequence);
+    const sequence = Math.max(...batchRows.map((row) => row.ids.length));
+    const ids = new BigInt64Array(batchRows.length * sequence);
+    const mask = new BigInt64Array(batchRows.length * sequence);
+    const typeIds = new BigInt64Array(batchRows.length * sequence);
+    batchRows.forEach((row, r) => {
+      row.ids.forEach((id, s) => {
+        ids[r * sequence + s] = BigInt(id);
+        mask[r * sequence + s] = 1n;
+        typeIds[r * sequence + s] = BigInt(row.typeIds[s] ?? 0);
+      });
+    });
+    const dims = [batchRows.length, sequence];
+    const feeds: Record<string, ort.Tensor> = {
+      input_ids: new ort.Tensor('int64', ids, dims),
+      attention_mask: new ort.Tensor('int64', mask, dims),
+    };
+    if (wantsTypeIds) feeds.token_type_ids = new ort.Tensor('int64', typeIds, dims);
+    const outputs = await session.run(feeds);
+    const extracted = extract({ outputs, batch: batchRows.length, sequence, attentionMask: mask });
+    if (extracted.length !== batchRows.length) {
+      throw new ModelConfigurationError(`model returned ${extracted.length} rows for a batch of ${batchRows.length}`);
+    }
+    indices.forEach((index, r) => {
+      results[index] = extracted[r] as Result;
+    });
+  }
+  return results;
+}
+
+/** A float32 output by name, with a clear error when the graph does not have it. */
+export function floatOutput(outputs: ort.InferenceSession.ReturnType, name: string): { data: Float32Array; dims: readonly number[] } {
+  const tensor = outputs[name];
+  if (!tensor) throw new ModelConfigurationError(`model has no output named ${name} (has ${Object.keys(outputs).join(', ')})`);
+  if (tensor.type !== 'float32') throw new ModelConfigurationError(`output ${name} is ${tensor.type}, expected float32`);
+  return { data: tensor.data as Float32Array, dims: tensor.dims };
+}

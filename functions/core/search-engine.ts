@@ -1,0 +1,321 @@
+import { z } from 'zod';
+import type { Chunk } from './chunking.js';
+import { embeddingInput } from './chunking.js';
+import { DeltaLayer, type EmbeddedChunk } from './delta.js';
+import type { PairScorer, TextEmbedder } from './embedding-space.js';
+import { assertSameEmbeddingSpace } from './embedding-space.js';
+import { InvalidRequestError } from './errors.js';
+import { type MetadataFilter, matchesFilter, metadataFilterSchema } from './filters.js';
+import { normalizedScoreFusion, type RankedItem, reciprocalRankFusion } from './fusion.js';
+import { LexicalIndex } from './lexical.js';
+import type { SnapshotManifest } from './snapshot-manifest.js';
+import type { ScoredRow } from './vectors.js';
+
+/** Largest `k` a search may ask for. */
+export const MAX_RESULTS = 100;
+/** Longest accepted query, in characters (the model truncates long queries anyway). */
+export const MAX_QUERY_LENGTH = 2_000;
+
+/** Schema of a search request (the `POST /search` body and the CLI/eval options). */
+export const searchRequestSchema = z
+  .object({
+    query: z.string().trim().min(1, 'query must not be empty').max(MAX_QUERY_LENGTH),
+    k: z.number().int().min(1).max(MAX_RESULTS).default(10),
+    mode: z.enum(['hybrid', 'dense', 'lexical']).default('hybrid'),
+    filter: metadataFilterSchema.optional(),
+    rerank: z.boolean().optional(),
+    /** Brute-force dense search instead of HNSW, for verification. */
+    exact: z.boolean().optional(),
+  })
+  .strict();
+
+export type SearchRequest = z.input<typeof searchRequestSchema>;
+export type SearchMode = 'hybrid' | 'dense' | 'lexical';
+
+/** One document in the answer, represented by its best-matching chunk. */
+export interface SearchResult {
+  readonly docId: string;
+  readonly chunkId: string;
+  /** Cosine similarity (dense), BM25 (lexical), fused score (hybrid) or reranker logit. */
+  readonly score: number;
+  readonly text: string;
+  readonly title?: string;
+  readonly metadata: Chunk['metadata'];
+}
+
+export interface SearchResponse {
+  readonly results: SearchResult[];
+  readonly index: { readonly version: string | null; readonly deltaSize: number };
+  /** Milliseconds spent in each part of the request. */
+  readonly timingsMs: { embed: number; search: number; rerank: number; total: number };
+}
+
+/**
+ * The read side of an immutable snapshot, as the engine needs it. Implemented over files by
+ * `adapters/snapshot-files.ts`; rows are 0-based and are the usearch keys.
+ */
+export interface SnapshotView {
+  readonly manifest: SnapshotManifest;
+  readonly chunkCount: number;
+  chunkAt(row: number): Chunk;
+  rowOfChunk(chunkId: string): number | undefined;
+  rowsOfDocument(docId: string): readonly number[];
+  /** HNSW search: approximate top-k rows by cosine similarity. */
+  searchApproximate(query: Float32Array, k: number): ScoredRow[];
+  /** Brute-force top-k rows by cosine similarity, optionally among `rows` only. */
+  searchExact(query: Float32Array, k: number, rows?: Iterable<number>): ScoredRow[];
+  /** A fresh, mutable copy of the snapshot's lexical index (the delta keeps it in step). */
+  loadLexicalIndex(): LexicalIndex;
+}
+
+/** How dense and lexical rankings are combined in hybrid mode. */
+export type FusionMethod = 'rrf' | 'normalized';
+
+export interface SearchEngineOptions {
+  /** Hybrid fusion; `rrf` by default (measured on SciFact: see README "Evaluation"). */
+  readonly fusion?: FusionMethod;
+  /** Weights of [dense, lexical] for `normalized` fusion. Default [1, 1]. */
+  readonly fusionWeights?: readonly [number, number];
+  /** Documents re-scored by the reranker. Default 20 (at least k). */
+  readonly rerankDepth?: number;
+  /**
+   * A filtered dense search is answered exactly over the matching chunks when at most this many
+   * match (exact recall, cost linear in matches); above it HNSW results are over-fetched and
+   * filtered. Default 50,000.
+   */
+  readonly exactFilterLimit?: number;
+}
+
+interface Candidate {
+  readonly chunk: Chunk;
+  readonly score: number;
+}
+
+/**
+ * Searches a snapshot and its delta: dense (HNSW or exact), lexical (BM25) or hybrid (fusion),
+ * with metadata filters, per-document aggregation (best chunk) and an optional rerank stage.
+ * Deleted or superseded chunks are never returned.
+ */
+export class SearchEngine {
+  private currentSnapshot: SnapshotView | undefined;
+  private lexical: LexicalIndex;
+  private currentDelta: DeltaLayer;
+
+  constructor(
+    snapshot: SnapshotView | undefined,
+    private readonly embedder: TextEmbedder,
+    private readonly reranker: PairScorer | undefined = undefined,
+    private readonly options: SearchEngineOptions = {},
+  ) {
+    if (snapshot) assertSameEmbeddingSpace(embedder.space, snapshot.manifest.embedding, `snapshot ${snapshot.manifest.version}`);
+    this.currentSnapshot = snapshot;
+    this.lexical = snapshot?.loadLexicalIndex() ?? LexicalIndex.create();
+    this.currentDelta = this.newDelta(snapshot, this.lexical);
+  }
+
+  get snapshot(): SnapshotView | undefined {
+    return this.currentSnapshot;
+  }
+
+  /** Changes since the snapshot; apply change-log entries here. */
+  get delta(): DeltaLayer {
+    return this.currentDelta;
+  }
+
+  /**
+   * Swap in a newer snapshot. Delta changes newer than its watermark are carried over, so nothing
+   * written since the snapshot was frozen disappears. The swap is a single assignment: a search
+   * in flight finishes on the state it started with.
+   */
+  swapSnapshot(snapshot: SnapshotView): void {
+    assertSameEmbeddingSpace(this.embedder.space, snapshot.manifest.embedding, `snapshot ${snapshot.manifest.version}`);
+    const lexical = snapshot.loadLexicalIndex();
+    const delta = this.newDelta(snapshot, lexical);
+    const previous = this.currentDelta;
+    for (const docId of previous.hiddenDocuments()) {
+      const sequence = previous.lastSequenceOf(docId);
+      if (sequence !== undefined) delta.applyDocument(docId, previous.chunksOf(docId), sequence);
+    }
+    this.currentSnapshot = snapshot;
+    this.lexical = lexical;
+    this.currentDelta = delta;
+  }
+
+  private newDelta(snapshot: SnapshotView | undefined, lexical: LexicalIndex): DeltaLayer {
+    return new DeltaLayer(snapshot?.manifest.watermark ?? 0, lexical, (docId) =>
+      snapshot ? snapshot.rowsOfDocument(docId).map((row) => snapshot.chunkAt(row).chunkId) : [],
+    );
+  }
+
+  /** Validate a request, throwing {@link InvalidRequestError} with every problem named. */
+  static parseRequest(request: unknown): z.output<typeof searchRequestSchema> {
+    const parsed = searchRequestSchema.safeParse(request);
+    if (!parsed.success) {
+      throw new InvalidRequestError(
+        parsed.error.issues.map((issue) => `${issue.path.length ? `${issue.path.join('.')}: ` : ''}${issue.message}`).join('; '),
+      );
+    }
+    return parsed.data;
+  }
+
+  async search(rawRequest: SearchRequest): Promise<SearchResponse> {
+    const started = performance.now();
+    const request = SearchEngine.parseRequest(rawRequest);
+    const rerank = request.rerank ?? this.reranker !== undefined;
+    if (rerank && !this.reranker) throw new InvalidRequestError('rerank was requested but no reranker model is configured');
+    // Capture the state once so a concurrent snapshot swap cannot mix two versions in one answer.
+    const snapshot = this.currentSnapshot;
+    const delta = this.currentDelta;
+    const lexical = this.lexical;
+
+    const candidateCount = Math.min(Math.max(request.k * 5, 100), 1_000);
+    let embedMs = 0;
+    let denseDocuments: Candidate[] = [];
+    let lexicalDocuments: Candidate[] = [];
+    if (request.mode !== 'lexical') {
+      const embedStarted = performance.now();
+      const queryVector = await this.embedder.embedQuery(request.query);
+      embedMs = performance.now() - embedStarted;
+      const chunks = this.denseCandidates(snapshot, delta, queryVector, candidateCount, request.filter, request.exact ?? false);
+      denseDocuments = bestChunkPerDocument(chunks);
+    }
+    const searchStarted = performance.now();
+    if (request.mode !== 'dense') {
+      lexicalDocuments = bestChunkPerDocument(this.lexicalCandidates(snapshot, delta, lexical, request.query, candidateCount, request.filter));
+    }
+    let ranked: Candidate[];
+    if (request.mode === 'dense') ranked = denseDocuments;
+    else if (request.mode === 'lexical') ranked = lexicalDocuments;
+    else ranked = this.fuse(denseDocuments, lexicalDocuments);
+    const searchMs = performance.now() - searchStarted;
+
+    let rerankMs = 0;
+    if (rerank && this.reranker && ranked.length > 0) {
+      const rerankStarted = performance.now();
+      const depth = Math.min(Math.max(this.options.rerankDepth ?? 20, request.k), ranked.length);
+      const head = ranked.slice(0, depth);
+      const scores = await this.reranker.score(request.query, head.map((candidate) => embeddingInput(candidate.chunk)));
+      const reranked = head
+        .map((candidate, index) => ({ chunk: candidate.chunk, score: scores[index] ?? Number.NEGATIVE_INFINITY }))
+        .sort((a, b) => b.score - a.score);
+      ranked = [...reranked, ...ranked.slice(depth)];
+      rerankMs = performance.now() - rerankStarted;
+    }
+
+    const results = ranked.slice(0, request.k).map(({ chunk, score }) => ({
+      docId: chunk.docId,
+      chunkId: chunk.chunkId,
+      score,
+      text: chunk.text,
+      ...(chunk.title ? { title: chunk.title } : {}),
+      metadata: chunk.metadata,
+    }));
+    return {
+      results,
+      index: { version: snapshot?.manifest.version ?? null, deltaSize: delta.size },
+      timingsMs: { embed: embedMs, search: searchMs, rerank: rerankMs, total: performance.now() - started },
+    };
+  }
+
+  /** Dense chunk candidates from snapshot and delta, best first, hidden and filtered-out chunks removed. */
+  private denseCandidates(
+    snapshot: SnapshotView | undefined,
+    delta: DeltaLayer,
+    query: Float32Array,
+    count: number,
+    filter: MetadataFilter | undefined,
+    exact: boolean,
+  ): Candidate[] {
+    const candidates: Candidate[] = delta
+      .searchDense(query, count, filter ? (chunk: EmbeddedChunk) => matchesFilter(chunk.metadata, filter) : undefined)
+      .map(({ chunk, similarity }) => ({ chunk, score: similarity }));
+    if (snapshot && snapshot.chunkCount > 0) {
+      const visible = (row: number) => {
+        const chunk = snapshot.chunkAt(row);
+        return !delta.hidesSnapshotDocument(chunk.docId) && (!filter || matchesFilter(chunk.metadata, filter));
+      };
+      let rows: ScoredRow[];
+      const filterLimit = this.options.exactFilterLimit ?? 50_000;
+      const matchingRows = filter ? rowsWhere(snapshot, visible, filterLimit) : undefined;
+      if (matchingRows) {
+        rows = snapshot.searchExact(query, count, matchingRows);
+      } else {
+        // Over-fetch by the number of hidden rows so that dropping them still leaves `count`.
+        let hiddenRows = 0;
+        for (const docId of delta.hiddenDocuments()) hiddenRows += snapshot.rowsOfDocument(docId).length;
+        const fetch = Math.min(snapshot.chunkCount, (count + hiddenRows) * (filter ? 10 : 1));
+        rows = (exact ? snapshot.searchExact(query, fetch) : snapshot.searchApproximate(query, fetch)).filter((hit) => visible(hit.row));
+      }
+      for (const { row, similarity } of rows) candidates.push({ chunk: snapshot.chunkAt(row), score: similarity });
+    }
+    return candidates.sort((a, b) => b.score - a.score).slice(0, count);
+  }
+
+  private lexicalCandidates(
+    snapshot: SnapshotView | undefined,
+    delta: DeltaLayer,
+    lexical: LexicalIndex,
+    query: string,
+    count: number,
+    filter: MetadataFilter | undefined,
+  ): Candidate[] {
+    const resolve = (chunkId: string): Chunk | undefined => {
+      const deltaChunk = delta.chunk(chunkId);
+      if (deltaChunk) return deltaChunk;
+      const row = snapshot?.rowOfChunk(chunkId);
+      return row === undefined ? undefined : snapshot?.chunkAt(row);
+    };
+    const accept = filter
+      ? (chunkId: string) => {
+          const chunk = resolve(chunkId);
+          return chunk !== undefined && matchesFilter(chunk.metadata, filter);
+        }
+      : undefined;
+    const candidates: Candidate[] = [];
+    for (const hit of lexical.search(query, count, accept)) {
+      const chunk = resolve(hit.chunkId);
+      if (chunk) candidates.push({ chunk, score: hit.score });
+    }
+    return candidates;
+  }
+
+  private fuse(dense: Candidate[], lexical: Candidate[]): Candidate[] {
+    const rankings = [dense, lexical].map((list) => list.map((c): RankedItem => ({ id: c.chunk.docId, score: c.score })));
+    const fused =
+      (this.options.fusion ?? 'rrf') === 'rrf'
+        ? reciprocalRankFusion(rankings)
+        : normalizedScoreFusion(rankings, this.options.fusionWeights ?? [1, 1]);
+    // A document's text is the chunk of the ranking that placed it higher.
+    const denseRank = new Map(dense.map((c, rank) => [c.chunk.docId, { rank, chunk: c.chunk }]));
+    const lexicalRank = new Map(lexical.map((c, rank) => [c.chunk.docId, { rank, chunk: c.chunk }]));
+    return fused.map(({ id, score }) => {
+      const fromDense = denseRank.get(id);
+      const fromLexical = lexicalRank.get(id);
+      const best = !fromLexical || (fromDense && fromDense.rank <= fromLexical.rank) ? fromDense : fromLexical;
+      return { chunk: (best as { chunk: Chunk }).chunk, score };
+    });
+  }
+}
+
+/** Rows passing `visible`, or undefined when more than `limit` do (then HNSW is cheaper). */
+function rowsWhere(snapshot: SnapshotView, visible: (row: number) => boolean, limit: number): number[] | undefined {
+  const rows: number[] = [];
+  for (let row = 0; row < snapshot.chunkCount; row += 1) {
+    if (!visible(row)) continue;
+    rows.push(row);
+    if (rows.length > limit) return undefined;
+  }
+  return rows;
+}
+
+/** Keep each document's best chunk, preserving the order of the (best-first) input. */
+function bestChunkPerDocument(candidates: Candidate[]): Candidate[] {
+  const seen = new Set<string>();
+  const documents: Candidate[] = [];
+  for (const candidate of candidates) {
+    if (seen.has(candidate.chunk.docId)) continue;
+    seen.add(candidate.chunk.docId);
+    documents.push(candidate);
+  }
+  return documents;
+}

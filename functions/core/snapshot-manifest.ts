@@ -1,0 +1,85 @@
+import { z } from 'zod';
+import type { EmbeddingSpace } from './embedding-space.js';
+import { SnapshotIntegrityError } from './errors.js';
+
+/** Version of the on-disk snapshot layout; bumped on incompatible changes. */
+export const SNAPSHOT_FORMAT_VERSION = 1;
+
+/** Storage precision of the HNSW vectors. `f32` exact, `f16` half, `i8` scalar-quantised. */
+export type VectorDtype = 'f32' | 'f16' | 'i8';
+
+/** Files of a snapshot directory; every one is listed with its sha256 in the manifest. */
+export const SNAPSHOT_FILES = {
+  /** usearch HNSW index, opened with `view()` (memory-mapped). Key = row number. */
+  vectorIndex: 'index.usearch',
+  /** Row-major float32 `[chunks, dimensions]`; exact search, filtered search and validation. */
+  vectors: 'vectors.f32',
+  /** One JSON chunk record per line; line number = row = usearch key. */
+  chunks: 'chunks.jsonl',
+  /** Serialised BM25 index over the same chunks. */
+  lexical: 'lexical.json',
+} as const;
+
+export const MANIFEST_FILE = 'manifest.json';
+
+const fileEntrySchema = z.object({ bytes: z.number().int().nonnegative(), sha256: z.string().regex(/^[0-9a-f]{64}$/) });
+
+/** Schema of `manifest.json`. */
+export const snapshotManifestSchema = z.object({
+  formatVersion: z.literal(SNAPSHOT_FORMAT_VERSION),
+  /** Sortable, unique version id, e.g. `20261123T181500Z-3fa2c1`. */
+  version: z.string().min(1),
+  /** ISO-8601 build time. */
+  builtAt: z.string(),
+  /** Highest change-log sequence included; later changes come from the delta. */
+  watermark: z.number().int().nonnegative(),
+  embedding: z.object({
+    modelId: z.string(),
+    dimensions: z.number().int().positive(),
+    pooling: z.enum(['mean', 'cls', 'in-graph']),
+    normalized: z.boolean(),
+  }),
+  index: z.object({
+    metric: z.literal('cos'),
+    dtype: z.enum(['f32', 'f16', 'i8']),
+    connectivity: z.number().int().positive(),
+    expansionAdd: z.number().int().positive(),
+    expansionSearch: z.number().int().positive(),
+  }),
+  counts: z.object({ chunks: z.number().int().nonnegative(), documents: z.number().int().nonnegative() }),
+  files: z.record(z.string(), fileEntrySchema),
+});
+
+export type SnapshotManifest = z.infer<typeof snapshotManifestSchema>;
+
+/** Parse and validate manifest JSON, with an error that says what is wrong. */
+export function parseSnapshotManifest(json: string, where: string): SnapshotManifest {
+  let value: unknown;
+  try {
+    value = JSON.parse(json);
+  } catch (cause) {
+    throw new SnapshotIntegrityError(`${where}: manifest is not valid JSON`, { cause });
+  }
+  const format = (value as { formatVersion?: unknown } | null)?.formatVersion;
+  if (format !== SNAPSHOT_FORMAT_VERSION) {
+    throw new SnapshotIntegrityError(
+      `${where}: snapshot format ${String(format)} is not supported (this build reads format ${SNAPSHOT_FORMAT_VERSION})`,
+    );
+  }
+  const parsed = snapshotManifestSchema.safeParse(value);
+  if (!parsed.success) {
+    throw new SnapshotIntegrityError(`${where}: invalid manifest (${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')})`);
+  }
+  for (const name of Object.values(SNAPSHOT_FILES)) {
+    if (!parsed.data.files[name]) throw new SnapshotIntegrityError(`${where}: manifest lists no checksum for ${name}`);
+  }
+  return parsed.data;
+}
+
+/** A new, sortable snapshot version id from a build time and a content digest. */
+export function snapshotVersionId(builtAt: Date, digest: string): string {
+  const stamp = builtAt.toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z');
+  return `${stamp}-${digest.slice(0, 8)}`;
+}
+
+export type { EmbeddingSpace };
