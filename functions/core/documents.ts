@@ -1,4 +1,4 @@
-import { convert as htmlToText } from 'html-to-text';
+import { compile as compileHtmlToText } from 'html-to-text';
 import removeMarkdown from 'remove-markdown';
 import { z } from 'zod';
 import { DocumentParseError } from './errors.js';
@@ -197,20 +197,22 @@ function parseMarkupDocument(fileName: string, format: 'text' | 'markdown' | 'ht
   return { id, ...(title ? { title } : {}), text: htmlToPlainText(text).trim(), metadata: {} };
 }
 
+/** html-to-text settings compiled once: visible text only, no upper-casing, no link targets. */
+const convertHtml = compileHtmlToText({
+  wordwrap: false,
+  selectors: [
+    { selector: 'a', options: { ignoreHref: true } },
+    { selector: 'img', format: 'skip' },
+    { selector: 'script', format: 'skip' },
+    { selector: 'style', format: 'skip' },
+    { selector: 'head', format: 'skip' },
+    { selector: 'nav', format: 'skip' },
+    ...['h1', 'h2', 'h3', 'h4', 'h5', 'h6'].map((selector) => ({ selector, options: { uppercase: false } })),
+    { selector: 'table', format: 'dataTable', options: { uppercaseHeaderCells: false } },
+  ],
+});
+
 /** Visible text of an HTML page: scripts, styles, images and link targets dropped; no upper-casing. */
 export function htmlToPlainText(html: string): string {
-  return htmlToText(html, {
-    wordwrap: false,
-    selectors: [
-      { selector: 'a', options: { ignoreHref: true } },
-      { selector: 'img', format: 'skip' },
-      { selector: 'script', format: 'skip' },
-      { selector: 'style', format: 'skip' },
-      { selector: 'head', format: 'skip' },
-      { selector: 'nav', format: 'skip' },
-      ...['h1', 'h2', 'h3', 'h4', 'h5', 'h6'].map((selector) => ({ selector, options: { uppercase: false } })),
-      { selector: 'th', options: { uppercase: false } },
-      { selector: 'table', format: 'dataTable', options: { uppercaseHeaderCells: false } },
-    ],
-  });
+  return convertHtml(html);
 }

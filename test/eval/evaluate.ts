@@ -1,0 +1,161 @@
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { SingleBar } from 'cli-progress';
+import { readBeirDataset } from '../../functions/adapters/beir-dataset.js';
+import { FileVectorCache } from '../../functions/adapters/file-vector-cache.js';
+import { resolveModelDirectory } from '../../functions/adapters/model-resolution.js';
+import { OnnxEmbedder } from '../../functions/adapters/onnx-embedder.js';
+import { FileSnapshot, writeSnapshot } from '../../functions/adapters/snapshot-files.js';
+import type { HnswSettings } from '../../functions/adapters/usearch-index.js';
+import type { SourceDocument } from '../../functions/core/documents.js';
+import { evaluateRun, overlapAtK, type RetrievalMetrics } from '../../functions/core/eval-metrics.js';
+import { chunkDocuments, embedChunks } from '../../functions/core/indexing.js';
+import { type FusionMethod, SearchEngine, type SearchMode } from '../../functions/core/search-engine.js';
+
+export interface EvaluationOptions {
+  readonly datasetDir: string;
+  readonly modes: readonly SearchMode[];
+  /** HNSW (`ann`) or brute force (`exact`) for the dense part of the reported modes. */
+  readonly search: 'ann' | 'exact';
+  /** `window`: chunk with overlap; `truncate`: one chunk per document, cut by the model (BEIR convention). */
+  readonly chunking: 'window' | 'truncate';
+  readonly fusion: FusionMethod;
+  readonly hnsw?: Partial<HnswSettings>;
+  /** Evaluate only the first N judged queries. */
+  readonly queryLimit?: number;
+  /** Keep only this many documents: every document judged for the kept queries, then the first others. */
+  readonly corpusLimit?: number;
+  readonly modelDir?: string;
+  /** Embedding cache and snapshot directory. */
+  readonly workDir: string;
+  readonly progress: boolean;
+}
+
+export interface EvaluationReport {
+  readonly dataset: string;
+  readonly model: OnnxEmbedder['space'] & { directory: string; source: string };
+  readonly settings: Omit<EvaluationOptions, 'workDir' | 'progress' | 'modelDir'> & { snapshotVersion: string; dtype: string };
+  readonly corpus: { documents: number; chunks: number; queries: number };
+  /** Metrics per reported mode (dense part per `settings.search`). */
+  readonly metrics: Partial<Record<SearchMode, RetrievalMetrics>>;
+  /** Dense retrieval with exact and HNSW search, for the ANN comparison. */
+  readonly dense: { exact: RetrievalMetrics; ann: RetrievalMetrics; annRecallAt10: number };
+  readonly seconds: { embed: number; build: number; queries: number };
+  readonly createdAt: string;
+}
+
+/** Evaluate bisearch retrieval on a BEIR dataset (see `npm run eval -- --help`). */
+export async function evaluate(options: EvaluationOptions, log: (line: string) => void): Promise<EvaluationReport> {
+  const dataset = readBeirDataset(options.datasetDir);
+  let queries = [...dataset.queries];
+  if (options.queryLimit !== undefined) queries = queries.slice(0, options.queryLimit);
+  const corpus = limitCorpus(dataset.corpus, queries.map(([id]) => id), dataset.qrels, options.corpusLimit);
+  const qrels = new Map(queries.map(([id]) => [id, dataset.qrels.get(id) ?? new Map<string, number>()]));
+
+  const model = await resolveModelDirectory(options.modelDir ? { modelDir: options.modelDir } : {});
+  const embedder = await OnnxEmbedder.load(model.directory);
+  log(`model ${embedder.space.modelId} (${model.source}: ${model.directory}), ${embedder.space.dimensions}-d, ${embedder.space.pooling} pooling`);
+
+  const chunks = chunkDocuments(corpus, embedder, { strategy: options.chunking });
+  log(`${corpus.length} documents → ${chunks.length} chunks (${options.chunking}, ≤ ${embedder.maxContentTokens} tokens), ${queries.length} queries`);
+  const cache = FileVectorCache.open(join(options.workDir, 'embeddings'), embedder.space);
+  const embedStarted = performance.now();
+  const embedded = await withProgress(options.progress, 'embedding chunks', (tick) => embedChunks(chunks, embedder, { cache, onProgress: tick }));
+  const embedSeconds = (performance.now() - embedStarted) / 1000;
+
+  const buildStarted = performance.now();
+  const snapshotParent = join(options.workDir, 'snapshots');
+  mkdirSync(snapshotParent, { recursive: true });
+  const { directory, manifest } = await writeSnapshot(snapshotParent, { chunks: embedded, space: embedder.space, ...(options.hnsw ? { hnsw: options.hnsw } : {}) });
+  const snapshot = await FileSnapshot.open(directory, { expectedSpace: embedder.space });
+  const buildSeconds = (performance.now() - buildStarted) / 1000;
+  log(`snapshot ${manifest.version}: ${manifest.counts.chunks} vectors, ${manifest.index.dtype}, built in ${buildSeconds.toFixed(1)} s`);
+
+  const engine = new SearchEngine(snapshot, embedder, undefined, { fusion: options.fusion });
+  const queriesStarted = performance.now();
+  const runs = new Map<string, Map<string, string[]>>();
+  const record = (name: string, queryId: string, docIds: string[]) => {
+    const run = runs.get(name) ?? new Map<string, string[]>();
+    run.set(queryId, docIds);
+    runs.set(name, run);
+  };
+  const annChunks = new Map<string, string[]>();
+  const exactChunks = new Map<string, string[]>();
+  await withProgress(options.progress, 'running queries', async (tick) => {
+    let done = 0;
+    for (const [queryId, text] of queries) {
+      for (const mode of options.modes) {
+        if (mode === 'dense') continue;
+        const response = await engine.search({ query: text, k: 100, mode, exact: options.search === 'exact' });
+        record(mode, queryId, response.results.map((result) => result.docId));
+      }
+      for (const exact of [true, false]) {
+        const response = await engine.search({ query: text, k: 100, mode: 'dense', exact });
+        record(exact ? 'dense-exact' : 'dense-ann', queryId, response.results.map((result) => result.docId));
+      }
+      const vector = await embedder.embedQuery(text);
+      annChunks.set(queryId, snapshot.searchApproximate(vector, 10).map(({ row }) => snapshot.chunkAt(row).chunkId));
+      exactChunks.set(queryId, snapshot.searchExact(vector, 10).map(({ row }) => snapshot.chunkAt(row).chunkId));
+      done += 1;
+      tick(done, queries.length);
+    }
+  });
+  const queriesSeconds = (performance.now() - queriesStarted) / 1000;
+  const metricsOf = (name: string) => evaluateRun(runs.get(name) ?? new Map(), qrels);
+  const metrics: EvaluationReport['metrics'] = {};
+  for (const mode of options.modes) metrics[mode] = metricsOf(mode === 'dense' ? `dense-${options.search}` : mode);
+  await embedder.dispose();
+  return {
+    dataset: options.datasetDir,
+    model: { ...embedder.space, directory: model.directory, source: model.source },
+    settings: {
+      datasetDir: options.datasetDir,
+      modes: options.modes,
+      search: options.search,
+      chunking: options.chunking,
+      fusion: options.fusion,
+      ...(options.queryLimit !== undefined ? { queryLimit: options.queryLimit } : {}),
+      ...(options.corpusLimit !== undefined ? { corpusLimit: options.corpusLimit } : {}),
+      hnsw: manifest.index,
+      dtype: manifest.index.dtype,
+      snapshotVersion: manifest.version,
+    },
+    corpus: { documents: corpus.length, chunks: chunks.length, queries: queries.length },
+    metrics,
+    dense: { exact: metricsOf('dense-exact'), ann: metricsOf('dense-ann'), annRecallAt10: overlapAtK(annChunks, exactChunks, 10) },
+    seconds: { embed: embedSeconds, build: buildSeconds, queries: queriesSeconds },
+    createdAt: new Date().toISOString(),
+  };
+}
+
+function limitCorpus(
+  corpus: SourceDocument[],
+  queryIds: string[],
+  qrels: ReadonlyMap<string, ReadonlyMap<string, number>>,
+  limit: number | undefined,
+): SourceDocument[] {
+  if (limit === undefined || limit >= corpus.length) return corpus;
+  const judged = new Set(queryIds.flatMap((id) => [...(qrels.get(id)?.keys() ?? [])]));
+  const kept = corpus.filter((document) => judged.has(document.id));
+  for (const document of corpus) {
+    if (kept.length >= limit) break;
+    if (!judged.has(document.id)) kept.push(document);
+  }
+  return kept;
+}
+
+async function withProgress<T>(enabled: boolean, label: string, work: (tick: (done: number, total: number) => void) => Promise<T>): Promise<T> {
+  if (!enabled) return work(() => {});
+  const bar = new SingleBar({ format: `${label} [{bar}] {value}/{total} {eta_formatted} left`, stream: process.stderr, etaBuffer: 50 });
+  let started = false;
+  try {
+    return await work((done, total) => {
+      if (!started) {
+        bar.start(total, done);
+        started = true;
+      } else bar.update(done);
+    });
+  } finally {
+    if (started) bar.stop();
+  }
+}

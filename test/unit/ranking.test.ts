@@ -1,0 +1,116 @@
+import { describe, expect, it } from 'vitest';
+import { evaluateRun, ndcgAtK, overlapAtK, recallAtK, reciprocalRankAtK } from '../../functions/core/eval-metrics.js';
+import { normalizedScoreFusion, reciprocalRankFusion } from '../../functions/core/fusion.js';
+import { analyzeEnglish, LexicalIndex } from '../../functions/core/lexical.js';
+import { exactTopK, TopK } from '../../functions/core/vectors.js';
+
+describe('English analyser and BM25 index', () => {
+  it('lower-cases, drops stop words and stems', () => {
+    expect(analyzeEnglish('The Running of the Studies, e-mails!')).toEqual(['run', 'studi', 'e', 'mail']);
+  });
+
+  it('ranks by BM25 (idf and length normalisation), matches stemmed forms, and ignores stop-word-only queries', () => {
+    const index = LexicalIndex.create();
+    index.addAll([
+      { chunkId: 'a', text: 'Resetting a forgotten password from the login page' },
+      { chunkId: 'b', text: 'Password policy: passwords expire every ninety days and must be long' },
+      { chunkId: 'c', text: 'Shipping times for international orders' },
+    ]);
+    expect(index.search('reset password', 10).map((hit) => hit.chunkId)).toEqual(['a', 'b']);
+    expect(index.search('shipped', 10).map((hit) => hit.chunkId)).toEqual(['c']);
+    expect(index.search('the of and', 10)).toEqual([]);
+  });
+
+  it('scores classic BM25 (k1 0.9, b 0.4) without MiniSearch coordination boost', () => {
+    const index = LexicalIndex.create();
+    index.addAll([
+      { chunkId: 'x', text: 'alpha beta' },
+      { chunkId: 'y', text: 'gamma delta' },
+    ]);
+    // Hand computation: idf = ln(1 + (2 - 1 + 0.5) / (1 + 0.5)) = ln 2; tf 1, |d| = avg → tf part 1.
+    const [hit] = index.search('alpha beta', 1);
+    expect(hit?.score).toBeCloseTo(2 * Math.log(2), 10);
+  });
+
+  it('survives a JSON round trip, supports removal and re-adding, and filters before the limit', () => {
+    const index = LexicalIndex.create();
+    index.addAll([
+      { chunkId: 'a', text: 'billing invoice download' },
+      { chunkId: 'b', text: 'billing address change' },
+    ]);
+    const restored = LexicalIndex.fromJSON(index.toJSON());
+    expect(restored.search('billing', 10)).toEqual(index.search('billing', 10));
+    restored.remove('a');
+    expect(restored.search('invoice', 10)).toEqual([]);
+    restored.addAll([{ chunkId: 'a', text: 'invoice copies' }]);
+    expect(restored.search('invoice', 10).map((hit) => hit.chunkId)).toEqual(['a']);
+    expect(restored.search('billing', 1, (id) => id !== 'b')).toEqual([]);
+    expect(restored.size).toBe(2);
+  });
+});
+
+describe('fusion', () => {
+  const dense = [
+    { id: 'a', score: 0.9 },
+    { id: 'b', score: 0.8 },
+    { id: 'c', score: 0.1 },
+  ];
+  const lexical = [
+    { id: 'c', score: 12 },
+    { id: 'a', score: 3 },
+  ];
+
+  it('reciprocal-rank fusion sums 1 / (60 + rank)', () => {
+    const fused = reciprocalRankFusion([dense, lexical]);
+    expect(fused.map((item) => item.id)).toEqual(['a', 'c', 'b']);
+    expect(fused[0]?.score).toBeCloseTo(1 / 61 + 1 / 62, 12);
+  });
+
+  it('normalised-score fusion min–max scales each list and applies weights', () => {
+    const fused = normalizedScoreFusion([dense, lexical], [1, 1]);
+    expect(fused.map((item) => [item.id, Number(item.score.toFixed(4))])).toEqual([
+      ['a', 1],
+      ['c', 1],
+      ['b', 0.875],
+    ]);
+    expect(normalizedScoreFusion([dense, lexical], [1, 0])[0]?.id).toBe('a');
+  });
+});
+
+describe('retrieval metrics (pytrec_eval definitions)', () => {
+  const judgements = new Map([
+    ['d1', 1],
+    ['d2', 1],
+  ]);
+  it('computes nDCG, recall and MRR at a cut-off', () => {
+    const ranking = ['x', 'd1', 'y', 'd2'];
+    const dcg = 1 / Math.log2(3) + 1 / Math.log2(5);
+    const idcg = 1 + 1 / Math.log2(3);
+    expect(ndcgAtK(ranking, judgements, 10)).toBeCloseTo(dcg / idcg, 12);
+    expect(recallAtK(ranking, judgements, 2)).toBe(0.5);
+    expect(reciprocalRankAtK(ranking, judgements, 10)).toBe(0.5);
+    expect(reciprocalRankAtK(ranking, judgements, 1)).toBe(0);
+  });
+
+  it('averages over judged queries and counts a missing run as zero', () => {
+    const qrels = new Map([
+      ['q1', judgements],
+      ['q2', new Map([['d3', 1]])],
+    ]);
+    const metrics = evaluateRun(new Map([['q1', ['d1', 'd2']]]), qrels);
+    expect(metrics).toEqual({ ndcgAt10: 0.5, recallAt10: 0.5, recallAt100: 0.5, mrrAt10: 0.5, queries: 2 });
+    expect(overlapAtK(new Map([['q', ['a', 'b', 'z']]]), new Map([['q', ['a', 'b', 'c']]]), 3)).toBeCloseTo(2 / 3);
+  });
+});
+
+describe('exact top-k', () => {
+  it('returns the k best rows by dot product, optionally among a subset', () => {
+    const matrix = Float32Array.from([1, 0, 0, 1, 0.6, 0.8, -1, 0]);
+    const query = Float32Array.from([1, 0]);
+    expect(exactTopK(matrix, 2, query, 2).map((hit) => hit.row)).toEqual([0, 2]);
+    expect(exactTopK(matrix, 2, query, 2, [1, 3]).map((hit) => hit.row)).toEqual([1, 3]);
+    const top = new TopK(3);
+    for (const [row, score] of [5, 1, 9, 3, 7].entries()) top.offer(row, score);
+    expect(top.sorted().map((hit) => hit.similarity)).toEqual([9, 7, 5]);
+  });
+});

@@ -1,0 +1,116 @@
+import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { FileSnapshot, writeSnapshot } from '../../functions/adapters/snapshot-files.js';
+import { HnswIndexFile, readHnswHeader } from '../../functions/adapters/usearch-index.js';
+import type { EmbeddedChunk } from '../../functions/core/delta.js';
+import type { EmbeddingSpace } from '../../functions/core/embedding-space.js';
+import { EmbeddingSpaceMismatchError, SnapshotIntegrityError } from '../../functions/core/errors.js';
+import { MANIFEST_FILE, SNAPSHOT_FILES, type VectorDtype } from '../../functions/core/snapshot-manifest.js';
+import { normalizeInPlace } from '../../functions/core/vectors.js';
+
+const DIMENSIONS = 24;
+const SPACE: EmbeddingSpace = { modelId: 'test-space', dimensions: DIMENSIONS, pooling: 'mean', normalized: true };
+
+/** Deterministic unit vectors (a linear congruential generator), clustered so neighbours are meaningful. */
+function syntheticChunks(count: number): EmbeddedChunk[] {
+  let state = 42;
+  const random = () => {
+    state = (state * 1_103_515_245 + 12_345) % 2 ** 31;
+    return state / 2 ** 31 - 0.5;
+  };
+  return Array.from({ length: count }, (_, i) => {
+    const vector = normalizeInPlace(Float32Array.from({ length: DIMENSIONS }, (_, d) => random() + (d === i % DIMENSIONS ? 1.5 : 0)));
+    const docId = `doc-${Math.floor(i / 2)}`;
+    return { chunkId: `${docId}#${i % 2}`, docId, ordinal: i % 2, text: `chunk ${i} text`, metadata: { group: i % 3 }, contentHash: `h${i}`, vector };
+  });
+}
+
+describe('snapshot files', () => {
+  let parent: string;
+  const chunks = syntheticChunks(400);
+  beforeAll(() => {
+    parent = mkdtempSync(join(tmpdir(), 'bisearch-snapshot-'));
+  });
+  afterAll(() => rmSync(parent, { recursive: true, force: true }));
+
+  it.each<VectorDtype>(['f32', 'f16', 'i8'])('writes an immutable %s snapshot whose HNSW agrees with exact search', async (dtype) => {
+    const { directory, manifest } = await writeSnapshot(parent, { chunks, space: SPACE, watermark: 7, hnsw: { dtype } });
+    expect(manifest).toMatchObject({ formatVersion: 1, watermark: 7, embedding: SPACE, counts: { chunks: 400, documents: 200 } });
+    expect(manifest.index).toMatchObject({ metric: 'cos', dtype });
+    expect(Object.keys(manifest.files).sort()).toEqual(Object.values(SNAPSHOT_FILES).sort());
+    expect(readHnswHeader(join(directory, SNAPSHOT_FILES.vectorIndex))).toMatchObject({ metric: 'cos', dtype, count: 400, dimensions: DIMENSIONS });
+
+    const snapshot = await FileSnapshot.open(directory, { expectedSpace: SPACE });
+    expect(snapshot.chunkCount).toBe(400);
+    expect(snapshot.rowsOfDocument('doc-3').map((row) => snapshot.chunkAt(row).chunkId)).toEqual(['doc-3#0', 'doc-3#1']);
+    let overlap = 0;
+    for (let i = 0; i < 50; i += 1) {
+      const query = (chunks[i] as EmbeddedChunk).vector;
+      const exact = snapshot.searchExact(query, 10).map((hit) => hit.row);
+      const approximate = snapshot.searchApproximate(query, 10).map((hit) => hit.row);
+      overlap += approximate.filter((row) => exact.includes(row)).length / 10;
+      expect(snapshot.chunkAt(exact[0] as number).chunkId).toBe(chunks[i]?.chunkId);
+    }
+    expect(overlap / 50).toBeGreaterThanOrEqual(dtype === 'i8' ? 0.9 : 0.95);
+    const restoredVector = snapshot.vectorAt(snapshot.rowOfChunk('doc-0#1') as number);
+    expect(Array.from(restoredVector)).toEqual(Array.from((chunks[1] as EmbeddedChunk).vector));
+    expect(snapshot.loadLexicalIndex().search('chunk 17', 1)[0]?.chunkId).toBe(chunks[17]?.chunkId);
+  });
+
+  it('builds and opens an empty snapshot', async () => {
+    const { directory } = await writeSnapshot(parent, { chunks: [], space: SPACE });
+    const snapshot = await FileSnapshot.open(directory);
+    expect(snapshot.chunkCount).toBe(0);
+    expect(snapshot.searchApproximate(new Float32Array(DIMENSIONS), 5)).toEqual([]);
+  });
+
+  describe('refuses to serve a snapshot that is not what its manifest says', () => {
+    let good: string;
+    beforeAll(async () => {
+      good = (await writeSnapshot(parent, { chunks: chunks.slice(0, 60), space: SPACE, hnsw: { dtype: 'f32' } })).directory;
+    });
+    const copy = () => {
+      const target = mkdtempSync(join(parent, 'copy-'));
+      cpSync(good, target, { recursive: true });
+      return target;
+    };
+
+    it.each(Object.values(SNAPSHOT_FILES))('flipped bytes in %s fail the checksum', async (file) => {
+      const directory = copy();
+      const bytes = readFileSync(join(directory, file));
+      bytes[Math.floor(bytes.length / 2)] = (bytes[Math.floor(bytes.length / 2)] ?? 0) ^ 0xff;
+      writeFileSync(join(directory, file), bytes);
+      await expect(FileSnapshot.open(directory)).rejects.toThrow(new RegExp(`checksum mismatch for ${file.replace('.', '\\.')}`));
+    });
+
+    it('a missing file, a bad manifest or an unknown format version are refused', async () => {
+      const missing = copy();
+      rmSync(join(missing, SNAPSHOT_FILES.lexical));
+      await expect(FileSnapshot.open(missing)).rejects.toThrow(/lexical\.json is missing/);
+      const garbled = copy();
+      writeFileSync(join(garbled, MANIFEST_FILE), '{');
+      await expect(FileSnapshot.open(garbled)).rejects.toBeInstanceOf(SnapshotIntegrityError);
+      const future = copy();
+      const manifest = JSON.parse(readFileSync(join(future, MANIFEST_FILE), 'utf8'));
+      writeFileSync(join(future, MANIFEST_FILE), JSON.stringify({ ...manifest, formatVersion: 99 }));
+      await expect(FileSnapshot.open(future)).rejects.toThrow(/format 99 is not supported/);
+    });
+
+    it('another model or dimension count is refused before any file is read', async () => {
+      await expect(FileSnapshot.open(good, { expectedSpace: { ...SPACE, modelId: 'other' } })).rejects.toBeInstanceOf(EmbeddingSpaceMismatchError);
+      await expect(FileSnapshot.open(good, { expectedSpace: { ...SPACE, dimensions: 384 } })).rejects.toThrow(/dimensions: expected 384, found 24/);
+    });
+
+    it('a usearch file whose header disagrees with the manifest is refused even with matching checksums', async () => {
+      const path = join(good, SNAPSHOT_FILES.vectorIndex);
+      expect(() => HnswIndexFile.open(path, { dimensions: 32, dtype: 'f32', count: 60 }, { connectivity: 16, expansionAdd: 128, expansionSearch: 64 })).toThrow(
+        /dimensions 24, expected 32/,
+      );
+      expect(() => HnswIndexFile.open(path, { dimensions: 24, dtype: 'i8', count: 60 }, { connectivity: 16, expansionAdd: 128, expansionSearch: 64 })).toThrow(
+        /dtype f32, expected i8/,
+      );
+    });
+  });
+});
