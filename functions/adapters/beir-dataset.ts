@@ -17,7 +17,8 @@ export interface BeirDataset {
  */
 export function readBeirDataset(directory: string, split = 'test'): BeirDataset {
   for (const file of ['corpus.jsonl', 'queries.jsonl', join('qrels', `${split}.tsv`)]) {
-    if (!existsSync(join(directory, file))) throw new Error(`${directory} is not a BEIR dataset: ${file} is missing`);
+    if (!existsSync(join(directory, file)))
+      throw new Error(`${directory} is not a BEIR dataset: ${file} is missing`);
   }
   const parsed = parseDocumentFile('corpus.jsonl', readFileSync(join(directory, 'corpus.jsonl')));
   if (parsed.failures.length > 0) {

@@ -25,7 +25,8 @@ export class FileVectorCache implements VectorCache {
       for (let i = 0; i < dimensions; i += 1) vector[i] = data.readFloatLE(offset + 32 + i * 4);
       this.vectors.set(hash, vector);
     }
-    if (data.length % this.recordBytes !== 0) truncateSync(path, data.length - (data.length % this.recordBytes));
+    if (data.length % this.recordBytes !== 0)
+      truncateSync(path, data.length - (data.length % this.recordBytes));
   }
 
   /** The cache file for `space` under `directory` (one file per model id and dimension count). */

@@ -45,7 +45,11 @@ const ONNX_CANDIDATES = ['model.onnx', 'onnx/model_quantized.onnx', 'onnx/model.
  */
 const KNOWN_PREFIXES: Array<{ pattern: RegExp; query: string; document: string }> = [
   { pattern: /(^|\/)(multilingual-)?e5-/i, query: 'query: ', document: 'passage: ' },
-  { pattern: /(^|\/)bge-.*-en/i, query: 'Represent this sentence for searching relevant passages: ', document: '' },
+  {
+    pattern: /(^|\/)bge-.*-en/i,
+    query: 'Represent this sentence for searching relevant passages: ',
+    document: '',
+  },
 ];
 
 function readJson(path: string, required: boolean): Record<string, unknown> | undefined {
@@ -61,7 +65,9 @@ function readJson(path: string, required: boolean): Record<string, unknown> | un
 }
 
 function positiveInteger(value: unknown): number | undefined {
-  return typeof value === 'number' && Number.isInteger(value) && value > 0 && value < 1_000_000 ? value : undefined;
+  return typeof value === 'number' && Number.isInteger(value) && value > 0 && value < 1_000_000
+    ? value
+    : undefined;
 }
 
 /**
@@ -80,23 +86,32 @@ export function describeModelDirectory(directory: string, overrides: ModelOverri
   const sentenceBertConfig = readJson(join(directory, 'sentence_bert_config.json'), false);
   const sentenceTransformersConfig = readJson(join(directory, 'config_sentence_transformers.json'), false);
 
-  const onnxFile = overrides.onnxFile ?? ONNX_CANDIDATES.find((candidate) => existsSync(join(directory, candidate)));
+  const onnxFile =
+    overrides.onnxFile ?? ONNX_CANDIDATES.find((candidate) => existsSync(join(directory, candidate)));
   if (!onnxFile || !existsSync(join(directory, onnxFile))) {
-    throw new ModelConfigurationError(`no ONNX model in ${directory} (looked for ${overrides.onnxFile ?? ONNX_CANDIDATES.join(', ')})`);
+    throw new ModelConfigurationError(
+      `no ONNX model in ${directory} (looked for ${overrides.onnxFile ?? ONNX_CANDIDATES.join(', ')})`,
+    );
   }
 
   const modelId =
     overrides.modelId ??
-    (typeof config._name_or_path === 'string' && config._name_or_path ? config._name_or_path : basename(directory));
+    (typeof config._name_or_path === 'string' && config._name_or_path
+      ? config._name_or_path
+      : basename(directory));
 
   let pooling: PoolingStrategy | undefined = overrides.pooling;
   if (!pooling && poolingConfig) {
     if (poolingConfig.pooling_mode_cls_token === true) pooling = 'cls';
     else if (poolingConfig.pooling_mode_mean_tokens === true) pooling = 'mean';
-    else throw new ModelConfigurationError(`unsupported pooling in ${join(directory, '1_Pooling', 'config.json')}: only mean and CLS are implemented`);
+    else
+      throw new ModelConfigurationError(
+        `unsupported pooling in ${join(directory, '1_Pooling', 'config.json')}: only mean and CLS are implemented`,
+      );
   }
   // USE-lite style configs say where pooling happens in prose; the ONNX outputs decide otherwise.
-  if (!pooling && typeof config.pooling === 'string' && /inside the (onnx )?graph/i.test(config.pooling)) pooling = 'in-graph';
+  if (!pooling && typeof config.pooling === 'string' && /inside the (onnx )?graph/i.test(config.pooling))
+    pooling = 'in-graph';
 
   const truncation = tokenizerJson.truncation as { max_length?: unknown } | null | undefined;
   const positionLimit = positiveInteger(config.max_position_embeddings);
@@ -110,7 +125,8 @@ export function describeModelDirectory(directory: string, overrides: ModelOverri
 
   const prompts = (sentenceTransformersConfig?.prompts ?? {}) as Record<string, unknown>;
   const known = KNOWN_PREFIXES.find((entry) => entry.pattern.test(modelId));
-  const queryPrefix = overrides.queryPrefix ?? (typeof prompts.query === 'string' ? prompts.query : (known?.query ?? ''));
+  const queryPrefix =
+    overrides.queryPrefix ?? (typeof prompts.query === 'string' ? prompts.query : (known?.query ?? ''));
   const documentPrefix =
     overrides.documentPrefix ??
     (typeof prompts.document === 'string'

@@ -32,11 +32,31 @@ export const DEFAULT_MODEL: PinnedModel = {
   repository: 'Xenova/all-MiniLM-L6-v2',
   revision: 'main',
   files: [
-    { path: 'onnx/model_quantized.onnx', bytes: 22_972_370, sha256: 'afdb6f1a0e45b715d0bb9b11772f032c399babd23bfc31fed1c170afc848bdb1' },
-    { path: 'config.json', bytes: 650, sha256: '7135149f7cffa1a573466c6e4d8423ed73b62fd2332c575bf738a0d033f70df7' },
-    { path: 'tokenizer.json', bytes: 711_661, sha256: 'da0e79933b9ed51798a3ae27893d3c5fa4a201126cef75586296df9b4d2c62a0' },
-    { path: 'tokenizer_config.json', bytes: 366, sha256: '9261e7d79b44c8195c1cada2b453e55b00aeb81e907a6664974b4d7776172ab3' },
-    { path: 'special_tokens_map.json', bytes: 125, sha256: 'b6d346be366a7d1d48332dbc9fdf3bf8960b5d879522b7799ddba59e76237ee3' },
+    {
+      path: 'onnx/model_quantized.onnx',
+      bytes: 22_972_370,
+      sha256: 'afdb6f1a0e45b715d0bb9b11772f032c399babd23bfc31fed1c170afc848bdb1',
+    },
+    {
+      path: 'config.json',
+      bytes: 650,
+      sha256: '7135149f7cffa1a573466c6e4d8423ed73b62fd2332c575bf738a0d033f70df7',
+    },
+    {
+      path: 'tokenizer.json',
+      bytes: 711_661,
+      sha256: 'da0e79933b9ed51798a3ae27893d3c5fa4a201126cef75586296df9b4d2c62a0',
+    },
+    {
+      path: 'tokenizer_config.json',
+      bytes: 366,
+      sha256: '9261e7d79b44c8195c1cada2b453e55b00aeb81e907a6664974b4d7776172ab3',
+    },
+    {
+      path: 'special_tokens_map.json',
+      bytes: 125,
+      sha256: 'b6d346be366a7d1d48332dbc9fdf3bf8960b5d879522b7799ddba59e76237ee3',
+    },
   ],
 };
 
@@ -65,12 +85,18 @@ const PROJECT_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..'
 
 /** Default offline candidates: the shared USE-lite model beside the checkout or the working directory. */
 export function defaultBundledCandidates(): string[] {
-  return [join(PROJECT_ROOT, '..', 'shared', 'models', 'use-lite'), resolve('..', 'shared', 'models', 'use-lite')];
+  return [
+    join(PROJECT_ROOT, '..', 'shared', 'models', 'use-lite'),
+    resolve('..', 'shared', 'models', 'use-lite'),
+  ];
 }
 
 /** Directory under which downloaded models are cached. */
 export function modelCacheDirectory(env: Record<string, string | undefined> = process.env): string {
-  return join(env.BISEARCH_CACHE_DIR ?? join(env.XDG_CACHE_HOME ?? join(homedir(), '.cache'), 'bisearch'), 'models');
+  return join(
+    env.BISEARCH_CACHE_DIR ?? join(env.XDG_CACHE_HOME ?? join(homedir(), '.cache'), 'bisearch'),
+    'models',
+  );
 }
 
 /**
@@ -82,10 +108,16 @@ export function modelCacheDirectory(env: Record<string, string | undefined> = pr
  */
 export async function resolveModelDirectory(options: ModelResolutionOptions = {}): Promise<ResolvedModel> {
   const env = options.env ?? process.env;
-  if (options.modelDir) return { directory: requireDirectory(options.modelDir, 'the modelDir option'), source: 'explicit' };
-  if (env.BISEARCH_MODEL_DIR) return { directory: requireDirectory(env.BISEARCH_MODEL_DIR, 'BISEARCH_MODEL_DIR'), source: 'environment' };
+  if (options.modelDir)
+    return { directory: requireDirectory(options.modelDir, 'the modelDir option'), source: 'explicit' };
+  if (env.BISEARCH_MODEL_DIR)
+    return {
+      directory: requireDirectory(env.BISEARCH_MODEL_DIR, 'BISEARCH_MODEL_DIR'),
+      source: 'environment',
+    };
   for (const candidate of options.bundledCandidates ?? defaultBundledCandidates()) {
-    if (existsSync(join(candidate, 'tokenizer.json'))) return { directory: resolve(candidate), source: 'bundled' };
+    if (existsSync(join(candidate, 'tokenizer.json')))
+      return { directory: resolve(candidate), source: 'bundled' };
   }
   const model = options.download ?? DEFAULT_MODEL;
   const directory = join(modelCacheDirectory(env), ...model.repository.split('/'));
@@ -100,7 +132,9 @@ export async function resolveModelDirectory(options: ModelResolutionOptions = {}
 
 function requireDirectory(directory: string, where: string): string {
   if (!existsSync(join(directory, 'tokenizer.json'))) {
-    throw new ModelUnavailableError(`${where} points to ${directory}, which is not a model directory (no tokenizer.json)`);
+    throw new ModelUnavailableError(
+      `${where} points to ${directory}, which is not a model directory (no tokenizer.json)`,
+    );
   }
   return resolve(directory);
 }
@@ -126,7 +160,10 @@ export async function downloadPinnedModel(
 ): Promise<void> {
   const total = model.files.reduce((sum, file) => sum + file.bytes, 0);
   const bar = options.progress
-    ? new SingleBar({ format: `Downloading ${model.repository} [{bar}] {percentage}% {value}/{total} bytes`, stream: process.stderr })
+    ? new SingleBar({
+        format: `Downloading ${model.repository} [{bar}] {percentage}% {value}/{total} bytes`,
+        stream: process.stderr,
+      })
     : undefined;
   bar?.start(total, 0);
   let received = 0;
@@ -156,20 +193,28 @@ export async function downloadPinnedModel(
   }
 }
 
-async function fetchToFile(url: string, path: string, stallTimeoutMs: number, onBytes: (bytes: number) => void): Promise<string> {
+async function fetchToFile(
+  url: string,
+  path: string,
+  stallTimeoutMs: number,
+  onBytes: (bytes: number) => void,
+): Promise<string> {
   const controller = new AbortController();
   let stallTimer = setTimeout(() => controller.abort(), stallTimeoutMs);
   const resetStallTimer = () => {
     clearTimeout(stallTimer);
     stallTimer = setTimeout(() => controller.abort(), stallTimeoutMs);
   };
-  const hint = 'Set BISEARCH_MODEL_DIR to a local model directory (Hugging Face layout), or allow access to the Hub.';
+  const hint =
+    'Set BISEARCH_MODEL_DIR to a local model directory (Hugging Face layout), or allow access to the Hub.';
   try {
     let response: Response;
     try {
       response = await fetch(url, { signal: controller.signal, redirect: 'follow' });
     } catch (cause) {
-      const reason = controller.signal.aborted ? `no answer within ${stallTimeoutMs} ms` : describeFetchError(cause);
+      const reason = controller.signal.aborted
+        ? `no answer within ${stallTimeoutMs} ms`
+        : describeFetchError(cause);
       throw new ModelUnavailableError(`cannot download ${url}: ${reason}. ${hint}`, { cause });
     }
     if (!response.ok || !response.body) {
@@ -182,13 +227,19 @@ async function fetchToFile(url: string, path: string, stallTimeoutMs: number, on
         resetStallTimer();
         hash.update(chunk);
         onBytes(chunk.length);
-        if (!out.write(chunk)) await new Promise<void>((resolveDrain) => out.once('drain', () => resolveDrain()));
+        if (!out.write(chunk))
+          await new Promise<void>((resolveDrain) => out.once('drain', () => resolveDrain()));
       }
     } catch (cause) {
       if (cause instanceof ModelUnavailableError) throw cause;
-      throw new ModelUnavailableError(`download of ${url} failed: ${controller.signal.aborted ? `stalled for ${stallTimeoutMs} ms` : describeFetchError(cause)}. ${hint}`, { cause });
+      throw new ModelUnavailableError(
+        `download of ${url} failed: ${controller.signal.aborted ? `stalled for ${stallTimeoutMs} ms` : describeFetchError(cause)}. ${hint}`,
+        { cause },
+      );
     } finally {
-      await new Promise<void>((resolveClose, rejectClose) => out.end((error?: Error | null) => (error ? rejectClose(error) : resolveClose())));
+      await new Promise<void>((resolveClose, rejectClose) =>
+        out.end((error?: Error | null) => (error ? rejectClose(error) : resolveClose())),
+      );
     }
     return hash.digest('hex');
   } finally {

@@ -11,7 +11,9 @@ export interface EncodedSequence {
   readonly truncated: boolean;
 }
 
-type TemplatePiece = { kind: 'special'; id: number; typeId: number } | { kind: 'sequence'; which: 'A' | 'B'; typeId: number };
+type TemplatePiece =
+  | { kind: 'special'; id: number; typeId: number }
+  | { kind: 'sequence'; which: 'A' | 'B'; typeId: number };
 
 interface PostProcessor {
   readonly single: TemplatePiece[];
@@ -39,7 +41,9 @@ export class ModelTokenizer implements TokenCounter {
     readonly maxTokens: number,
   ) {
     this.tokenizer = new Tokenizer(tokenizerJson as never, tokenizerConfig as never);
-    this.postProcessor = parsePostProcessor(tokenizerJson.post_processor, (token) => this.requireTokenId(token));
+    this.postProcessor = parsePostProcessor(tokenizerJson.post_processor, (token) =>
+      this.requireTokenId(token),
+    );
     const unkToken = typeof tokenizerConfig.unk_token === 'string' ? tokenizerConfig.unk_token : undefined;
     this.emptyTextId = (unkToken !== undefined ? this.tokenizer.token_to_id(unkToken) : undefined) ?? 0;
     if (this.maxTokens <= this.specialTokenCount('pair')) {
@@ -49,7 +53,8 @@ export class ModelTokenizer implements TokenCounter {
 
   private requireTokenId(token: string): number {
     const id = this.tokenizer.token_to_id(token);
-    if (id === undefined || id === null) throw new ModelConfigurationError(`special token ${token} is not in the vocabulary`);
+    if (id === undefined || id === null)
+      throw new ModelConfigurationError(`special token ${token} is not in the vocabulary`);
     return id;
   }
 
@@ -91,7 +96,11 @@ export class ModelTokenizer implements TokenCounter {
     return { ...this.applyTemplate(this.postProcessor.pair, a, b), truncated };
   }
 
-  private applyTemplate(template: TemplatePiece[], a: number[], b: number[]): Omit<EncodedSequence, 'truncated'> {
+  private applyTemplate(
+    template: TemplatePiece[],
+    a: number[],
+    b: number[],
+  ): Omit<EncodedSequence, 'truncated'> {
     const ids: number[] = [];
     const typeIds: number[] = [];
     for (const piece of template) {
@@ -122,12 +131,19 @@ function longestFirst(a: number[], b: number[], budget: number): [number[], numb
 function parsePostProcessor(raw: unknown, idOf: (token: string) => number): PostProcessor {
   const processor = raw as Record<string, unknown> | null | undefined;
   if (!processor) {
-    return { single: [{ kind: 'sequence', which: 'A', typeId: 0 }], pair: [
-      { kind: 'sequence', which: 'A', typeId: 0 },
-      { kind: 'sequence', which: 'B', typeId: 1 },
-    ] };
+    return {
+      single: [{ kind: 'sequence', which: 'A', typeId: 0 }],
+      pair: [
+        { kind: 'sequence', which: 'A', typeId: 0 },
+        { kind: 'sequence', which: 'B', typeId: 1 },
+      ],
+    };
   }
-  const special = (token: string, typeId: number): TemplatePiece => ({ kind: 'special', id: idOf(token), typeId });
+  const special = (token: string, typeId: number): TemplatePiece => ({
+    kind: 'special',
+    id: idOf(token),
+    typeId,
+  });
   const sequence = (which: 'A' | 'B', typeId: number): TemplatePiece => ({ kind: 'sequence', which, typeId });
   switch (processor.type) {
     case 'TemplateProcessing': {
@@ -152,10 +168,19 @@ function parsePostProcessor(raw: unknown, idOf: (token: string) => number): Post
       const [cls] = processor.cls as [string, number];
       return {
         single: [special(cls, 0), sequence('A', 0), special(sep, 0)],
-        pair: [special(cls, 0), sequence('A', 0), special(sep, 0), special(sep, 0), sequence('B', 0), special(sep, 0)],
+        pair: [
+          special(cls, 0),
+          sequence('A', 0),
+          special(sep, 0),
+          special(sep, 0),
+          sequence('B', 0),
+          special(sep, 0),
+        ],
       };
     }
     default:
-      throw new ModelConfigurationError(`unsupported tokenizer post_processor type ${String(processor.type)}`);
+      throw new ModelConfigurationError(
+        `unsupported tokenizer post_processor type ${String(processor.type)}`,
+      );
   }
 }

@@ -4,7 +4,9 @@ import { describeModelDirectory, type ModelOverrides } from './model-directory.j
 import { ModelTokenizer } from './model-tokenizer.js';
 import { floatOutput, type OnnxSessionOptions, openOnnxSession, runInBatches } from './onnx-session.js';
 
-export interface OnnxCrossEncoderOptions extends Pick<ModelOverrides, 'modelId' | 'onnxFile' | 'maxTokens'>, OnnxSessionOptions {
+export interface OnnxCrossEncoderOptions
+  extends Pick<ModelOverrides, 'modelId' | 'onnxFile' | 'maxTokens'>,
+    OnnxSessionOptions {
   /** Pairs per ONNX call. Default 16. */
   readonly batchSize?: number;
 }
@@ -25,7 +27,11 @@ export class OnnxCrossEncoder implements PairScorer {
 
   static async load(directory: string, options: OnnxCrossEncoderOptions = {}): Promise<OnnxCrossEncoder> {
     const description = describeModelDirectory(directory, options);
-    const tokenizer = new ModelTokenizer(description.tokenizerJson, description.tokenizerConfig, description.maxTokens);
+    const tokenizer = new ModelTokenizer(
+      description.tokenizerJson,
+      description.tokenizerConfig,
+      description.maxTokens,
+    );
     const session = await openOnnxSession(description.onnxPath, options);
     return new OnnxCrossEncoder(session, tokenizer, description.modelId, options.batchSize ?? 16);
   }

@@ -32,13 +32,22 @@ export class OnnxEmbedder implements TextEmbedder {
   /** Load a model directory (see {@link describeModelDirectory}) and check it produces vectors. */
   static async load(directory: string, options: OnnxEmbedderOptions = {}): Promise<OnnxEmbedder> {
     const description = describeModelDirectory(directory, options);
-    const tokenizer = new ModelTokenizer(description.tokenizerJson, description.tokenizerConfig, description.maxTokens);
+    const tokenizer = new ModelTokenizer(
+      description.tokenizerJson,
+      description.tokenizerConfig,
+      description.maxTokens,
+    );
     const session = await openOnnxSession(description.onnxPath, options);
     let pooling: PoolingStrategy;
     let outputName: string;
-    if (description.pooling === 'in-graph' || (!description.pooling && session.outputNames.includes('sentence_embedding'))) {
+    if (
+      description.pooling === 'in-graph' ||
+      (!description.pooling && session.outputNames.includes('sentence_embedding'))
+    ) {
       pooling = 'in-graph';
-      outputName = session.outputNames.includes('sentence_embedding') ? 'sentence_embedding' : (session.outputNames[0] as string);
+      outputName = session.outputNames.includes('sentence_embedding')
+        ? 'sentence_embedding'
+        : (session.outputNames[0] as string);
     } else {
       pooling = description.pooling ?? 'mean';
       const tokenOutput = TOKEN_STATE_OUTPUTS.find((name) => session.outputNames.includes(name));
@@ -49,17 +58,32 @@ export class OnnxEmbedder implements TextEmbedder {
       }
       outputName = tokenOutput;
     }
-    const provisional = new OnnxEmbedder(session, tokenizer, description, {
-      modelId: description.modelId,
-      dimensions: 0,
-      pooling,
-      normalized: description.normalize,
-    }, outputName, options.batchSize ?? 32);
+    const provisional = new OnnxEmbedder(
+      session,
+      tokenizer,
+      description,
+      {
+        modelId: description.modelId,
+        dimensions: 0,
+        pooling,
+        normalized: description.normalize,
+      },
+      outputName,
+      options.batchSize ?? 32,
+    );
     // One probe run learns the dimensions and fails at load, not at the first query, on a broken model.
     const [probe] = await provisional.embedEncoded([tokenizer.encode('dimension probe')]);
     const dimensions = probe?.length ?? 0;
-    if (dimensions === 0) throw new ModelConfigurationError(`${description.onnxPath} produced an empty vector`);
-    return new OnnxEmbedder(session, tokenizer, description, { ...provisional.space, dimensions }, outputName, options.batchSize ?? 32);
+    if (dimensions === 0)
+      throw new ModelConfigurationError(`${description.onnxPath} produced an empty vector`);
+    return new OnnxEmbedder(
+      session,
+      tokenizer,
+      description,
+      { ...provisional.space, dimensions },
+      outputName,
+      options.batchSize ?? 32,
+    );
   }
 
   get maxContentTokens(): number {
@@ -76,7 +100,9 @@ export class OnnxEmbedder implements TextEmbedder {
   }
 
   async embedDocuments(texts: readonly string[]): Promise<Float32Array[]> {
-    return this.embedEncoded(texts.map((text) => this.tokenizer.encode(this.description.documentPrefix + text)));
+    return this.embedEncoded(
+      texts.map((text) => this.tokenizer.encode(this.description.documentPrefix + text)),
+    );
   }
 
   /** Embed already-tokenised rows (e.g. golden token ids); one vector per row, in input order. */

@@ -12,7 +12,10 @@ export interface OnnxSessionOptions {
 }
 
 /** Open an ONNX model on the CPU with full graph optimisation, sequential execution. */
-export async function openOnnxSession(onnxPath: string, options: OnnxSessionOptions = {}): Promise<ort.InferenceSession> {
+export async function openOnnxSession(
+  onnxPath: string,
+  options: OnnxSessionOptions = {},
+): Promise<ort.InferenceSession> {
   try {
     return await ort.InferenceSession.create(onnxPath, {
       executionProviders: ['cpu'],
@@ -22,7 +25,9 @@ export async function openOnnxSession(onnxPath: string, options: OnnxSessionOpti
       ...(options.intraOpThreads ? { intraOpNumThreads: options.intraOpThreads } : {}),
     });
   } catch (cause) {
-    throw new ModelConfigurationError(`cannot load ONNX model ${onnxPath}: ${(cause as Error).message}`, { cause });
+    throw new ModelConfigurationError(`cannot load ONNX model ${onnxPath}: ${(cause as Error).message}`, {
+      cause,
+    });
   }
 }
 
@@ -50,8 +55,11 @@ export async function runInBatches<Result>(
   batchSize: number,
   extract: (batch: BatchOutputs) => Result[],
 ): Promise<Result[]> {
-  if (!Number.isInteger(batchSize) || batchSize < 1) throw new RangeError(`batchSize must be a positive integer, got ${batchSize}`);
-  const order = rows.map((_, index) => index).sort((a, b) => (rows[a]?.ids.length ?? 0) - (rows[b]?.ids.length ?? 0));
+  if (!Number.isInteger(batchSize) || batchSize < 1)
+    throw new RangeError(`batchSize must be a positive integer, got ${batchSize}`);
+  const order = rows
+    .map((_, index) => index)
+    .sort((a, b) => (rows[a]?.ids.length ?? 0) - (rows[b]?.ids.length ?? 0));
   const wantsTypeIds = session.inputNames.includes('token_type_ids');
   const results = new Array<Result>(rows.length);
   for (let start = 0; start < order.length; start += batchSize) {
@@ -77,7 +85,9 @@ export async function runInBatches<Result>(
     const outputs = await session.run(feeds);
     const extracted = extract({ outputs, batch: batchRows.length, sequence, attentionMask: mask });
     if (extracted.length !== batchRows.length) {
-      throw new ModelConfigurationError(`model returned ${extracted.length} rows for a batch of ${batchRows.length}`);
+      throw new ModelConfigurationError(
+        `model returned ${extracted.length} rows for a batch of ${batchRows.length}`,
+      );
     }
     indices.forEach((index, r) => {
       results[index] = extracted[r] as Result;
@@ -87,9 +97,16 @@ export async function runInBatches<Result>(
 }
 
 /** A float32 output by name, with a clear error when the graph does not have it. */
-export function floatOutput(outputs: ort.InferenceSession.ReturnType, name: string): { data: Float32Array; dims: readonly number[] } {
+export function floatOutput(
+  outputs: ort.InferenceSession.ReturnType,
+  name: string,
+): { data: Float32Array; dims: readonly number[] } {
   const tensor = outputs[name];
-  if (!tensor) throw new ModelConfigurationError(`model has no output named ${name} (has ${Object.keys(outputs).join(', ')})`);
-  if (tensor.type !== 'float32') throw new ModelConfigurationError(`output ${name} is ${tensor.type}, expected float32`);
+  if (!tensor)
+    throw new ModelConfigurationError(
+      `model has no output named ${name} (has ${Object.keys(outputs).join(', ')})`,
+    );
+  if (tensor.type !== 'float32')
+    throw new ModelConfigurationError(`output ${name} is ${tensor.type}, expected float32`);
   return { data: tensor.data as Float32Array, dims: tensor.dims };
 }

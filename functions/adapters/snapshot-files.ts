@@ -47,14 +47,21 @@ export async function fileDigest(path: string): Promise<{ bytes: number; sha256:
  * lexical index, manifest with the sha256 of every file). Files are written into a temporary
  * directory and renamed into place, so a crash never leaves a half-written version behind.
  */
-export async function writeSnapshot(parent: string, input: WriteSnapshotInput): Promise<{ directory: string; manifest: SnapshotManifest }> {
+export async function writeSnapshot(
+  parent: string,
+  input: WriteSnapshotInput,
+): Promise<{ directory: string; manifest: SnapshotManifest }> {
   const hnsw: HnswSettings = { ...DEFAULT_HNSW, ...input.hnsw };
   const { dimensions } = input.space;
-  const chunks = [...input.chunks].sort((a, b) => (a.docId < b.docId ? -1 : a.docId > b.docId ? 1 : a.ordinal - b.ordinal));
+  const chunks = [...input.chunks].sort((a, b) =>
+    a.docId < b.docId ? -1 : a.docId > b.docId ? 1 : a.ordinal - b.ordinal,
+  );
   const vectors = new Float32Array(chunks.length * dimensions);
   chunks.forEach((chunk, row) => {
     if (chunk.vector.length !== dimensions) {
-      throw new RangeError(`chunk ${chunk.chunkId} has ${chunk.vector.length} dimensions, the space has ${dimensions}`);
+      throw new RangeError(
+        `chunk ${chunk.chunkId} has ${chunk.vector.length} dimensions, the space has ${dimensions}`,
+      );
     }
     vectors.set(chunk.vector, row * dimensions);
   });
@@ -64,7 +71,10 @@ export async function writeSnapshot(parent: string, input: WriteSnapshotInput): 
   await mkdir(staging);
   try {
     writeHnswIndex(join(staging, SNAPSHOT_FILES.vectorIndex), vectors, dimensions, hnsw);
-    await writeFile(join(staging, SNAPSHOT_FILES.vectors), new Uint8Array(vectors.buffer, vectors.byteOffset, vectors.byteLength));
+    await writeFile(
+      join(staging, SNAPSHOT_FILES.vectors),
+      new Uint8Array(vectors.buffer, vectors.byteOffset, vectors.byteLength),
+    );
     const records = chunks.map(({ vector: _vector, ...chunk }) => JSON.stringify(chunk));
     await writeFile(join(staging, SNAPSHOT_FILES.chunks), records.length ? `${records.join('\n')}\n` : '');
     const lexical = LexicalIndex.create();
@@ -80,14 +90,20 @@ export async function writeSnapshot(parent: string, input: WriteSnapshotInput): 
       version: snapshotVersionId(builtAt, digest),
       builtAt: builtAt.toISOString(),
       watermark: input.watermark ?? 0,
-      embedding: { modelId: input.space.modelId, dimensions, pooling: input.space.pooling, normalized: input.space.normalized },
+      embedding: {
+        modelId: input.space.modelId,
+        dimensions,
+        pooling: input.space.pooling,
+        normalized: input.space.normalized,
+      },
       index: { metric: 'cos', ...hnsw },
       counts: { chunks: chunks.length, documents: new Set(chunks.map((chunk) => chunk.docId)).size },
       files,
     };
     await writeFile(join(staging, MANIFEST_FILE), `${JSON.stringify(manifest, null, 2)}\n`);
     const directory = join(parent, manifest.version);
-    if (existsSync(directory)) throw new Error(`snapshot ${directory} already exists; snapshots are immutable`);
+    if (existsSync(directory))
+      throw new Error(`snapshot ${directory} already exists; snapshots are immutable`);
     await rename(staging, directory);
     return { directory, manifest };
   } catch (error) {
@@ -135,25 +151,42 @@ export class FileSnapshot implements SnapshotView {
    */
   static async open(directory: string, options: OpenSnapshotOptions = {}): Promise<FileSnapshot> {
     const manifestPath = join(directory, MANIFEST_FILE);
-    if (!existsSync(manifestPath)) throw new SnapshotIntegrityError(`${directory}: no ${MANIFEST_FILE}; not a snapshot`);
+    if (!existsSync(manifestPath))
+      throw new SnapshotIntegrityError(`${directory}: no ${MANIFEST_FILE}; not a snapshot`);
     const manifest = parseSnapshotManifest(await readFile(manifestPath, 'utf8'), directory);
-    if (options.expectedSpace) assertSameEmbeddingSpace(options.expectedSpace, manifest.embedding, `snapshot ${manifest.version}`);
+    if (options.expectedSpace)
+      assertSameEmbeddingSpace(options.expectedSpace, manifest.embedding, `snapshot ${manifest.version}`);
     if (options.verifyChecksums ?? true) await verifySnapshotFiles(directory, manifest);
-    const chunkLines = (await readFile(join(directory, SNAPSHOT_FILES.chunks), 'utf8')).split('\n').filter(Boolean);
+    const chunkLines = (await readFile(join(directory, SNAPSHOT_FILES.chunks), 'utf8'))
+      .split('\n')
+      .filter(Boolean);
     if (chunkLines.length !== manifest.counts.chunks) {
-      throw new SnapshotIntegrityError(`${directory}: ${chunkLines.length} chunk records, manifest says ${manifest.counts.chunks}`);
+      throw new SnapshotIntegrityError(
+        `${directory}: ${chunkLines.length} chunk records, manifest says ${manifest.counts.chunks}`,
+      );
     }
     const expectedVectorBytes = manifest.counts.chunks * manifest.embedding.dimensions * 4;
     if ((await stat(join(directory, SNAPSHOT_FILES.vectors))).size !== expectedVectorBytes) {
-      throw new SnapshotIntegrityError(`${directory}: ${SNAPSHOT_FILES.vectors} is not ${expectedVectorBytes} bytes`);
+      throw new SnapshotIntegrityError(
+        `${directory}: ${SNAPSHOT_FILES.vectors} is not ${expectedVectorBytes} bytes`,
+      );
     }
     const index = HnswIndexFile.open(
       join(directory, SNAPSHOT_FILES.vectorIndex),
-      { dimensions: manifest.embedding.dimensions, dtype: manifest.index.dtype, count: manifest.counts.chunks },
+      {
+        dimensions: manifest.embedding.dimensions,
+        dtype: manifest.index.dtype,
+        count: manifest.counts.chunks,
+      },
       manifest.index,
       options.indexMode ?? 'view',
     );
-    return new FileSnapshot(directory, manifest, chunkLines.map((line) => JSON.parse(line) as Chunk), index);
+    return new FileSnapshot(
+      directory,
+      manifest,
+      chunkLines.map((line) => JSON.parse(line) as Chunk),
+      index,
+    );
   }
 
   get chunkCount(): number {
@@ -211,7 +244,6 @@ export class FileSnapshot implements SnapshotView {
     return this.exactVectors;
   }
 }
-
 
 /** Check every file the manifest lists against its size and sha256. */
 export async function verifySnapshotFiles(directory: string, manifest: SnapshotManifest): Promise<void> {

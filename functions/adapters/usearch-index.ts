@@ -19,7 +19,12 @@ export interface HnswSettings {
   readonly expansionSearch: number;
 }
 
-export const DEFAULT_HNSW: HnswSettings = { dtype: 'f16', connectivity: 16, expansionAdd: 128, expansionSearch: 64 };
+export const DEFAULT_HNSW: HnswSettings = {
+  dtype: 'f16',
+  connectivity: 16,
+  expansionAdd: 128,
+  expansionSearch: 64,
+};
 
 /** usearch's on-disk scalar-kind codes (scalar_kind_t). */
 const SCALAR_CODES: Record<VectorDtype, number> = { f32: 11, f16: 12, i8: 23 };
@@ -51,11 +56,22 @@ function newIndex(dimensions: number, settings: HnswSettings): UsearchIndex {
  * Build an HNSW index over the rows of a row-major float32 matrix (key = row number) and save
  * it to `path`. Uses every core for construction (`threads` 0).
  */
-export function writeHnswIndex(path: string, vectors: Float32Array, dimensions: number, settings: HnswSettings): void {
+export function writeHnswIndex(
+  path: string,
+  vectors: Float32Array,
+  dimensions: number,
+  settings: HnswSettings,
+): void {
   const count = vectors.length / dimensions;
-  if (!Number.isInteger(count)) throw new RangeError(`vector data (${vectors.length}) is not a multiple of ${dimensions}`);
+  if (!Number.isInteger(count))
+    throw new RangeError(`vector data (${vectors.length}) is not a multiple of ${dimensions}`);
   const index = newIndex(dimensions, settings);
-  if (count > 0) index.add(BigUint64Array.from({ length: count }, (_, row) => BigInt(row)), vectors, 0);
+  if (count > 0)
+    index.add(
+      BigUint64Array.from({ length: count }, (_, row) => BigInt(row)),
+      vectors,
+      0,
+    );
   index.save(path);
 }
 
@@ -73,13 +89,18 @@ export function readHnswHeader(path: string): HnswFileHeader {
     readSync(descriptor, prefix, 0, 8, 0);
     const offset = 8 + prefix.readUInt32LE(0) * prefix.readUInt32LE(4);
     const header = Buffer.alloc(49);
-    if (offset + header.length > size || readSync(descriptor, header, 0, header.length, offset) !== header.length) {
+    if (
+      offset + header.length > size ||
+      readSync(descriptor, header, 0, header.length, offset) !== header.length
+    ) {
       throw new SnapshotIntegrityError(`${path}: truncated usearch file`);
     }
-    if (header.toString('latin1', 0, 7) !== MAGIC) throw new SnapshotIntegrityError(`${path}: not a usearch index (bad magic)`);
+    if (header.toString('latin1', 0, 7) !== MAGIC)
+      throw new SnapshotIntegrityError(`${path}: not a usearch index (bad magic)`);
     const metricCode = header.readUInt8(13);
     const scalarCode = header.readUInt8(14);
-    const dtype = (Object.entries(SCALAR_CODES).find(([, code]) => code === scalarCode)?.[0] ?? `unknown(${scalarCode})`) as HnswFileHeader['dtype'];
+    const dtype = (Object.entries(SCALAR_CODES).find(([, code]) => code === scalarCode)?.[0] ??
+      `unknown(${scalarCode})`) as HnswFileHeader['dtype'];
     return {
       version: `${header.readUInt16LE(7)}.${header.readUInt16LE(9)}.${header.readUInt16LE(11)}`,
       metric: metricCode === COSINE_METRIC_CODE ? 'cos' : `unknown(${metricCode})`,
@@ -119,15 +140,22 @@ export class HnswIndexFile {
     const problems: string[] = [];
     if (header.metric !== 'cos') problems.push(`metric ${header.metric}, expected cos`);
     if (header.dtype !== expected.dtype) problems.push(`dtype ${header.dtype}, expected ${expected.dtype}`);
-    if (header.dimensions !== expected.dimensions) problems.push(`dimensions ${header.dimensions}, expected ${expected.dimensions}`);
+    if (header.dimensions !== expected.dimensions)
+      problems.push(`dimensions ${header.dimensions}, expected ${expected.dimensions}`);
     if (header.count !== expected.count) problems.push(`${header.count} vectors, expected ${expected.count}`);
-    if (problems.length > 0) throw new SnapshotIntegrityError(`${path}: usearch header does not match the manifest (${problems.join('; ')})`);
+    if (problems.length > 0)
+      throw new SnapshotIntegrityError(
+        `${path}: usearch header does not match the manifest (${problems.join('; ')})`,
+      );
     const index = newIndex(expected.dimensions, { dtype: expected.dtype, ...settings });
     try {
       if (mode === 'view') index.view(path);
       else index.load(path);
     } catch (cause) {
-      throw new SnapshotIntegrityError(`${path}: usearch could not open the index: ${(cause as Error).message}`, { cause });
+      throw new SnapshotIntegrityError(
+        `${path}: usearch could not open the index: ${(cause as Error).message}`,
+        { cause },
+      );
     }
     return new HnswIndexFile(index, index.size(), index.dimensions());
   }
@@ -137,7 +165,8 @@ export class HnswIndexFile {
    * usearch's default spawns threads per call, which triples tail latency for one query.
    */
   search(query: Float32Array, k: number): ScoredRow[] {
-    if (query.length !== this.dimensions) throw new RangeError(`query has ${query.length} dimensions, index has ${this.dimensions}`);
+    if (query.length !== this.dimensions)
+      throw new RangeError(`query has ${query.length} dimensions, index has ${this.dimensions}`);
     const limit = Math.min(k, this.size);
     if (limit <= 0) return [];
     const matches = this.index.search(query, limit, 1);

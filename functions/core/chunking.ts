@@ -47,7 +47,14 @@ export function embeddingInput(chunk: Pick<Chunk, 'title' | 'text'>): string {
 
 /** sha256 over everything that defines a document version (id, title, text, metadata). */
 export function documentContentHash(document: SourceDocument): string {
-  return sha256Hex(canonicalJson({ id: document.id, title: document.title ?? '', text: document.text, metadata: document.metadata }));
+  return sha256Hex(
+    canonicalJson({
+      id: document.id,
+      title: document.title ?? '',
+      text: document.text,
+      metadata: document.metadata,
+    }),
+  );
 }
 
 interface TextUnit {
@@ -68,7 +75,11 @@ const sentenceSegmenter = new Intl.Segmenter('en', { granularity: 'sentence' });
  * sentence longer than a window is split between words. An empty document yields one empty chunk
  * so that it still exists (and can be found by title).
  */
-export function chunkDocument(document: SourceDocument, tokenizer: TokenCounter, options: ChunkingOptions): Chunk[] {
+export function chunkDocument(
+  document: SourceDocument,
+  tokenizer: TokenCounter,
+  options: ChunkingOptions,
+): Chunk[] {
   const texts =
     options.strategy === 'truncate' ? [document.text.trim()] : windowTexts(document, tokenizer, options);
   return texts.map((text, ordinal) => {
@@ -92,7 +103,10 @@ function windowTexts(document: SourceDocument, tokenizer: TokenCounter, options:
   const titleTokens = document.title ? tokenizer.countTokens(document.title) : 0;
   // A very long title must not starve the text: it keeps at most half of the window.
   const budget = Math.max(options.maxTokens - titleTokens, Math.floor(options.maxTokens / 2));
-  const overlap = Math.min(options.overlapTokens ?? Math.floor(options.maxTokens * 0.15), Math.floor(budget / 2));
+  const overlap = Math.min(
+    options.overlapTokens ?? Math.floor(options.maxTokens * 0.15),
+    Math.floor(budget / 2),
+  );
   const units = textUnits(document.text, tokenizer, budget);
   if (units.length === 0) return [''];
 
@@ -168,7 +182,11 @@ function textUnits(text: string, tokenizer: TokenCounter, budget: number): TextU
   return units;
 }
 
-function splitBetweenWords(sentence: string, tokenizer: TokenCounter, budget: number): Array<{ text: string; tokens: number }> {
+function splitBetweenWords(
+  sentence: string,
+  tokenizer: TokenCounter,
+  budget: number,
+): Array<{ text: string; tokens: number }> {
   const pieces: Array<{ text: string; tokens: number }> = [];
   let words: string[] = [];
   let used = 0;

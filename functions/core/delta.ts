@@ -1,7 +1,7 @@
 import type { Chunk } from './chunking.js';
 import { embeddingInput } from './chunking.js';
 import type { LexicalIndex } from './lexical.js';
-import { TopK, type ScoredRow } from './vectors.js';
+import { type ScoredRow, TopK } from './vectors.js';
 
 /** A chunk with its embedding, as written by the encoder and held by the delta. */
 export interface EmbeddedChunk extends Chunk {
@@ -63,8 +63,10 @@ export class DeltaLayer {
    * change is already reflected (sequence ≤ watermark or ≤ the document's last applied change).
    */
   applyDocument(docId: string, chunks: readonly EmbeddedChunk[], sequence: number): boolean {
-    if (sequence <= this.watermark || sequence <= (this.lastSequenceByDocument.get(docId) ?? -1)) return false;
-    if (chunks.some((chunk) => chunk.docId !== docId)) throw new Error(`every chunk must belong to document ${docId}`);
+    if (sequence <= this.watermark || sequence <= (this.lastSequenceByDocument.get(docId) ?? -1))
+      return false;
+    if (chunks.some((chunk) => chunk.docId !== docId))
+      throw new Error(`every chunk must belong to document ${docId}`);
     const previous = this.chunksByDocument.get(docId);
     if (previous) {
       for (const chunk of previous) this.lexical.remove(chunk.chunkId);
@@ -131,6 +133,8 @@ export class DeltaLayer {
       best.offer(all.length, sum);
       all.push(chunk);
     }
-    return best.sorted().map(({ row, similarity }: ScoredRow) => ({ chunk: all[row] as EmbeddedChunk, similarity }));
+    return best
+      .sorted()
+      .map(({ row, similarity }: ScoredRow) => ({ chunk: all[row] as EmbeddedChunk, similarity }));
   }
 }

@@ -43,7 +43,10 @@ const documentIdSchema = z
       .string()
       .min(1, 'id must not be empty')
       .max(MAX_DOCUMENT_ID_LENGTH, `id must be at most ${MAX_DOCUMENT_ID_LENGTH} characters`)
-      .refine((value) => !/[\u0000-\u001f]/.test(value), 'id must not contain control characters'),
+      .refine(
+        (value) => ![...value].some((character) => character.charCodeAt(0) < 0x20),
+        'id must not contain control characters',
+      ),
   );
 
 /** Schema of a JSON document; BEIR's `_id` is accepted as an alias of `id`. */
@@ -179,7 +182,11 @@ function parseJsonDocument(
   };
 }
 
-function parseMarkupDocument(fileName: string, format: 'text' | 'markdown' | 'html', text: string): SourceDocument {
+function parseMarkupDocument(
+  fileName: string,
+  format: 'text' | 'markdown' | 'html',
+  text: string,
+): SourceDocument {
   const id = documentIdFromFileName(fileName);
   if (format === 'text') return { id, text: text.trim(), metadata: {} };
   if (format === 'markdown') {

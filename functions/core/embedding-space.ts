@@ -16,7 +16,11 @@ export interface EmbeddingSpace {
 }
 
 /** Throws {@link EmbeddingSpaceMismatchError} naming every field that differs. */
-export function assertSameEmbeddingSpace(expected: EmbeddingSpace, actual: EmbeddingSpace, what: string): void {
+export function assertSameEmbeddingSpace(
+  expected: EmbeddingSpace,
+  actual: EmbeddingSpace,
+  what: string,
+): void {
   const differences = (['modelId', 'dimensions', 'pooling', 'normalized'] as const)
     .filter((field) => expected[field] !== actual[field])
     .map((field) => `${field}: expected ${String(expected[field])}, found ${String(actual[field])}`);

@@ -15,19 +15,30 @@ export interface RetrievalMetrics {
 }
 
 /** nDCG@k with linear gain (pytrec_eval `ndcg_cut`, used by BEIR). */
-export function ndcgAtK(ranking: readonly string[], judgements: ReadonlyMap<string, number>, k: number): number {
+export function ndcgAtK(
+  ranking: readonly string[],
+  judgements: ReadonlyMap<string, number>,
+  k: number,
+): number {
   let dcg = 0;
   ranking.slice(0, k).forEach((docId, index) => {
     const grade = judgements.get(docId) ?? 0;
     if (grade > 0) dcg += grade / Math.log2(index + 2);
   });
-  const ideal = [...judgements.values()].filter((grade) => grade > 0).sort((a, b) => b - a).slice(0, k);
+  const ideal = [...judgements.values()]
+    .filter((grade) => grade > 0)
+    .sort((a, b) => b - a)
+    .slice(0, k);
   const idcg = ideal.reduce((sum, grade, index) => sum + grade / Math.log2(index + 2), 0);
   return idcg === 0 ? 0 : dcg / idcg;
 }
 
 /** Fraction of the relevant documents found in the first k. */
-export function recallAtK(ranking: readonly string[], judgements: ReadonlyMap<string, number>, k: number): number {
+export function recallAtK(
+  ranking: readonly string[],
+  judgements: ReadonlyMap<string, number>,
+  k: number,
+): number {
   const relevant = [...judgements].filter(([, grade]) => grade > 0).map(([docId]) => docId);
   if (relevant.length === 0) return 0;
   const top = new Set(ranking.slice(0, k));
@@ -35,7 +46,11 @@ export function recallAtK(ranking: readonly string[], judgements: ReadonlyMap<st
 }
 
 /** Reciprocal rank of the first relevant document within the first k (0 if none). */
-export function reciprocalRankAtK(ranking: readonly string[], judgements: ReadonlyMap<string, number>, k: number): number {
+export function reciprocalRankAtK(
+  ranking: readonly string[],
+  judgements: ReadonlyMap<string, number>,
+  k: number,
+): number {
   const index = ranking.slice(0, k).findIndex((docId) => (judgements.get(docId) ?? 0) > 0);
   return index < 0 ? 0 : 1 / (index + 1);
 }
@@ -57,7 +72,13 @@ export function evaluateRun(run: Run, qrels: Qrels): RetrievalMetrics {
     queries += 1;
   }
   const mean = (sum: number) => (queries === 0 ? 0 : sum / queries);
-  return { ndcgAt10: mean(ndcg), recallAt10: mean(recall10), recallAt100: mean(recall100), mrrAt10: mean(mrr), queries };
+  return {
+    ndcgAt10: mean(ndcg),
+    recallAt10: mean(recall10),
+    recallAt100: mean(recall100),
+    mrrAt10: mean(mrr),
+    queries,
+  };
 }
 
 /** Mean overlap of the first k ids of approximate and exact rankings (ANN recall@k). */

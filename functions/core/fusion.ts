@@ -11,10 +11,14 @@ export const RRF_K = 60;
  * Reciprocal-rank fusion of several rankings (best first). Ignores raw scores, so BM25 scores
  * and cosine similarities need no calibration. Returns the fused ranking, best first.
  */
-export function reciprocalRankFusion(rankings: ReadonlyArray<readonly RankedItem[]>, k = RRF_K): RankedItem[] {
+export function reciprocalRankFusion(
+  rankings: ReadonlyArray<readonly RankedItem[]>,
+  k = RRF_K,
+): RankedItem[] {
   const fused = new Map<string, number>();
   for (const ranking of rankings) {
-    ranking.forEach((item, rank) => fused.set(item.id, (fused.get(item.id) ?? 0) + 1 / (k + rank + 1)));
+    for (const [rank, item] of ranking.entries())
+      fused.set(item.id, (fused.get(item.id) ?? 0) + 1 / (k + rank + 1));
   }
   return sortByScore(fused);
 }
@@ -23,7 +27,10 @@ export function reciprocalRankFusion(rankings: ReadonlyArray<readonly RankedItem
  * Normalised-score fusion: each ranking's scores are min–max scaled to [0, 1] and summed with the
  * given weights (an item missing from a ranking contributes 0 there).
  */
-export function normalizedScoreFusion(rankings: ReadonlyArray<readonly RankedItem[]>, weights?: readonly number[]): RankedItem[] {
+export function normalizedScoreFusion(
+  rankings: ReadonlyArray<readonly RankedItem[]>,
+  weights?: readonly number[],
+): RankedItem[] {
   const fused = new Map<string, number>();
   rankings.forEach((ranking, index) => {
     if (ranking.length === 0) return;

@@ -18,7 +18,10 @@ export function chunkDocuments(
   embedder: Pick<TextEmbedder, 'countTokens' | 'maxContentTokens'>,
   options: Omit<ChunkingOptions, 'maxTokens'> & { maxTokens?: number } = {},
 ): Chunk[] {
-  const chunkingOptions: ChunkingOptions = { ...options, maxTokens: options.maxTokens ?? embedder.maxContentTokens };
+  const chunkingOptions: ChunkingOptions = {
+    ...options,
+    maxTokens: options.maxTokens ?? embedder.maxContentTokens,
+  };
   const chunks: Chunk[] = [];
   for (const document of documents) chunks.push(...chunkDocument(document, embedder, chunkingOptions));
   return chunks;

@@ -36,7 +36,8 @@ export function poolTokenStates(
         if (Number(attentionMask[b * sequence + s]) === 0) continue;
         count += 1;
         const offset = (b * sequence + s) * hidden;
-        for (let h = 0; h < hidden; h += 1) sum[h] = (sum[h] as number) + (hiddenStates[offset + h] as number);
+        for (let h = 0; h < hidden; h += 1)
+          sum[h] = (sum[h] as number) + (hiddenStates[offset + h] as number);
       }
       const divisor = Math.max(count, 1e-9);
       for (let h = 0; h < hidden; h += 1) vector[h] = (sum[h] as number) / divisor;
@@ -47,7 +48,12 @@ export function poolTokenStates(
 }
 
 /** Split a `[batch, dimensions]` output into per-row vectors, optionally L2-normalised. */
-export function splitRows(matrix: Float32Array, batch: number, dimensions: number, normalize: boolean): Float32Array[] {
+export function splitRows(
+  matrix: Float32Array,
+  batch: number,
+  dimensions: number,
+  normalize: boolean,
+): Float32Array[] {
   const rows: Float32Array[] = [];
   for (let b = 0; b < batch; b += 1) {
     const row = matrix.slice(b * dimensions, (b + 1) * dimensions);

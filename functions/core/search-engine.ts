@@ -107,7 +107,12 @@ export class SearchEngine {
     private readonly reranker: PairScorer | undefined = undefined,
     private readonly options: SearchEngineOptions = {},
   ) {
-    if (snapshot) assertSameEmbeddingSpace(embedder.space, snapshot.manifest.embedding, `snapshot ${snapshot.manifest.version}`);
+    if (snapshot)
+      assertSameEmbeddingSpace(
+        embedder.space,
+        snapshot.manifest.embedding,
+        `snapshot ${snapshot.manifest.version}`,
+      );
     this.currentSnapshot = snapshot;
     this.lexical = snapshot?.loadLexicalIndex() ?? LexicalIndex.create();
     this.currentDelta = this.newDelta(snapshot, this.lexical);
@@ -128,7 +133,11 @@ export class SearchEngine {
    * in flight finishes on the state it started with.
    */
   swapSnapshot(snapshot: SnapshotView): void {
-    assertSameEmbeddingSpace(this.embedder.space, snapshot.manifest.embedding, `snapshot ${snapshot.manifest.version}`);
+    assertSameEmbeddingSpace(
+      this.embedder.space,
+      snapshot.manifest.embedding,
+      `snapshot ${snapshot.manifest.version}`,
+    );
     const lexical = snapshot.loadLexicalIndex();
     const delta = this.newDelta(snapshot, lexical);
     const previous = this.currentDelta;
@@ -152,7 +161,9 @@ export class SearchEngine {
     const parsed = searchRequestSchema.safeParse(request);
     if (!parsed.success) {
       throw new InvalidRequestError(
-        parsed.error.issues.map((issue) => `${issue.path.length ? `${issue.path.join('.')}: ` : ''}${issue.message}`).join('; '),
+        parsed.error.issues
+          .map((issue) => `${issue.path.length ? `${issue.path.join('.')}: ` : ''}${issue.message}`)
+          .join('; '),
       );
     }
     return parsed.data;
@@ -162,7 +173,8 @@ export class SearchEngine {
     const started = performance.now();
     const request = SearchEngine.parseRequest(rawRequest);
     const rerank = request.rerank ?? this.reranker !== undefined;
-    if (rerank && !this.reranker) throw new InvalidRequestError('rerank was requested but no reranker model is configured');
+    if (rerank && !this.reranker)
+      throw new InvalidRequestError('rerank was requested but no reranker model is configured');
     // Capture the state once so a concurrent snapshot swap cannot mix two versions in one answer.
     const snapshot = this.currentSnapshot;
     const delta = this.currentDelta;
@@ -176,12 +188,21 @@ export class SearchEngine {
       const embedStarted = performance.now();
       const queryVector = await this.embedder.embedQuery(request.query);
       embedMs = performance.now() - embedStarted;
-      const chunks = this.denseCandidates(snapshot, delta, queryVector, candidateCount, request.filter, request.exact ?? false);
+      const chunks = this.denseCandidates(
+        snapshot,
+        delta,
+        queryVector,
+        candidateCount,
+        request.filter,
+        request.exact ?? false,
+      );
       denseDocuments = bestChunkPerDocument(chunks);
     }
     const searchStarted = performance.now();
     if (request.mode !== 'dense') {
-      lexicalDocuments = bestChunkPerDocument(this.lexicalCandidates(snapshot, delta, lexical, request.query, candidateCount, request.filter));
+      lexicalDocuments = bestChunkPerDocument(
+        this.lexicalCandidates(snapshot, delta, lexical, request.query, candidateCount, request.filter),
+      );
     }
     let ranked: Candidate[];
     if (request.mode === 'dense') ranked = denseDocuments;
@@ -194,9 +215,15 @@ export class SearchEngine {
       const rerankStarted = performance.now();
       const depth = Math.min(Math.max(this.options.rerankDepth ?? 20, request.k), ranked.length);
       const head = ranked.slice(0, depth);
-      const scores = await this.reranker.score(request.query, head.map((candidate) => embeddingInput(candidate.chunk)));
+      const scores = await this.reranker.score(
+        request.query,
+        head.map((candidate) => embeddingInput(candidate.chunk)),
+      );
       const reranked = head
-        .map((candidate, index) => ({ chunk: candidate.chunk, score: scores[index] ?? Number.NEGATIVE_INFINITY }))
+        .map((candidate, index) => ({
+          chunk: candidate.chunk,
+          score: scores[index] ?? Number.NEGATIVE_INFINITY,
+        }))
         .sort((a, b) => b.score - a.score);
       ranked = [...reranked, ...ranked.slice(depth)];
       rerankMs = performance.now() - rerankStarted;
@@ -227,12 +254,18 @@ export class SearchEngine {
     exact: boolean,
   ): Candidate[] {
     const candidates: Candidate[] = delta
-      .searchDense(query, count, filter ? (chunk: EmbeddedChunk) => matchesFilter(chunk.metadata, filter) : undefined)
+      .searchDense(
+        query,
+        count,
+        filter ? (chunk: EmbeddedChunk) => matchesFilter(chunk.metadata, filter) : undefined,
+      )
       .map(({ chunk, similarity }) => ({ chunk, score: similarity }));
     if (snapshot && snapshot.chunkCount > 0) {
       const visible = (row: number) => {
         const chunk = snapshot.chunkAt(row);
-        return !delta.hidesSnapshotDocument(chunk.docId) && (!filter || matchesFilter(chunk.metadata, filter));
+        return (
+          !delta.hidesSnapshotDocument(chunk.docId) && (!filter || matchesFilter(chunk.metadata, filter))
+        );
       };
       let rows: ScoredRow[];
       const filterLimit = this.options.exactFilterLimit ?? 50_000;
@@ -244,9 +277,12 @@ export class SearchEngine {
         let hiddenRows = 0;
         for (const docId of delta.hiddenDocuments()) hiddenRows += snapshot.rowsOfDocument(docId).length;
         const fetch = Math.min(snapshot.chunkCount, (count + hiddenRows) * (filter ? 10 : 1));
-        rows = (exact ? snapshot.searchExact(query, fetch) : snapshot.searchApproximate(query, fetch)).filter((hit) => visible(hit.row));
+        rows = (exact ? snapshot.searchExact(query, fetch) : snapshot.searchApproximate(query, fetch)).filter(
+          (hit) => visible(hit.row),
+        );
       }
-      for (const { row, similarity } of rows) candidates.push({ chunk: snapshot.chunkAt(row), score: similarity });
+      for (const { row, similarity } of rows)
+        candidates.push({ chunk: snapshot.chunkAt(row), score: similarity });
     }
     return candidates.sort((a, b) => b.score - a.score).slice(0, count);
   }
@@ -280,7 +316,9 @@ export class SearchEngine {
   }
 
   private fuse(dense: Candidate[], lexical: Candidate[]): Candidate[] {
-    const rankings = [dense, lexical].map((list) => list.map((c): RankedItem => ({ id: c.chunk.docId, score: c.score })));
+    const rankings = [dense, lexical].map((list) =>
+      list.map((c): RankedItem => ({ id: c.chunk.docId, score: c.score })),
+    );
     const fused =
       (this.options.fusion ?? 'rrf') === 'rrf'
         ? reciprocalRankFusion(rankings)
@@ -291,14 +329,19 @@ export class SearchEngine {
     return fused.map(({ id, score }) => {
       const fromDense = denseRank.get(id);
       const fromLexical = lexicalRank.get(id);
-      const best = !fromLexical || (fromDense && fromDense.rank <= fromLexical.rank) ? fromDense : fromLexical;
+      const best =
+        !fromLexical || (fromDense && fromDense.rank <= fromLexical.rank) ? fromDense : fromLexical;
       return { chunk: (best as { chunk: Chunk }).chunk, score };
     });
   }
 }
 
 /** Rows passing `visible`, or undefined when more than `limit` do (then HNSW is cheaper). */
-function rowsWhere(snapshot: SnapshotView, visible: (row: number) => boolean, limit: number): number[] | undefined {
+function rowsWhere(
+  snapshot: SnapshotView,
+  visible: (row: number) => boolean,
+  limit: number,
+): number[] | undefined {
   const rows: number[] = [];
   for (let row = 0; row < snapshot.chunkCount; row += 1) {
     if (!visible(row)) continue;

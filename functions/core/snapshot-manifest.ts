@@ -22,7 +22,10 @@ export const SNAPSHOT_FILES = {
 
 export const MANIFEST_FILE = 'manifest.json';
 
-const fileEntrySchema = z.object({ bytes: z.number().int().nonnegative(), sha256: z.string().regex(/^[0-9a-f]{64}$/) });
+const fileEntrySchema = z.object({
+  bytes: z.number().int().nonnegative(),
+  sha256: z.string().regex(/^[0-9a-f]{64}$/),
+});
 
 /** Schema of `manifest.json`. */
 export const snapshotManifestSchema = z.object({
@@ -68,17 +71,23 @@ export function parseSnapshotManifest(json: string, where: string): SnapshotMani
   }
   const parsed = snapshotManifestSchema.safeParse(value);
   if (!parsed.success) {
-    throw new SnapshotIntegrityError(`${where}: invalid manifest (${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')})`);
+    throw new SnapshotIntegrityError(
+      `${where}: invalid manifest (${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')})`,
+    );
   }
   for (const name of Object.values(SNAPSHOT_FILES)) {
-    if (!parsed.data.files[name]) throw new SnapshotIntegrityError(`${where}: manifest lists no checksum for ${name}`);
+    if (!parsed.data.files[name])
+      throw new SnapshotIntegrityError(`${where}: manifest lists no checksum for ${name}`);
   }
   return parsed.data;
 }
 
 /** A new, sortable snapshot version id from a build time and a content digest. */
 export function snapshotVersionId(builtAt: Date, digest: string): string {
-  const stamp = builtAt.toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z');
+  const stamp = builtAt
+    .toISOString()
+    .replace(/[-:]/g, '')
+    .replace(/\.\d+Z$/, 'Z');
   return `${stamp}-${digest.slice(0, 8)}`;
 }
 

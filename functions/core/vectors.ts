@@ -79,8 +79,16 @@ export class TopK {
       const left = parent * 2 + 1;
       const right = left + 1;
       let smallest = parent;
-      if (left < items.length && (items[left] as ScoredRow).similarity < (items[smallest] as ScoredRow).similarity) smallest = left;
-      if (right < items.length && (items[right] as ScoredRow).similarity < (items[smallest] as ScoredRow).similarity) smallest = right;
+      if (
+        left < items.length &&
+        (items[left] as ScoredRow).similarity < (items[smallest] as ScoredRow).similarity
+      )
+        smallest = left;
+      if (
+        right < items.length &&
+        (items[right] as ScoredRow).similarity < (items[smallest] as ScoredRow).similarity
+      )
+        smallest = right;
       if (smallest === parent) break;
       [items[parent], items[smallest]] = [items[smallest] as ScoredRow, items[parent] as ScoredRow];
       parent = smallest;

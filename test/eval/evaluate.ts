@@ -34,7 +34,10 @@ export interface EvaluationOptions {
 export interface EvaluationReport {
   readonly dataset: string;
   readonly model: OnnxEmbedder['space'] & { directory: string; source: string };
-  readonly settings: Omit<EvaluationOptions, 'workDir' | 'progress' | 'modelDir'> & { snapshotVersion: string; dtype: string };
+  readonly settings: Omit<EvaluationOptions, 'workDir' | 'progress' | 'modelDir'> & {
+    snapshotVersion: string;
+    dtype: string;
+  };
   readonly corpus: { documents: number; chunks: number; queries: number };
   /** Metrics per reported mode (dense part per `settings.search`). */
   readonly metrics: Partial<Record<SearchMode, RetrievalMetrics>>;
@@ -45,31 +48,51 @@ export interface EvaluationReport {
 }
 
 /** Evaluate bisearch retrieval on a BEIR dataset (see `npm run eval -- --help`). */
-export async function evaluate(options: EvaluationOptions, log: (line: string) => void): Promise<EvaluationReport> {
+export async function evaluate(
+  options: EvaluationOptions,
+  log: (line: string) => void,
+): Promise<EvaluationReport> {
   const dataset = readBeirDataset(options.datasetDir);
   let queries = [...dataset.queries];
   if (options.queryLimit !== undefined) queries = queries.slice(0, options.queryLimit);
-  const corpus = limitCorpus(dataset.corpus, queries.map(([id]) => id), dataset.qrels, options.corpusLimit);
+  const corpus = limitCorpus(
+    dataset.corpus,
+    queries.map(([id]) => id),
+    dataset.qrels,
+    options.corpusLimit,
+  );
   const qrels = new Map(queries.map(([id]) => [id, dataset.qrels.get(id) ?? new Map<string, number>()]));
 
   const model = await resolveModelDirectory(options.modelDir ? { modelDir: options.modelDir } : {});
   const embedder = await OnnxEmbedder.load(model.directory);
-  log(`model ${embedder.space.modelId} (${model.source}: ${model.directory}), ${embedder.space.dimensions}-d, ${embedder.space.pooling} pooling`);
+  log(
+    `model ${embedder.space.modelId} (${model.source}: ${model.directory}), ${embedder.space.dimensions}-d, ${embedder.space.pooling} pooling`,
+  );
 
   const chunks = chunkDocuments(corpus, embedder, { strategy: options.chunking });
-  log(`${corpus.length} documents → ${chunks.length} chunks (${options.chunking}, ≤ ${embedder.maxContentTokens} tokens), ${queries.length} queries`);
+  log(
+    `${corpus.length} documents → ${chunks.length} chunks (${options.chunking}, ≤ ${embedder.maxContentTokens} tokens), ${queries.length} queries`,
+  );
   const cache = FileVectorCache.open(join(options.workDir, 'embeddings'), embedder.space);
   const embedStarted = performance.now();
-  const embedded = await withProgress(options.progress, 'embedding chunks', (tick) => embedChunks(chunks, embedder, { cache, onProgress: tick }));
+  const embedded = await withProgress(options.progress, 'embedding chunks', (tick) =>
+    embedChunks(chunks, embedder, { cache, onProgress: tick }),
+  );
   const embedSeconds = (performance.now() - embedStarted) / 1000;
 
   const buildStarted = performance.now();
   const snapshotParent = join(options.workDir, 'snapshots');
   mkdirSync(snapshotParent, { recursive: true });
-  const { directory, manifest } = await writeSnapshot(snapshotParent, { chunks: embedded, space: embedder.space, ...(options.hnsw ? { hnsw: options.hnsw } : {}) });
+  const { directory, manifest } = await writeSnapshot(snapshotParent, {
+    chunks: embedded,
+    space: embedder.space,
+    ...(options.hnsw ? { hnsw: options.hnsw } : {}),
+  });
   const snapshot = await FileSnapshot.open(directory, { expectedSpace: embedder.space });
   const buildSeconds = (performance.now() - buildStarted) / 1000;
-  log(`snapshot ${manifest.version}: ${manifest.counts.chunks} vectors, ${manifest.index.dtype}, built in ${buildSeconds.toFixed(1)} s`);
+  log(
+    `snapshot ${manifest.version}: ${manifest.counts.chunks} vectors, ${manifest.index.dtype}, built in ${buildSeconds.toFixed(1)} s`,
+  );
 
   const engine = new SearchEngine(snapshot, embedder, undefined, { fusion: options.fusion });
   const queriesStarted = performance.now();
@@ -86,16 +109,35 @@ export async function evaluate(options: EvaluationOptions, log: (line: string) =
     for (const [queryId, text] of queries) {
       for (const mode of options.modes) {
         if (mode === 'dense') continue;
-        const response = await engine.search({ query: text, k: 100, mode, exact: options.search === 'exact' });
-        record(mode, queryId, response.results.map((result) => result.docId));
+        const response = await engine.search({
+          query: text,
+          k: 100,
+          mode,
+          exact: options.search === 'exact',
+        });
+        record(
+          mode,
+          queryId,
+          response.results.map((result) => result.docId),
+        );
       }
       for (const exact of [true, false]) {
         const response = await engine.search({ query: text, k: 100, mode: 'dense', exact });
-        record(exact ? 'dense-exact' : 'dense-ann', queryId, response.results.map((result) => result.docId));
+        record(
+          exact ? 'dense-exact' : 'dense-ann',
+          queryId,
+          response.results.map((result) => result.docId),
+        );
       }
       const vector = await embedder.embedQuery(text);
-      annChunks.set(queryId, snapshot.searchApproximate(vector, 10).map(({ row }) => snapshot.chunkAt(row).chunkId));
-      exactChunks.set(queryId, snapshot.searchExact(vector, 10).map(({ row }) => snapshot.chunkAt(row).chunkId));
+      annChunks.set(
+        queryId,
+        snapshot.searchApproximate(vector, 10).map(({ row }) => snapshot.chunkAt(row).chunkId),
+      );
+      exactChunks.set(
+        queryId,
+        snapshot.searchExact(vector, 10).map(({ row }) => snapshot.chunkAt(row).chunkId),
+      );
       done += 1;
       tick(done, queries.length);
     }
@@ -103,7 +145,8 @@ export async function evaluate(options: EvaluationOptions, log: (line: string) =
   const queriesSeconds = (performance.now() - queriesStarted) / 1000;
   const metricsOf = (name: string) => evaluateRun(runs.get(name) ?? new Map(), qrels);
   const metrics: EvaluationReport['metrics'] = {};
-  for (const mode of options.modes) metrics[mode] = metricsOf(mode === 'dense' ? `dense-${options.search}` : mode);
+  for (const mode of options.modes)
+    metrics[mode] = metricsOf(mode === 'dense' ? `dense-${options.search}` : mode);
   await embedder.dispose();
   return {
     dataset: options.datasetDir,
@@ -122,7 +165,11 @@ export async function evaluate(options: EvaluationOptions, log: (line: string) =
     },
     corpus: { documents: corpus.length, chunks: chunks.length, queries: queries.length },
     metrics,
-    dense: { exact: metricsOf('dense-exact'), ann: metricsOf('dense-ann'), annRecallAt10: overlapAtK(annChunks, exactChunks, 10) },
+    dense: {
+      exact: metricsOf('dense-exact'),
+      ann: metricsOf('dense-ann'),
+      annRecallAt10: overlapAtK(annChunks, exactChunks, 10),
+    },
     seconds: { embed: embedSeconds, build: buildSeconds, queries: queriesSeconds },
     createdAt: new Date().toISOString(),
   };
@@ -144,9 +191,17 @@ function limitCorpus(
   return kept;
 }
 
-async function withProgress<T>(enabled: boolean, label: string, work: (tick: (done: number, total: number) => void) => Promise<T>): Promise<T> {
+async function withProgress<T>(
+  enabled: boolean,
+  label: string,
+  work: (tick: (done: number, total: number) => void) => Promise<T>,
+): Promise<T> {
   if (!enabled) return work(() => {});
-  const bar = new SingleBar({ format: `${label} [{bar}] {value}/{total} {eta_formatted} left`, stream: process.stderr, etaBuffer: 50 });
+  const bar = new SingleBar({
+    format: `${label} [{bar}] {value}/{total} {eta_formatted} left`,
+    stream: process.stderr,
+    etaBuffer: 50,
+  });
   let started = false;
   try {
     return await work((done, total) => {

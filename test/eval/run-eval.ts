@@ -56,8 +56,10 @@ if (values.help) {
   process.stdout.write(`${HELP}\n`);
   process.exit(0);
 }
-const modes: SearchMode[] = values.mode === 'all' ? ['lexical', 'dense', 'hybrid'] : [values.mode as SearchMode];
-if (!modes.every((mode) => ['lexical', 'dense', 'hybrid'].includes(mode))) fail(`unknown --mode ${values.mode}`);
+const modes: SearchMode[] =
+  values.mode === 'all' ? ['lexical', 'dense', 'hybrid'] : [values.mode as SearchMode];
+if (!modes.every((mode) => ['lexical', 'dense', 'hybrid'].includes(mode)))
+  fail(`unknown --mode ${values.mode}`);
 if (values.ann && values.exact) fail('--ann and --exact exclude each other');
 if (!['window', 'truncate'].includes(values.chunking)) fail(`unknown --chunking ${values.chunking}`);
 if (!['rrf', 'normalized'].includes(values.fusion)) fail(`unknown --fusion ${values.fusion}`);
@@ -89,7 +91,14 @@ const report = await evaluate(
   log,
 );
 
-const out = values.out ?? join('test', 'eval', 'reports', `${report.createdAt.replace(/[:.]/g, '-')}-${values.mode}-${values.chunking}.json`);
+const out =
+  values.out ??
+  join(
+    'test',
+    'eval',
+    'reports',
+    `${report.createdAt.replace(/[:.]/g, '-')}-${values.mode}-${values.chunking}.json`,
+  );
 mkdirSync(resolve(out, '..'), { recursive: true });
 writeFileSync(out, `${JSON.stringify(report, null, 2)}\n`);
 
@@ -105,11 +114,19 @@ if (values.json) {
     ['dense (exact)', report.dense.exact],
     ['dense (hnsw)', report.dense.ann],
   ];
-  process.stdout.write(`\n${report.corpus.queries} queries, ${report.corpus.documents} documents, ${report.corpus.chunks} chunks (${report.settings.chunking}), model ${report.model.modelId}\n\n`);
+  process.stdout.write(
+    `\n${report.corpus.queries} queries, ${report.corpus.documents} documents, ${report.corpus.chunks} chunks (${report.settings.chunking}), model ${report.model.modelId}\n\n`,
+  );
   process.stdout.write('| run | nDCG@10 | Recall@10 | Recall@100 | MRR@10 |\n|---|---|---|---|---|\n');
   for (const [name, m] of rows) {
-    process.stdout.write(`| ${name} | ${format(m.ndcgAt10)} | ${format(m.recallAt10)} | ${format(m.recallAt100)} | ${format(m.mrrAt10)} |\n`);
+    process.stdout.write(
+      `| ${name} | ${format(m.ndcgAt10)} | ${format(m.recallAt10)} | ${format(m.recallAt100)} | ${format(m.mrrAt10)} |\n`,
+    );
   }
-  process.stdout.write(`\nANN recall@10 vs exact (chunks): ${format(report.dense.annRecallAt10)}  (HNSW ${report.settings.dtype}, M=${report.settings.hnsw?.connectivity}, ef=${report.settings.hnsw?.expansionSearch})\n`);
-  process.stdout.write(`embedding ${report.seconds.embed.toFixed(1)} s, build ${report.seconds.build.toFixed(1)} s, queries ${report.seconds.queries.toFixed(1)} s\nreport: ${out}\n`);
+  process.stdout.write(
+    `\nANN recall@10 vs exact (chunks): ${format(report.dense.annRecallAt10)}  (HNSW ${report.settings.dtype}, M=${report.settings.hnsw?.connectivity}, ef=${report.settings.hnsw?.expansionSearch})\n`,
+  );
+  process.stdout.write(
+    `embedding ${report.seconds.embed.toFixed(1)} s, build ${report.seconds.build.toFixed(1)} s, queries ${report.seconds.queries.toFixed(1)} s\nreport: ${out}\n`,
+  );
 }

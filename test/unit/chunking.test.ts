@@ -1,6 +1,6 @@
 import { beforeAll, describe, expect, it } from 'vitest';
-import { ModelTokenizer } from '../../functions/adapters/model-tokenizer.js';
 import { describeModelDirectory } from '../../functions/adapters/model-directory.js';
+import { ModelTokenizer } from '../../functions/adapters/model-tokenizer.js';
 import { chunkDocument, documentContentHash, embeddingInput } from '../../functions/core/chunking.js';
 import type { SourceDocument } from '../../functions/core/documents.js';
 import { TINY_BERT_BIENCODER_DIR, USE_LITE_DIR } from '../support/shared-fixtures.js';
@@ -12,7 +12,8 @@ function tokenizerFor(directory: string): ModelTokenizer {
 
 const sentences = Array.from(
   { length: 40 },
-  (_, i) => `Sentence number ${i + 1} explains step ${i + 1} of configuring single sign-on for your workspace.`,
+  (_, i) =>
+    `Sentence number ${i + 1} explains step ${i + 1} of configuring single sign-on for your workspace.`,
 );
 const longDocument: SourceDocument = {
   id: 'guide',
@@ -41,12 +42,16 @@ describe.each([
   });
 
   it('cuts at sentence boundaries, overlaps consecutive windows, and covers every sentence', () => {
-    const chunks = chunkDocument(longDocument, tokenizer, { maxTokens: tokenizer.maxContentTokens, overlapTokens: 30 });
+    const chunks = chunkDocument(longDocument, tokenizer, {
+      maxTokens: tokenizer.maxContentTokens,
+      overlapTokens: 30,
+    });
     for (const chunk of chunks) {
       expect(chunk.text).toMatch(/^Sentence number \d+/);
       expect(chunk.text).toMatch(/workspace\.$/);
     }
-    for (const sentence of sentences) expect(chunks.some((chunk) => chunk.text.includes(sentence))).toBe(true);
+    for (const sentence of sentences)
+      expect(chunks.some((chunk) => chunk.text.includes(sentence))).toBe(true);
     for (let i = 1; i < chunks.length; i += 1) {
       const firstSentence = /^Sentence number \d+ [^.]*\./.exec(chunks[i]?.text ?? '')?.[0] ?? '';
       expect(chunks[i - 1]?.text).toContain(firstSentence);
@@ -56,37 +61,55 @@ describe.each([
   it('gives stable ids and hashes, so unchanged content is recognised', () => {
     const first = chunkDocument(longDocument, tokenizer, { maxTokens: tokenizer.maxContentTokens });
     const again = chunkDocument({ ...longDocument }, tokenizer, { maxTokens: tokenizer.maxContentTokens });
-    expect(again.map((c) => [c.chunkId, c.contentHash])).toEqual(first.map((c) => [c.chunkId, c.contentHash]));
+    expect(again.map((c) => [c.chunkId, c.contentHash])).toEqual(
+      first.map((c) => [c.chunkId, c.contentHash]),
+    );
     expect(first.map((c) => c.chunkId)).toEqual(first.map((_, i) => `guide#${i}`));
-    const edited = chunkDocument({ ...longDocument, text: longDocument.text.replace('step 40', 'step forty') }, tokenizer, {
-      maxTokens: tokenizer.maxContentTokens,
-    });
+    const edited = chunkDocument(
+      { ...longDocument, text: longDocument.text.replace('step 40', 'step forty') },
+      tokenizer,
+      {
+        maxTokens: tokenizer.maxContentTokens,
+      },
+    );
     expect(edited[0]?.contentHash).toBe(first[0]?.contentHash);
     expect(edited.at(-1)?.contentHash).not.toBe(first.at(-1)?.contentHash);
-    expect(documentContentHash(longDocument)).not.toBe(documentContentHash({ ...longDocument, metadata: { product: 'x' } }));
+    expect(documentContentHash(longDocument)).not.toBe(
+      documentContentHash({ ...longDocument, metadata: { product: 'x' } }),
+    );
   });
 
   it('splits a sentence longer than the window between words, and a giant word by characters', () => {
     const run = Array.from({ length: 400 }, (_, i) => `word${i}`).join(' ');
     const blob = 'x'.repeat(3000);
-    const chunks = chunkDocument({ id: 'd', text: `${run} ${blob}`, metadata: {} }, tokenizer, { maxTokens: tokenizer.maxContentTokens });
+    const chunks = chunkDocument({ id: 'd', text: `${run} ${blob}`, metadata: {} }, tokenizer, {
+      maxTokens: tokenizer.maxContentTokens,
+    });
     expect(chunks.length).toBeGreaterThan(2);
-    for (const chunk of chunks) expect(tokenizer.countTokens(chunk.text)).toBeLessThanOrEqual(tokenizer.maxContentTokens);
+    for (const chunk of chunks)
+      expect(tokenizer.countTokens(chunk.text)).toBeLessThanOrEqual(tokenizer.maxContentTokens);
     expect(chunks.map((chunk) => chunk.text).join(' ')).toContain('word0 word1');
   });
 
   it('keeps an empty document as one empty chunk and short documents as one chunk', () => {
-    expect(chunkDocument({ id: 'e', title: 'Only a title', text: '', metadata: {} }, tokenizer, { maxTokens: 100 })).toMatchObject([
-      { chunkId: 'e#0', text: '', title: 'Only a title' },
-    ]);
-    expect(chunkDocument({ id: 's', text: 'Short.', metadata: {} }, tokenizer, { maxTokens: 100 })).toHaveLength(1);
+    expect(
+      chunkDocument({ id: 'e', title: 'Only a title', text: '', metadata: {} }, tokenizer, {
+        maxTokens: 100,
+      }),
+    ).toMatchObject([{ chunkId: 'e#0', text: '', title: 'Only a title' }]);
+    expect(
+      chunkDocument({ id: 's', text: 'Short.', metadata: {} }, tokenizer, { maxTokens: 100 }),
+    ).toHaveLength(1);
   });
 
   it('prefers a paragraph boundary in the second half of a window', () => {
     const paragraph = (n: number, count: number) =>
       Array.from({ length: count }, (_, i) => `Paragraph ${n} sentence ${i} is about topic ${n}.`).join(' ');
     const text = `${paragraph(1, 9)}\n\n${paragraph(2, 12)}`;
-    const [first] = chunkDocument({ id: 'p', text, metadata: {} }, tokenizer, { maxTokens: tokenizer.maxContentTokens, overlapTokens: 0 });
+    const [first] = chunkDocument({ id: 'p', text, metadata: {} }, tokenizer, {
+      maxTokens: tokenizer.maxContentTokens,
+      overlapTokens: 0,
+    });
     expect(first?.text).toBe(paragraph(1, 9));
   });
 

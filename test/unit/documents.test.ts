@@ -10,7 +10,8 @@ describe('parseDocumentFile', () => {
   });
 
   it('strips Markdown markup and takes the first heading as the title', () => {
-    const markdown = '# Reset your *password*\n\nGo to [settings](https://x.test/s) and press **Reset**.\n\n![img](a.png)\n';
+    const markdown =
+      '# Reset your *password*\n\nGo to [settings](https://x.test/s) and press **Reset**.\n\n![img](a.png)\n';
     const [document] = parseDocumentFile('reset.md', markdown).documents;
     expect(document?.title).toBe('Reset your password');
     expect(document?.text).toContain('Go to settings and press Reset.');
@@ -28,7 +29,12 @@ describe('parseDocumentFile', () => {
   });
 
   it('reads a JSON document with id, title, text and metadata', () => {
-    const json = JSON.stringify({ id: 'a1', title: 'T', text: 'body', metadata: { lang: 'en', tags: ['x', 'y'], v: 2 } });
+    const json = JSON.stringify({
+      id: 'a1',
+      title: 'T',
+      text: 'body',
+      metadata: { lang: 'en', tags: ['x', 'y'], v: 2 },
+    });
     expect(parseDocumentFile('a.json', json).documents).toEqual([
       { id: 'a1', title: 'T', text: 'body', metadata: { lang: 'en', tags: ['x', 'y'], v: 2 } },
     ]);
@@ -58,7 +64,12 @@ describe('parseDocumentFile', () => {
     ['unsupported type', 'a.pdf', 'x', /unsupported file type ".pdf"/],
     ['invalid UTF-8', 'a.txt', new Uint8Array([0xff, 0xfe, 0xfd]), /not valid UTF-8/],
     ['JSON without text', 'a.json', '{"id":"x"}', /text/],
-    ['JSON with bad metadata', 'a.json', '{"id":"x","text":"t","metadata":{"k":{"nested":1}}}', /metadata\.k/],
+    [
+      'JSON with bad metadata',
+      'a.json',
+      '{"id":"x","text":"t","metadata":{"k":{"nested":1}}}',
+      /metadata\.k/,
+    ],
     ['an empty id', 'a.json', '{"id":"  ","text":"t"}', /id must not be empty/],
   ])('rejects %s with a typed error naming the file', (_name, file, content, reason) => {
     const { documents, failures } = parseDocumentFile(file, content);

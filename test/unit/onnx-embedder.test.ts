@@ -5,7 +5,14 @@ import { maxAbsDiff, readGolden, TINY_BERT_BIENCODER_DIR, USE_LITE_DIR } from '.
 
 interface UseLiteGolden {
   tolerance: { max_abs_diff_per_component: number };
-  items: Array<{ id: string; text: string; input_ids: number[]; embedding: number[]; hf_tokenizers_ids_match: boolean; hf_tokenizers_ids?: number[] }>;
+  items: Array<{
+    id: string;
+    text: string;
+    input_ids: number[];
+    embedding: number[];
+    hf_tokenizers_ids_match: boolean;
+    hf_tokenizers_ids?: number[];
+  }>;
   similarities_tfjs: Record<string, number>;
 }
 
@@ -33,30 +40,45 @@ describe('USE-lite through OnnxEmbedder (in-graph pooling, no special tokens)', 
   afterAll(() => embedder.dispose());
 
   it('derives the embedding space and limits from the model files', () => {
-    expect(embedder.space).toEqual({ modelId: 'use-lite', dimensions: 512, pooling: 'in-graph', normalized: true });
+    expect(embedder.space).toEqual({
+      modelId: 'use-lite',
+      dimensions: 512,
+      pooling: 'in-graph',
+      normalized: true,
+    });
     expect(embedder.tokenizer.maxTokens).toBe(128);
     expect(embedder.maxContentTokens).toBe(128);
   });
 
-  it.each(golden.items.filter((item) => item.hf_tokenizers_ids_match))('tokenises and embeds "$id" as golden.json says', async (item) => {
-    expect(embedder.tokenizer.encode(item.text).ids).toEqual(item.input_ids);
-    const [vector] = await embedder.embedDocuments([item.text]);
-    expect(maxAbsDiff(vector as Float32Array, item.embedding)).toBeLessThanOrEqual(tolerance);
-  });
+  it.each(golden.items.filter((item) => item.hf_tokenizers_ids_match))(
+    'tokenises and embeds "$id" as golden.json says',
+    async (item) => {
+      expect(embedder.tokenizer.encode(item.text).ids).toEqual(item.input_ids);
+      const [vector] = await embedder.embedDocuments([item.text]);
+      expect(maxAbsDiff(vector as Float32Array, item.embedding)).toBeLessThanOrEqual(tolerance);
+    },
+  );
 
   it('matches the graph alone for texts where the JS tokenizer legitimately segments differently', async () => {
     const items = golden.items.filter((item) => !item.hf_tokenizers_ids_match);
     expect(items.length).toBeGreaterThan(0);
-    for (const item of items) expect(embedder.tokenizer.encode(item.text).ids).toEqual(item.hf_tokenizers_ids);
-    const vectors = await embedder.embedEncoded(items.map((item) => ({ ids: item.input_ids, typeIds: [], truncated: false })));
-    items.forEach((item, index) => expect(maxAbsDiff(vectors[index] as Float32Array, item.embedding)).toBeLessThanOrEqual(tolerance));
+    for (const item of items)
+      expect(embedder.tokenizer.encode(item.text).ids).toEqual(item.hf_tokenizers_ids);
+    const vectors = await embedder.embedEncoded(
+      items.map((item) => ({ ids: item.input_ids, typeIds: [], truncated: false })),
+    );
+    for (const [index, item] of items.entries()) {
+      expect(maxAbsDiff(vectors[index] as Float32Array, item.embedding)).toBeLessThanOrEqual(tolerance);
+    }
   });
 
   it('returns every text of one padded, length-sorted batch call in input order, equal to single calls', async () => {
     const items = golden.items.filter((item) => item.hf_tokenizers_ids_match);
     const batched = await embedder.embedDocuments(items.map((item) => item.text));
     expect(batched).toHaveLength(items.length);
-    items.forEach((item, index) => expect(maxAbsDiff(batched[index] as Float32Array, item.embedding)).toBeLessThanOrEqual(tolerance));
+    for (const [index, item] of items.entries()) {
+      expect(maxAbsDiff(batched[index] as Float32Array, item.embedding)).toBeLessThanOrEqual(tolerance);
+    }
   });
 
   it('embeds the empty text as [0] and truncates long texts to their first 128 tokens', async () => {
@@ -71,7 +93,11 @@ describe('USE-lite through OnnxEmbedder (in-graph pooling, no special tokens)', 
   it('ranks a paraphrase above a related answer above an unrelated sentence', async () => {
     const text = (id: string) => golden.items.find((item) => item.id === id)?.text ?? '';
     const query = await embedder.embedQuery(text('paraphrase_a'));
-    const [paraphrase, related, unrelated] = await embedder.embedDocuments([text('paraphrase_b'), text('related_answer'), text('unrelated')]);
+    const [paraphrase, related, unrelated] = await embedder.embedDocuments([
+      text('paraphrase_b'),
+      text('related_answer'),
+      text('unrelated'),
+    ]);
     const scores = [paraphrase, related, unrelated].map((vector) => dot(query, vector as Float32Array));
     expect(scores[0]).toBeCloseTo(golden.similarities_tfjs['paraphrase_a~paraphrase_b'] as number, 4);
     expect(scores[0]).toBeGreaterThan(scores[1] as number);
@@ -109,7 +135,9 @@ describe('tiny-bert bi-encoder through OnnxEmbedder (WordPiece, special tokens, 
   it.each(golden.texts)('mean- and CLS-pools "$id" alone as golden.json says', async (item) => {
     const [meanVector] = await mean.embedDocuments([item.text]);
     const [clsVector] = await cls.embedDocuments([item.text]);
-    expect(maxAbsDiff(meanVector as Float32Array, item.mean_pooled_normalized)).toBeLessThanOrEqual(tolerance);
+    expect(maxAbsDiff(meanVector as Float32Array, item.mean_pooled_normalized)).toBeLessThanOrEqual(
+      tolerance,
+    );
     expect(maxAbsDiff(clsVector as Float32Array, item.cls_pooled_normalized)).toBeLessThanOrEqual(tolerance);
   });
 

@@ -1,5 +1,11 @@
 import { describe, expect, it } from 'vitest';
-import { evaluateRun, ndcgAtK, overlapAtK, recallAtK, reciprocalRankAtK } from '../../functions/core/eval-metrics.js';
+import {
+  evaluateRun,
+  ndcgAtK,
+  overlapAtK,
+  recallAtK,
+  reciprocalRankAtK,
+} from '../../functions/core/eval-metrics.js';
 import { normalizedScoreFusion, reciprocalRankFusion } from '../../functions/core/fusion.js';
 import { analyzeEnglish, LexicalIndex } from '../../functions/core/lexical.js';
 import { exactTopK, TopK } from '../../functions/core/vectors.js';
@@ -99,7 +105,9 @@ describe('retrieval metrics (pytrec_eval definitions)', () => {
     ]);
     const metrics = evaluateRun(new Map([['q1', ['d1', 'd2']]]), qrels);
     expect(metrics).toEqual({ ndcgAt10: 0.5, recallAt10: 0.5, recallAt100: 0.5, mrrAt10: 0.5, queries: 2 });
-    expect(overlapAtK(new Map([['q', ['a', 'b', 'z']]]), new Map([['q', ['a', 'b', 'c']]]), 3)).toBeCloseTo(2 / 3);
+    expect(overlapAtK(new Map([['q', ['a', 'b', 'z']]]), new Map([['q', ['a', 'b', 'c']]]), 3)).toBeCloseTo(
+      2 / 3,
+    );
   });
 });
 

@@ -10,7 +10,11 @@ import { EmbeddingSpaceMismatchError, InvalidRequestError } from '../../function
 import { chunkDocuments, embedChunks } from '../../functions/core/indexing.js';
 import { SearchEngine } from '../../functions/core/search-engine.js';
 import { HELP_CENTRE } from '../support/help-centre.js';
-import { TINY_BERT_BIENCODER_DIR, TINY_BERT_CROSS_ENCODER_DIR, USE_LITE_DIR } from '../support/shared-fixtures.js';
+import {
+  TINY_BERT_BIENCODER_DIR,
+  TINY_BERT_CROSS_ENCODER_DIR,
+  USE_LITE_DIR,
+} from '../support/shared-fixtures.js';
 
 describe('SearchEngine over a snapshot and its delta (USE-lite, usearch, BM25 for real)', () => {
   let parent: string;
@@ -18,7 +22,8 @@ describe('SearchEngine over a snapshot and its delta (USE-lite, usearch, BM25 fo
   let snapshot: FileSnapshot;
   let engine: SearchEngine;
 
-  const embedDocument = async (document: SourceDocument) => embedChunks(chunkDocuments([document], embedder), embedder);
+  const embedDocument = async (document: SourceDocument) =>
+    embedChunks(chunkDocuments([document], embedder), embedder);
   const docIds = async (query: string, extra: Record<string, unknown> = {}) =>
     (await engine.search({ query, ...extra })).results.map((result) => result.docId);
 
@@ -35,23 +40,28 @@ describe('SearchEngine over a snapshot and its delta (USE-lite, usearch, BM25 fo
     rmSync(parent, { recursive: true, force: true });
   });
 
-  it.each(['dense', 'lexical', 'hybrid'] as const)('%s search finds the obvious article first and reports index and timings', async (mode) => {
-    const response = await engine.search({ query: 'I forgot my password, how do I reset it?', mode, k: 3 });
-    expect(response.results[0]).toMatchObject({
-      docId: 'reset-password',
-      chunkId: 'reset-password#0',
-      title: 'Reset your password',
-      metadata: { category: 'account', lang: 'en' },
-    });
-    expect(response.results[0]?.text).toContain('Forgot password');
-    expect(response.results.length).toBeLessThanOrEqual(3);
-    expect(response.index).toEqual({ version: snapshot.manifest.version, deltaSize: 0 });
-    expect(response.timingsMs.total).toBeGreaterThanOrEqual(response.timingsMs.search);
-  });
+  it.each(['dense', 'lexical', 'hybrid'] as const)(
+    '%s search finds the obvious article first and reports index and timings',
+    async (mode) => {
+      const response = await engine.search({ query: 'I forgot my password, how do I reset it?', mode, k: 3 });
+      expect(response.results[0]).toMatchObject({
+        docId: 'reset-password',
+        chunkId: 'reset-password#0',
+        title: 'Reset your password',
+        metadata: { category: 'account', lang: 'en' },
+      });
+      expect(response.results[0]?.text).toContain('Forgot password');
+      expect(response.results.length).toBeLessThanOrEqual(3);
+      expect(response.index).toEqual({ version: snapshot.manifest.version, deltaSize: 0 });
+      expect(response.timingsMs.total).toBeGreaterThanOrEqual(response.timingsMs.search);
+    },
+  );
 
   it('exact and HNSW dense search agree on this corpus', async () => {
     for (const query of ['how long does delivery take', 'API credentials for developers', 'money back']) {
-      expect(await docIds(query, { mode: 'dense', exact: true })).toEqual(await docIds(query, { mode: 'dense' }));
+      expect(await docIds(query, { mode: 'dense', exact: true })).toEqual(
+        await docIds(query, { mode: 'dense' }),
+      );
     }
   });
 
@@ -66,9 +76,11 @@ describe('SearchEngine over a snapshot and its delta (USE-lite, usearch, BM25 fo
     expect(new Set(await docIds('account help', { filter: { category: 'billing' }, k: 100 }))).toEqual(
       new Set(['invoice-download', 'change-plan', 'refund-policy']),
     );
-    expect(new Set(await docIds('reset password', { filter: { category: ['account', 'orders'], lang: 'fr' }, k: 100 }))).toEqual(
-      new Set(['mot-de-passe']),
-    );
+    expect(
+      new Set(
+        await docIds('reset password', { filter: { category: ['account', 'orders'], lang: 'fr' }, k: 100 }),
+      ),
+    ).toEqual(new Set(['mot-de-passe']));
     expect(await docIds('pricing', { filter: { tags: 'pricing' }, mode: 'dense' })).toEqual(['change-plan']);
     expect(await docIds('anything', { filter: { category: 'nope' } })).toEqual([]);
   });
@@ -117,9 +129,13 @@ describe('SearchEngine over a snapshot and its delta (USE-lite, usearch, BM25 fo
       };
       const chunks = await embedDocument(updated);
       expect(engine.delta.applyDocument(updated.id, chunks, 12)).toBe(true);
-      expect(await docIds('five to seven business days', { mode: 'lexical' })).not.toContain('shipping-times');
+      expect(await docIds('five to seven business days', { mode: 'lexical' })).not.toContain(
+        'shipping-times',
+      );
       expect((await docIds('quokka courier', { mode: 'lexical' }))[0]).toBe('shipping-times');
-      const hits = (await engine.search({ query: 'shipping', k: 100 })).results.filter((result) => result.docId === 'shipping-times');
+      const hits = (await engine.search({ query: 'shipping', k: 100 })).results.filter(
+        (result) => result.docId === 'shipping-times',
+      );
       expect(hits.map((hit) => hit.text)).toEqual([updated.text]);
       // Replays and out-of-order deliveries change nothing.
       expect(engine.delta.applyDocument(updated.id, chunks, 12)).toBe(false);
@@ -131,7 +147,9 @@ describe('SearchEngine over a snapshot and its delta (USE-lite, usearch, BM25 fo
     it('a delete hides the document immediately in every mode (tombstone)', async () => {
       expect(engine.delta.deleteDocument('refund-policy', 13)).toBe(true);
       for (const mode of ['lexical', 'dense', 'hybrid'] as const) {
-        expect(await docIds('refund annual subscription thirty days', { mode, k: 100 })).not.toContain('refund-policy');
+        expect(await docIds('refund annual subscription thirty days', { mode, k: 100 })).not.toContain(
+          'refund-policy',
+        );
       }
       expect(engine.delta.deleteDocument('gift-cards', 14)).toBe(true);
       expect(await docIds('zebracorn', { mode: 'lexical' })).toEqual([]);
@@ -139,10 +157,25 @@ describe('SearchEngine over a snapshot and its delta (USE-lite, usearch, BM25 fo
     });
 
     it('a newer snapshot swaps in and keeps delta changes made after its watermark', async () => {
-      const late: SourceDocument = { id: 'late', title: 'Late news', text: 'The platypus release ships tomorrow.', metadata: {} };
+      const late: SourceDocument = {
+        id: 'late',
+        title: 'Late news',
+        text: 'The platypus release ships tomorrow.',
+        metadata: {},
+      };
       engine.delta.applyDocument('late', await embedDocument(late), 20);
-      const rebuilt = await embedChunks(chunkDocuments(HELP_CENTRE.filter((d) => d.id !== 'refund-policy'), embedder), embedder);
-      const { directory } = await writeSnapshot(parent, { chunks: rebuilt, space: embedder.space, watermark: 14 });
+      const rebuilt = await embedChunks(
+        chunkDocuments(
+          HELP_CENTRE.filter((d) => d.id !== 'refund-policy'),
+          embedder,
+        ),
+        embedder,
+      );
+      const { directory } = await writeSnapshot(parent, {
+        chunks: rebuilt,
+        space: embedder.space,
+        watermark: 14,
+      });
       const next = await FileSnapshot.open(directory);
       engine.swapSnapshot(next);
       const response = await engine.search({ query: 'platypus release', mode: 'lexical' });

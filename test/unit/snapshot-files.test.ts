@@ -11,7 +11,12 @@ import { MANIFEST_FILE, SNAPSHOT_FILES, type VectorDtype } from '../../functions
 import { normalizeInPlace } from '../../functions/core/vectors.js';
 
 const DIMENSIONS = 24;
-const SPACE: EmbeddingSpace = { modelId: 'test-space', dimensions: DIMENSIONS, pooling: 'mean', normalized: true };
+const SPACE: EmbeddingSpace = {
+  modelId: 'test-space',
+  dimensions: DIMENSIONS,
+  pooling: 'mean',
+  normalized: true,
+};
 
 /** Deterministic unit vectors (a linear congruential generator), clustered so neighbours are meaningful. */
 function syntheticChunks(count: number): EmbeddedChunk[] {
@@ -21,9 +26,19 @@ function syntheticChunks(count: number): EmbeddedChunk[] {
     return state / 2 ** 31 - 0.5;
   };
   return Array.from({ length: count }, (_, i) => {
-    const vector = normalizeInPlace(Float32Array.from({ length: DIMENSIONS }, (_, d) => random() + (d === i % DIMENSIONS ? 1.5 : 0)));
+    const vector = normalizeInPlace(
+      Float32Array.from({ length: DIMENSIONS }, (_, d) => random() + (d === i % DIMENSIONS ? 1.5 : 0)),
+    );
     const docId = `doc-${Math.floor(i / 2)}`;
-    return { chunkId: `${docId}#${i % 2}`, docId, ordinal: i % 2, text: `chunk ${i} text`, metadata: { group: i % 3 }, contentHash: `h${i}`, vector };
+    return {
+      chunkId: `${docId}#${i % 2}`,
+      docId,
+      ordinal: i % 2,
+      text: `chunk ${i} text`,
+      metadata: { group: i % 3 },
+      contentHash: `h${i}`,
+      vector,
+    };
   });
 }
 
@@ -35,29 +50,50 @@ describe('snapshot files', () => {
   });
   afterAll(() => rmSync(parent, { recursive: true, force: true }));
 
-  it.each<VectorDtype>(['f32', 'f16', 'i8'])('writes an immutable %s snapshot whose HNSW agrees with exact search', async (dtype) => {
-    const { directory, manifest } = await writeSnapshot(parent, { chunks, space: SPACE, watermark: 7, hnsw: { dtype } });
-    expect(manifest).toMatchObject({ formatVersion: 1, watermark: 7, embedding: SPACE, counts: { chunks: 400, documents: 200 } });
-    expect(manifest.index).toMatchObject({ metric: 'cos', dtype });
-    expect(Object.keys(manifest.files).sort()).toEqual(Object.values(SNAPSHOT_FILES).sort());
-    expect(readHnswHeader(join(directory, SNAPSHOT_FILES.vectorIndex))).toMatchObject({ metric: 'cos', dtype, count: 400, dimensions: DIMENSIONS });
+  it.each<VectorDtype>(['f32', 'f16', 'i8'])(
+    'writes an immutable %s snapshot whose HNSW agrees with exact search',
+    async (dtype) => {
+      const { directory, manifest } = await writeSnapshot(parent, {
+        chunks,
+        space: SPACE,
+        watermark: 7,
+        hnsw: { dtype },
+      });
+      expect(manifest).toMatchObject({
+        formatVersion: 1,
+        watermark: 7,
+        embedding: SPACE,
+        counts: { chunks: 400, documents: 200 },
+      });
+      expect(manifest.index).toMatchObject({ metric: 'cos', dtype });
+      expect(Object.keys(manifest.files).sort()).toEqual(Object.values(SNAPSHOT_FILES).sort());
+      expect(readHnswHeader(join(directory, SNAPSHOT_FILES.vectorIndex))).toMatchObject({
+        metric: 'cos',
+        dtype,
+        count: 400,
+        dimensions: DIMENSIONS,
+      });
 
-    const snapshot = await FileSnapshot.open(directory, { expectedSpace: SPACE });
-    expect(snapshot.chunkCount).toBe(400);
-    expect(snapshot.rowsOfDocument('doc-3').map((row) => snapshot.chunkAt(row).chunkId)).toEqual(['doc-3#0', 'doc-3#1']);
-    let overlap = 0;
-    for (let i = 0; i < 50; i += 1) {
-      const query = (chunks[i] as EmbeddedChunk).vector;
-      const exact = snapshot.searchExact(query, 10).map((hit) => hit.row);
-      const approximate = snapshot.searchApproximate(query, 10).map((hit) => hit.row);
-      overlap += approximate.filter((row) => exact.includes(row)).length / 10;
-      expect(snapshot.chunkAt(exact[0] as number).chunkId).toBe(chunks[i]?.chunkId);
-    }
-    expect(overlap / 50).toBeGreaterThanOrEqual(dtype === 'i8' ? 0.9 : 0.95);
-    const restoredVector = snapshot.vectorAt(snapshot.rowOfChunk('doc-0#1') as number);
-    expect(Array.from(restoredVector)).toEqual(Array.from((chunks[1] as EmbeddedChunk).vector));
-    expect(snapshot.loadLexicalIndex().search('chunk 17', 1)[0]?.chunkId).toBe(chunks[17]?.chunkId);
-  });
+      const snapshot = await FileSnapshot.open(directory, { expectedSpace: SPACE });
+      expect(snapshot.chunkCount).toBe(400);
+      expect(snapshot.rowsOfDocument('doc-3').map((row) => snapshot.chunkAt(row).chunkId)).toEqual([
+        'doc-3#0',
+        'doc-3#1',
+      ]);
+      let overlap = 0;
+      for (let i = 0; i < 50; i += 1) {
+        const query = (chunks[i] as EmbeddedChunk).vector;
+        const exact = snapshot.searchExact(query, 10).map((hit) => hit.row);
+        const approximate = snapshot.searchApproximate(query, 10).map((hit) => hit.row);
+        overlap += approximate.filter((row) => exact.includes(row)).length / 10;
+        expect(snapshot.chunkAt(exact[0] as number).chunkId).toBe(chunks[i]?.chunkId);
+      }
+      expect(overlap / 50).toBeGreaterThanOrEqual(dtype === 'i8' ? 0.9 : 0.95);
+      const restoredVector = snapshot.vectorAt(snapshot.rowOfChunk('doc-0#1') as number);
+      expect(Array.from(restoredVector)).toEqual(Array.from((chunks[1] as EmbeddedChunk).vector));
+      expect(snapshot.loadLexicalIndex().search('chunk 17', 1)[0]?.chunkId).toBe(chunks[17]?.chunkId);
+    },
+  );
 
   it('builds and opens an empty snapshot', async () => {
     const { directory } = await writeSnapshot(parent, { chunks: [], space: SPACE });
@@ -69,7 +105,9 @@ describe('snapshot files', () => {
   describe('refuses to serve a snapshot that is not what its manifest says', () => {
     let good: string;
     beforeAll(async () => {
-      good = (await writeSnapshot(parent, { chunks: chunks.slice(0, 60), space: SPACE, hnsw: { dtype: 'f32' } })).directory;
+      good = (
+        await writeSnapshot(parent, { chunks: chunks.slice(0, 60), space: SPACE, hnsw: { dtype: 'f32' } })
+      ).directory;
     });
     const copy = () => {
       const target = mkdtempSync(join(parent, 'copy-'));
@@ -82,7 +120,9 @@ describe('snapshot files', () => {
       const bytes = readFileSync(join(directory, file));
       bytes[Math.floor(bytes.length / 2)] = (bytes[Math.floor(bytes.length / 2)] ?? 0) ^ 0xff;
       writeFileSync(join(directory, file), bytes);
-      await expect(FileSnapshot.open(directory)).rejects.toThrow(new RegExp(`checksum mismatch for ${file.replace('.', '\\.')}`));
+      await expect(FileSnapshot.open(directory)).rejects.toThrow(
+        new RegExp(`checksum mismatch for ${file.replace('.', '\\.')}`),
+      );
     });
 
     it('a missing file, a bad manifest or an unknown format version are refused', async () => {
@@ -99,18 +139,30 @@ describe('snapshot files', () => {
     });
 
     it('another model or dimension count is refused before any file is read', async () => {
-      await expect(FileSnapshot.open(good, { expectedSpace: { ...SPACE, modelId: 'other' } })).rejects.toBeInstanceOf(EmbeddingSpaceMismatchError);
-      await expect(FileSnapshot.open(good, { expectedSpace: { ...SPACE, dimensions: 384 } })).rejects.toThrow(/dimensions: expected 384, found 24/);
+      await expect(
+        FileSnapshot.open(good, { expectedSpace: { ...SPACE, modelId: 'other' } }),
+      ).rejects.toBeInstanceOf(EmbeddingSpaceMismatchError);
+      await expect(FileSnapshot.open(good, { expectedSpace: { ...SPACE, dimensions: 384 } })).rejects.toThrow(
+        /dimensions: expected 384, found 24/,
+      );
     });
 
     it('a usearch file whose header disagrees with the manifest is refused even with matching checksums', async () => {
       const path = join(good, SNAPSHOT_FILES.vectorIndex);
-      expect(() => HnswIndexFile.open(path, { dimensions: 32, dtype: 'f32', count: 60 }, { connectivity: 16, expansionAdd: 128, expansionSearch: 64 })).toThrow(
-        /dimensions 24, expected 32/,
-      );
-      expect(() => HnswIndexFile.open(path, { dimensions: 24, dtype: 'i8', count: 60 }, { connectivity: 16, expansionAdd: 128, expansionSearch: 64 })).toThrow(
-        /dtype f32, expected i8/,
-      );
+      expect(() =>
+        HnswIndexFile.open(
+          path,
+          { dimensions: 32, dtype: 'f32', count: 60 },
+          { connectivity: 16, expansionAdd: 128, expansionSearch: 64 },
+        ),
+      ).toThrow(/dimensions 24, expected 32/);
+      expect(() =>
+        HnswIndexFile.open(
+          path,
+          { dimensions: 24, dtype: 'i8', count: 60 },
+          { connectivity: 16, expansionAdd: 128, expansionSearch: 64 },
+        ),
+      ).toThrow(/dtype f32, expected i8/);
     });
   });
 });
