@@ -181,29 +181,47 @@ export class SearchEngine {
     const lexical = this.lexical;
 
     const candidateCount = Math.min(Math.max(request.k * 5, 100), 1_000);
+    let queryVector: Float32Array | undefined;
     let embedMs = 0;
-    let denseDocuments: Candidate[] = [];
-    let lexicalDocuments: Candidate[] = [];
     if (request.mode !== 'lexical') {
       const embedStarted = performance.now();
-      const queryVector = await this.embedder.embedQuery(request.query);
+      queryVector = await this.embedder.embedQuery(request.query);
       embedMs = performance.now() - embedStarted;
-      const chunks = this.denseCandidates(
-        snapshot,
-        delta,
-        queryVector,
-        candidateCount,
-        request.filter,
-        request.exact ?? false,
-      );
-      denseDocuments = bestChunkPerDocument(chunks);
     }
+
     const searchStarted = performance.now();
-    if (request.mode !== 'dense') {
-      lexicalDocuments = bestChunkPerDocument(
-        this.lexicalCandidates(snapshot, delta, lexical, request.query, candidateCount, request.filter),
-      );
+    let denseDocuments: Candidate[] = [];
+    if (queryVector) {
+      // Several chunks can belong to one document: widen the candidate pool until it yields k
+      // documents or holds every chunk there is.
+      const available = (snapshot?.chunkCount ?? 0) + delta.size;
+      for (let count = candidateCount; ; count *= 4) {
+        const chunks = this.denseCandidates(
+          snapshot,
+          delta,
+          queryVector,
+          count,
+          request.filter,
+          request.exact ?? false,
+        );
+        denseDocuments = bestChunkPerDocument(chunks);
+        if (denseDocuments.length >= request.k || chunks.length < count || count >= available) break;
+      }
     }
+    // BM25 scores every matching chunk anyway, so a wide limit costs only the sort.
+    const lexicalDocuments =
+      request.mode === 'dense'
+        ? []
+        : bestChunkPerDocument(
+            this.lexicalCandidates(
+              snapshot,
+              delta,
+              lexical,
+              request.query,
+              candidateCount * 10,
+              request.filter,
+            ),
+          );
     let ranked: Candidate[];
     if (request.mode === 'dense') ranked = denseDocuments;
     else if (request.mode === 'lexical') ranked = lexicalDocuments;

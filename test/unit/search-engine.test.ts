@@ -215,3 +215,39 @@ describe('SearchEngine over a snapshot and its delta (USE-lite, usearch, BM25 fo
     }
   });
 });
+
+describe('SearchEngine per-document aggregation with many chunks per document', () => {
+  it('widens the candidate pool until k documents are found when one document owns the top chunks', async () => {
+    const parent = mkdtempSync(join(tmpdir(), 'bisearch-wide-'));
+    const embedder = await OnnxEmbedder.load(USE_LITE_DIR);
+    try {
+      const big = Array.from({ length: 150 }, (_, i) => ({
+        chunkId: `manual#${i}`,
+        docId: 'manual',
+        ordinal: i,
+        text: `Step ${i} to reset your password: open the login page and click forgot password.`,
+        metadata: {},
+        contentHash: `manual-${i}`,
+      }));
+      const small = HELP_CENTRE.slice(2, 8).map((document) => ({
+        chunkId: `${document.id}#0`,
+        docId: document.id,
+        ordinal: 0,
+        text: document.text,
+        metadata: document.metadata,
+        contentHash: document.id,
+      }));
+      const chunks = await embedChunks([...big, ...small], embedder);
+      const { directory } = await writeSnapshot(parent, { chunks, space: embedder.space });
+      const engine = new SearchEngine(await FileSnapshot.open(directory), embedder);
+      for (const exact of [true, false]) {
+        const response = await engine.search({ query: 'reset my password on the login page', mode: 'dense', k: 5, exact });
+        expect(response.results.map((result) => result.docId)[0]).toBe('manual');
+        expect(new Set(response.results.map((result) => result.docId)).size).toBe(5);
+      }
+    } finally {
+      await embedder.dispose();
+      rmSync(parent, { recursive: true, force: true });
+    }
+  });
+});
