@@ -119,6 +119,8 @@ export interface OpenSnapshotOptions {
   readonly verifyChecksums?: boolean;
   /** `view` (memory-map, default) or `load` the HNSW index. */
   readonly indexMode?: 'view' | 'load';
+  /** Search-time candidate list size (HNSW ef); default the manifest's. Higher: better recall, slower. */
+  readonly expansionSearch?: number;
 }
 
 /**
@@ -178,7 +180,7 @@ export class FileSnapshot implements SnapshotView {
         dtype: manifest.index.dtype,
         count: manifest.counts.chunks,
       },
-      manifest.index,
+      { ...manifest.index, ...(options.expansionSearch ? { expansionSearch: options.expansionSearch } : {}) },
       options.indexMode ?? 'view',
     );
     return new FileSnapshot(

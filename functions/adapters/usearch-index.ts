@@ -15,7 +15,10 @@ export interface HnswSettings {
   readonly connectivity: number;
   /** Candidate list size while building (efConstruction). Default 128. */
   readonly expansionAdd: number;
-  /** Candidate list size while searching (ef). Default 64. */
+  /**
+   * Candidate list size while searching (ef). Default 128: on SciFact's 30k windowed USE-lite
+   * chunks ef 64 gave ANN recall@10 0.961 and ef 128 gave 0.987 (f16), at ~0.5 ms per query.
+   */
   readonly expansionSearch: number;
 }
 

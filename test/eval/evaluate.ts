@@ -10,7 +10,12 @@ import type { HnswSettings } from '../../functions/adapters/usearch-index.js';
 import type { SourceDocument } from '../../functions/core/documents.js';
 import { evaluateRun, overlapAtK, type RetrievalMetrics } from '../../functions/core/eval-metrics.js';
 import { chunkDocuments, embedChunks } from '../../functions/core/indexing.js';
-import { type FusionMethod, SearchEngine, type SearchMode } from '../../functions/core/search-engine.js';
+import {
+  DEFAULT_FUSION_WEIGHTS,
+  type FusionMethod,
+  SearchEngine,
+  type SearchMode,
+} from '../../functions/core/search-engine.js';
 
 export interface EvaluationOptions {
   readonly datasetDir: string;
@@ -20,6 +25,8 @@ export interface EvaluationOptions {
   /** `window`: chunk with overlap; `truncate`: one chunk per document, cut by the model (BEIR convention). */
   readonly chunking: 'window' | 'truncate';
   readonly fusion: FusionMethod;
+  /** Dense weight of normalised fusion (lexical weight 1); default the engine's. */
+  readonly denseWeight?: number;
   readonly hnsw?: Partial<HnswSettings>;
   /** Evaluate only the first N judged queries. */
   readonly queryLimit?: number;
@@ -94,7 +101,10 @@ export async function evaluate(
     `snapshot ${manifest.version}: ${manifest.counts.chunks} vectors, ${manifest.index.dtype}, built in ${buildSeconds.toFixed(1)} s`,
   );
 
-  const engine = new SearchEngine(snapshot, embedder, undefined, { fusion: options.fusion });
+  const engine = new SearchEngine(snapshot, embedder, undefined, {
+    fusion: options.fusion,
+    ...(options.denseWeight !== undefined ? { fusionWeights: [options.denseWeight, 1] as const } : {}),
+  });
   const queriesStarted = performance.now();
   const runs = new Map<string, Map<string, string[]>>();
   const record = (name: string, queryId: string, docIds: string[]) => {
@@ -157,6 +167,7 @@ export async function evaluate(
       search: options.search,
       chunking: options.chunking,
       fusion: options.fusion,
+      denseWeight: options.denseWeight ?? DEFAULT_FUSION_WEIGHTS[0],
       ...(options.queryLimit !== undefined ? { queryLimit: options.queryLimit } : {}),
       ...(options.corpusLimit !== undefined ? { corpusLimit: options.corpusLimit } : {}),
       hnsw: manifest.index,

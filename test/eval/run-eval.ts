@@ -17,7 +17,8 @@ const HELP = `Usage: npm run eval -- [options]
   --ann | --exact      dense part by HNSW (default) or brute force
   --chunking KIND      window (default: overlapping windows of the model's max tokens)
                        | truncate (one chunk per document, cut at max tokens: the BEIR convention)
-  --fusion KIND        rrf (default) | normalized
+  --fusion KIND        normalized (default) | rrf
+  --dense-weight W     dense weight of normalized fusion, lexical weight 1 (default 0.2)
   --dtype TYPE         HNSW vector type f32 | f16 (default) | i8
   --limit N            only the first N judged queries
   --corpus-limit N     only N documents (all judged ones for the kept queries, then others)
@@ -34,7 +35,8 @@ const { values } = parseArgs({
     ann: { type: 'boolean', default: false },
     exact: { type: 'boolean', default: false },
     chunking: { type: 'string', default: 'window' },
-    fusion: { type: 'string', default: 'rrf' },
+    fusion: { type: 'string', default: 'normalized' },
+    'dense-weight': { type: 'string' },
     dtype: { type: 'string', default: 'f16' },
     limit: { type: 'string' },
     'corpus-limit': { type: 'string' },
@@ -71,6 +73,8 @@ const positive = (name: string, value: string | undefined) => {
   return number;
 };
 const queryLimit = positive('limit', values.limit);
+const denseWeight = values['dense-weight'] === undefined ? undefined : Number(values['dense-weight']);
+if (denseWeight !== undefined && !(denseWeight >= 0)) fail('--dense-weight must be a number >= 0');
 const corpusLimit = positive('corpus-limit', values['corpus-limit']);
 
 const log = (line: string) => process.stderr.write(`${line}\n`);
@@ -81,6 +85,7 @@ const report = await evaluate(
     search: values.exact ? 'exact' : 'ann',
     chunking: values.chunking as 'window' | 'truncate',
     fusion: values.fusion as 'rrf' | 'normalized',
+    ...(denseWeight !== undefined ? { denseWeight } : {}),
     hnsw: { dtype: values.dtype as 'f32' | 'f16' | 'i8' },
     ...(queryLimit !== undefined ? { queryLimit } : {}),
     ...(corpusLimit !== undefined ? { corpusLimit } : {}),

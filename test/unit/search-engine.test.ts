@@ -241,7 +241,12 @@ describe('SearchEngine per-document aggregation with many chunks per document', 
       const { directory } = await writeSnapshot(parent, { chunks, space: embedder.space });
       const engine = new SearchEngine(await FileSnapshot.open(directory), embedder);
       for (const exact of [true, false]) {
-        const response = await engine.search({ query: 'reset my password on the login page', mode: 'dense', k: 5, exact });
+        const response = await engine.search({
+          query: 'reset my password on the login page',
+          mode: 'dense',
+          k: 5,
+          exact,
+        });
         expect(response.results.map((result) => result.docId)[0]).toBe('manual');
         expect(new Set(response.results.map((result) => result.docId)).size).toBe(5);
       }
