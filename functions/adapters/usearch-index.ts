@@ -26,7 +26,7 @@ export const DEFAULT_HNSW: HnswSettings = {
   dtype: 'f16',
   connectivity: 16,
   expansionAdd: 128,
-  expansionSearch: 64,
+  expansionSearch: 128,
 };
 
 /** usearch's on-disk scalar-kind codes (scalar_kind_t). */
