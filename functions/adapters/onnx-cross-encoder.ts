@@ -1,8 +1,8 @@
 import type * as ort from 'onnxruntime-node';
 import type { PairScorer } from '../core/embedding-space.js';
-import { describeModelDirectory, type ModelOverrides } from './model-directory.js';
-import { ModelTokenizer } from './model-tokenizer.js';
-import { floatOutput, type OnnxSessionOptions, openOnnxSession, runInBatches } from './onnx-session.js';
+import type { ModelOverrides } from './model-directory.js';
+import type { ModelTokenizer } from './model-tokenizer.js';
+import { floatOutput, loadOnnxModel, type OnnxSessionOptions, runInBatches } from './onnx-session.js';
 
 export interface OnnxCrossEncoderOptions
   extends Pick<ModelOverrides, 'modelId' | 'onnxFile' | 'maxTokens'>,
@@ -26,13 +26,7 @@ export class OnnxCrossEncoder implements PairScorer {
   ) {}
 
   static async load(directory: string, options: OnnxCrossEncoderOptions = {}): Promise<OnnxCrossEncoder> {
-    const description = describeModelDirectory(directory, options);
-    const tokenizer = new ModelTokenizer(
-      description.tokenizerJson,
-      description.tokenizerConfig,
-      description.maxTokens,
-    );
-    const session = await openOnnxSession(description.onnxPath, options);
+    const { description, tokenizer, session } = await loadOnnxModel(directory, options);
     return new OnnxCrossEncoder(session, tokenizer, description.modelId, options.batchSize ?? 16);
   }
 

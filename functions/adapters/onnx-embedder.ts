@@ -2,9 +2,9 @@ import type * as ort from 'onnxruntime-node';
 import type { EmbeddingSpace, TextEmbedder } from '../core/embedding-space.js';
 import { ModelConfigurationError } from '../core/errors.js';
 import { type PoolingStrategy, poolTokenStates, splitRows } from '../core/pooling.js';
-import { describeModelDirectory, type ModelDescription, type ModelOverrides } from './model-directory.js';
-import { type EncodedSequence, ModelTokenizer } from './model-tokenizer.js';
-import { floatOutput, type OnnxSessionOptions, openOnnxSession, runInBatches } from './onnx-session.js';
+import type { ModelDescription, ModelOverrides } from './model-directory.js';
+import type { EncodedSequence, ModelTokenizer } from './model-tokenizer.js';
+import { floatOutput, loadOnnxModel, type OnnxSessionOptions, runInBatches } from './onnx-session.js';
 
 export interface OnnxEmbedderOptions extends ModelOverrides, OnnxSessionOptions {
   /** Texts per ONNX call. Default 32. */
@@ -29,15 +29,9 @@ export class OnnxEmbedder implements TextEmbedder {
     private readonly batchSize: number,
   ) {}
 
-  /** Load a model directory (see {@link describeModelDirectory}) and check it produces vectors. */
+  /** Load a model directory (see `describeModelDirectory`) and check it produces vectors. */
   static async load(directory: string, options: OnnxEmbedderOptions = {}): Promise<OnnxEmbedder> {
-    const description = describeModelDirectory(directory, options);
-    const tokenizer = new ModelTokenizer(
-      description.tokenizerJson,
-      description.tokenizerConfig,
-      description.maxTokens,
-    );
-    const session = await openOnnxSession(description.onnxPath, options);
+    const { description, tokenizer, session } = await loadOnnxModel(directory, options);
     let pooling: PoolingStrategy;
     let outputName: string;
     if (

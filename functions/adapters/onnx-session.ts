@@ -1,6 +1,7 @@
 import * as ort from 'onnxruntime-node';
 import { ModelConfigurationError } from '../core/errors.js';
-import type { EncodedSequence } from './model-tokenizer.js';
+import { describeModelDirectory, type ModelDescription, type ModelOverrides } from './model-directory.js';
+import { type EncodedSequence, ModelTokenizer } from './model-tokenizer.js';
 
 /** onnxruntime session settings. */
 export interface OnnxSessionOptions {
@@ -29,6 +30,28 @@ export async function openOnnxSession(
       cause,
     });
   }
+}
+
+/** A model directory opened for inference: what the files say, its tokenizer and its ONNX session. */
+export interface LoadedOnnxModel {
+  readonly description: ModelDescription;
+  readonly tokenizer: ModelTokenizer;
+  readonly session: ort.InferenceSession;
+}
+
+/** Describe a model directory (with overrides), build its tokenizer and open its ONNX session. */
+export async function loadOnnxModel(
+  directory: string,
+  options: ModelOverrides & OnnxSessionOptions = {},
+): Promise<LoadedOnnxModel> {
+  const description = describeModelDirectory(directory, options);
+  const tokenizer = new ModelTokenizer(
+    description.tokenizerJson,
+    description.tokenizerConfig,
+    description.maxTokens,
+  );
+  const session = await openOnnxSession(description.onnxPath, options);
+  return { description, tokenizer, session };
 }
 
 /** The outputs of one padded batch, with the shape of its inputs. */
