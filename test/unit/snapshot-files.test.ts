@@ -65,7 +65,13 @@ describe('snapshot files', () => {
         embedding: SPACE,
         counts: { chunks: 400, documents: 200 },
       });
-      expect(manifest.index).toEqual({ metric: 'cos', dtype, connectivity: 16, expansionAdd: 128, expansionSearch: 128 });
+      expect(manifest.index).toEqual({
+        metric: 'cos',
+        dtype,
+        connectivity: 16,
+        expansionAdd: 128,
+        expansionSearch: 128,
+      });
       expect(Object.keys(manifest.files).sort()).toEqual(Object.values(SNAPSHOT_FILES).sort());
       expect(readHnswHeader(join(directory, SNAPSHOT_FILES.vectorIndex))).toMatchObject({
         metric: 'cos',
