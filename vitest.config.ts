@@ -6,6 +6,7 @@ export default defineConfig({
     // that get recycled, so every test file runs in its own forked process.
     pool: 'forks',
     include: ['test/**/*.test.ts'],
+    reporters: ['default', './test/support/summary-reporter.ts'],
     testTimeout: 60_000,
     hookTimeout: 120_000,
     env: { AWS_SDK_JS_SUPPRESS_NODE_DEPRECATION_WARNING: '1' },
