@@ -209,11 +209,6 @@ export class FileSnapshot implements SnapshotView {
     return this.rowsByDocId.get(docId) ?? [];
   }
 
-  /** Ids of the documents in the snapshot. */
-  documentIds(): IterableIterator<string> {
-    return this.rowsByDocId.keys();
-  }
-
   searchApproximate(query: Float32Array, k: number): ScoredRow[] {
     return this.index.search(query, k);
   }

@@ -48,11 +48,6 @@ export class DeltaLayer {
     return this.chunkCount;
   }
 
-  /** Documents changed or deleted since the snapshot. */
-  get changedDocumentCount(): number {
-    return this.lastSequenceByDocument.size;
-  }
-
   /** Highest change-log sequence applied (the watermark if none). */
   get sequence(): number {
     return this.highestSequence;

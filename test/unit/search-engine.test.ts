@@ -154,6 +154,7 @@ describe('SearchEngine over a snapshot and its delta (USE-lite, usearch, BM25 fo
       expect(engine.delta.deleteDocument('gift-cards', 14)).toBe(true);
       expect(await docIds('zebracorn', { mode: 'lexical' })).toEqual([]);
       expect(engine.delta.size).toBe(1);
+      expect(engine.delta.sequence).toBe(14);
     });
 
     it('a newer snapshot swaps in and keeps delta changes made after its watermark', async () => {
