@@ -86,6 +86,14 @@ export class DeltaLayer {
     return this.applyDocument(docId, [], sequence);
   }
 
+  /**
+   * Record that every change up to `sequence` has been read, including changes that needed no
+   * work (already in the snapshot, or superseded). The change-log tail resumes after it.
+   */
+  advanceTo(sequence: number): void {
+    this.highestSequence = Math.max(this.highestSequence, sequence);
+  }
+
   /** Sequence of the last change applied to a document, if any. */
   lastSequenceOf(docId: string): number | undefined {
     return this.lastSequenceByDocument.get(docId);

@@ -49,6 +49,18 @@ const documentIdSchema = z
       ),
   );
 
+/** A document id from elsewhere (URL path, CLI): trimmed, 1–512 characters, no control characters. */
+export const documentIdInputSchema = documentIdSchema;
+
+/** Body of `PUT /documents/{docId}`: the id comes from the path. */
+export const documentBodySchema = z
+  .object({
+    title: z.string().max(2_000).optional(),
+    text: z.string({ error: 'text must be a string' }),
+    metadata: z.record(z.string(), metadataValueSchema).optional(),
+  })
+  .strict();
+
 /** Schema of a JSON document; BEIR's `_id` is accepted as an alias of `id`. */
 const jsonDocumentSchema = z
   .object({

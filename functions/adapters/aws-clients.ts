@@ -1,0 +1,56 @@
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { S3Client } from '@aws-sdk/client-s3';
+import { SQSClient } from '@aws-sdk/client-sqs';
+
+/**
+ * Where the AWS SDK clients point. On AWS everything comes from the Lambda environment; on one
+ * machine `endpoints` target the emulators (DynamoDB, S3 and SQS may each run on their own port).
+ */
+export interface AwsConnection {
+  readonly region?: string;
+  readonly endpoints?: { readonly dynamodb?: string; readonly s3?: string; readonly sqs?: string };
+  /** Static credentials for emulators; on AWS leave undefined (the role's credentials are used). */
+  readonly credentials?: { readonly accessKeyId: string; readonly secretAccessKey: string };
+}
+
+/** Reads `BISEARCH_DYNAMODB_ENDPOINT`, `BISEARCH_S3_ENDPOINT`, `BISEARCH_SQS_ENDPOINT` (local runs only). */
+export function connectionFromEnvironment(env: Record<string, string | undefined> = process.env): AwsConnection {
+  const endpoints = {
+    ...(env.BISEARCH_DYNAMODB_ENDPOINT ? { dynamodb: env.BISEARCH_DYNAMODB_ENDPOINT } : {}),
+    ...(env.BISEARCH_S3_ENDPOINT ? { s3: env.BISEARCH_S3_ENDPOINT } : {}),
+    ...(env.BISEARCH_SQS_ENDPOINT ? { sqs: env.BISEARCH_SQS_ENDPOINT } : {}),
+  };
+  const local = Object.keys(endpoints).length > 0;
+  return {
+    region: env.AWS_REGION ?? (local ? 'us-east-1' : undefined),
+    endpoints,
+    ...(local && !env.AWS_ACCESS_KEY_ID ? { credentials: { accessKeyId: 'local', secretAccessKey: 'local' } } : {}),
+  } as AwsConnection;
+}
+
+function common(connection: AwsConnection, endpoint: string | undefined) {
+  return {
+    ...(connection.region ? { region: connection.region } : {}),
+    ...(endpoint ? { endpoint } : {}),
+    ...(connection.credentials ? { credentials: connection.credentials } : {}),
+    // Bounded retries with the SDK's backoff; handlers decide what to do after that.
+    maxAttempts: 4,
+  };
+}
+
+/** DynamoDB document client (plain JS values; `undefined` attributes dropped). */
+export function dynamoDocumentClient(connection: AwsConnection): DynamoDBDocumentClient {
+  return DynamoDBDocumentClient.from(new DynamoDBClient(common(connection, connection.endpoints?.dynamodb)), {
+    marshallOptions: { removeUndefinedValues: true, convertClassInstanceToMap: false },
+  });
+}
+
+export function s3Client(connection: AwsConnection): S3Client {
+  // Emulators serve buckets by path, not by virtual host.
+  return new S3Client({ ...common(connection, connection.endpoints?.s3), forcePathStyle: Boolean(connection.endpoints?.s3) });
+}
+
+export function sqsClient(connection: AwsConnection): SQSClient {
+  return new SQSClient(common(connection, connection.endpoints?.sqs));
+}

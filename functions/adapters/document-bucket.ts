@@ -1,0 +1,55 @@
+import { DeleteObjectCommand, GetObjectCommand, HeadObjectCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import { BisearchError } from '../core/errors.js';
+
+/** Prefix under which uploads are ingested; S3 notifications filter on it. */
+export const DOCUMENTS_PREFIX = 'docs/';
+
+/** Largest object the encoder reads (bytes). Larger uploads fail as a document error. Default 20 MB. */
+export const MAX_DOCUMENT_BYTES = 20 * 1024 * 1024;
+
+/** The documents bucket: users (or `PUT /documents/{id}`) write here; the encoder reads. */
+export class DocumentBucket {
+  constructor(
+    private readonly s3: S3Client,
+    readonly bucketName: string,
+  ) {}
+
+  /** Key of an API-written document: `docs/<encoded id>.json` (ids may contain `/`, kept as folders). */
+  static keyForDocumentId(docId: string): string {
+    return `${DOCUMENTS_PREFIX}${docId.split('/').map(encodeURIComponent).join('/')}.json`;
+  }
+
+  /** Read an object, refusing ones larger than `maxBytes`. Undefined when it no longer exists. */
+  async read(key: string, maxBytes = MAX_DOCUMENT_BYTES): Promise<Uint8Array | undefined> {
+    try {
+      const head = await this.s3.send(new HeadObjectCommand({ Bucket: this.bucketName, Key: key }));
+      if ((head.ContentLength ?? 0) > maxBytes) {
+        throw new BisearchError('DOCUMENT_TOO_LARGE', 413, `${key} is ${head.ContentLength} bytes; the limit is ${maxBytes}`);
+      }
+      const object = await this.s3.send(new GetObjectCommand({ Bucket: this.bucketName, Key: key }));
+      return object.Body ? await object.Body.transformToByteArray() : new Uint8Array();
+    } catch (error) {
+      const name = (error as Error).name;
+      if (name === 'NoSuchKey' || name === 'NotFound') return undefined;
+      throw error;
+    }
+  }
+
+  /** Store a document as JSON (`id`, `title`, `text`, `metadata`) for the normal ingest path. */
+  async putDocument(document: { id: string; title?: string; text: string; metadata?: Record<string, unknown> }): Promise<string> {
+    const key = DocumentBucket.keyForDocumentId(document.id);
+    await this.s3.send(
+      new PutObjectCommand({
+        Bucket: this.bucketName,
+        Key: key,
+        Body: JSON.stringify(document),
+        ContentType: 'application/json',
+      }),
+    );
+    return key;
+  }
+
+  async delete(key: string): Promise<void> {
+    await this.s3.send(new DeleteObjectCommand({ Bucket: this.bucketName, Key: key }));
+  }
+}

@@ -1,0 +1,233 @@
+import { createReadStream, createWriteStream } from 'node:fs';
+import { mkdir, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import type { EmbeddedChunk } from '../core/delta.js';
+import type { EmbeddingSpace } from '../core/embedding-space.js';
+import { annRecallAtK, evenlySpacedRows } from '../core/snapshot-validation.js';
+import { EXPORTS_PREFIX, IndexBucket } from './index-bucket.js';
+import { type IndexVersionRecord, PointerConflictError, type SearchTable } from './search-table.js';
+import { FileSnapshot, writeSnapshot } from './snapshot-files.js';
+import type { HnswSettings } from './usearch-index.js';
+
+/** A version failed validation (checksums, embedding space, counts or recall). Not retried. */
+export class SnapshotValidationFailed extends Error {
+  override readonly name = 'SnapshotValidationFailed';
+}
+/** Nothing was ever embedded: there is no embedding space to build an index for. Not retried. */
+export class NothingToIndex extends Error {
+  override readonly name = 'NothingToIndex';
+}
+/** Another reindex swapped the pointer first. Not retried. */
+export class PointerConflict extends Error {
+  override readonly name = 'PointerConflict';
+}
+
+/** Error names the state machine must not retry: retrying cannot change their outcome. */
+export const TERMINAL_REINDEX_ERRORS = ['SnapshotValidationFailed', 'NothingToIndex', 'PointerConflict'] as const;
+
+/** The JSON passed from state to state (plain JSON: Step Functions payloads). */
+export interface ReindexState {
+  readonly executionName: string;
+  readonly watermark?: number;
+  readonly exportKey?: string;
+  readonly chunks?: number;
+  readonly documents?: number;
+  readonly space?: EmbeddingSpace;
+  /** The pointer's version when the snapshot was frozen; the swap only happens if it is unchanged. */
+  readonly expectedCurrent?: IndexVersionRecord | null;
+  readonly version?: string;
+  readonly prefix?: string;
+  readonly builtAt?: string;
+  readonly recall?: number;
+  readonly pruned?: string[];
+}
+
+export interface ReindexStepOptions {
+  readonly table: SearchTable;
+  readonly indexBucket: IndexBucket;
+  /** Local scratch directory (Lambda: under /tmp, sized by ephemeral storage). */
+  readonly workDirectory: string;
+  readonly hnsw?: Partial<HnswSettings>;
+  /** Versions kept by prune, besides current and previous. Default 3. */
+  readonly keepVersions?: number;
+  /** Minimum HNSW recall@10 against exact search. Default 0.95. */
+  readonly minRecall?: number;
+  /** Rows sampled as queries for the recall test. Default 200. */
+  readonly recallSamples?: number;
+}
+
+function required<T>(value: T | undefined | null, name: string): T {
+  if (value === undefined || value === null) throw new Error(`reindex state is missing ${name}`);
+  return value;
+}
+
+/**
+ * The steps of the reindex state machine: snapshot → build → validate → swap → prune, and the
+ * failure recorder its Catch clauses lead to. Each takes and returns plain JSON; each can be rerun.
+ */
+export class ReindexSteps {
+  constructor(private readonly options: ReindexStepOptions) {}
+
+  /**
+   * Freeze a watermark (the latest change-log sequence) and export every live document's chunks to
+   * S3. Every change up to the watermark is in the export (statuses are written before the
+   * entries that announce them); later changes may be too, and the delta re-applies them.
+   */
+  async snapshot(input: Pick<ReindexState, 'executionName'>): Promise<ReindexState> {
+    const { table, indexBucket } = this.options;
+    const space = await table.embeddingSpace();
+    if (!space) throw new NothingToIndex('no document has been embedded yet; upload documents first');
+    const watermark = await table.latestSequence();
+    const pointer = await table.readPointer();
+    const scratch = join(this.options.workDirectory, `export-${input.executionName}`);
+    await mkdir(scratch, { recursive: true });
+    const path = join(scratch, 'chunks.jsonl');
+    const out = createWriteStream(path);
+    let chunks = 0;
+    let documents = 0;
+    try {
+      for await (const status of table.statuses()) {
+        // A failed update keeps its previous indexed version (writeId) searchable.
+        if (status.status === 'deleted' || !status.writeId) continue;
+        documents += 1;
+        for (const chunk of await table.chunksOf(status)) {
+          const { vector, ...record } = chunk;
+          const line = `${JSON.stringify({ ...record, vector: Buffer.from(vector.buffer, vector.byteOffset, vector.byteLength).toString('base64') })}\n`;
+          if (!out.write(line)) await new Promise<void>((resolve) => out.once('drain', () => resolve()));
+          chunks += 1;
+        }
+      }
+    } finally {
+      await new Promise<void>((resolve, reject) => out.end((error?: Error | null) => (error ? reject(error) : resolve())));
+    }
+    const exportKey = `${EXPORTS_PREFIX}${input.executionName}/chunks.jsonl`;
+    await indexBucket.putFile(exportKey, path);
+    await rm(scratch, { recursive: true, force: true });
+    return { executionName: input.executionName, watermark, exportKey, chunks, documents, space, expectedCurrent: pointer.current ?? null };
+  }
+
+  /** Build a snapshot directory from the export and upload it as a new version. */
+  async build(input: ReindexState): Promise<ReindexState> {
+    const exportKey = required(input.exportKey, 'exportKey');
+    const space = required(input.space, 'space');
+    const scratch = join(this.options.workDirectory, `build-${input.executionName}`);
+    await rm(scratch, { recursive: true, force: true });
+    await mkdir(scratch, { recursive: true });
+    try {
+      const exportPath = join(scratch, 'chunks.jsonl');
+      await this.options.indexBucket.getFile(exportKey, exportPath);
+      const chunks: EmbeddedChunk[] = [];
+      const lines = createInterface({ input: createReadStream(exportPath), crlfDelay: Number.POSITIVE_INFINITY });
+      for await (const line of lines) {
+        if (!line) continue;
+        const { vector, ...record } = JSON.parse(line) as Omit<EmbeddedChunk, 'vector'> & { vector: string };
+        const bytes = Buffer.from(vector, 'base64');
+        const floats = new Float32Array(bytes.byteLength / 4);
+        new Uint8Array(floats.buffer).set(bytes);
+        chunks.push({ ...record, vector: floats });
+      }
+      const { directory, manifest } = await writeSnapshot(join(scratch, 'snapshots'), {
+        chunks,
+        space,
+        watermark: required(input.watermark, 'watermark'),
+        ...(this.options.hnsw ? { hnsw: this.options.hnsw } : {}),
+      });
+      const prefix = await this.options.indexBucket.uploadSnapshot(directory, manifest.version);
+      return { ...input, version: manifest.version, prefix, builtAt: manifest.builtAt };
+    } finally {
+      await rm(scratch, { recursive: true, force: true });
+    }
+  }
+
+  /**
+   * Download the uploaded version as a query Lambda would and check it: every checksum, the
+   * embedding space, the chunk count of the export, and HNSW recall@10 against exact search on
+   * sampled stored vectors.
+   */
+  async validate(input: ReindexState): Promise<ReindexState> {
+    const version = required(input.version, 'version');
+    const scratch = join(this.options.workDirectory, `validate-${input.executionName}`);
+    await rm(scratch, { recursive: true, force: true });
+    try {
+      await this.options.indexBucket.downloadSnapshot(required(input.prefix, 'prefix'), scratch);
+      let snapshot: FileSnapshot;
+      try {
+        snapshot = await FileSnapshot.open(scratch, { expectedSpace: required(input.space, 'space') });
+      } catch (error) {
+        throw new SnapshotValidationFailed(`version ${version}: ${(error as Error).message}`);
+      }
+      if (snapshot.manifest.version !== version) {
+        throw new SnapshotValidationFailed(`s3 prefix holds version ${snapshot.manifest.version}, expected ${version}`);
+      }
+      if (snapshot.chunkCount !== input.chunks) {
+        throw new SnapshotValidationFailed(`version ${version} holds ${snapshot.chunkCount} chunks, the export had ${input.chunks}`);
+      }
+      const rows = evenlySpacedRows(snapshot.chunkCount, this.options.recallSamples ?? 200);
+      const recall = annRecallAtK(snapshot, rows.map((row) => snapshot.vectorAt(row)), 10);
+      const minimum = this.options.minRecall ?? 0.95;
+      if (recall < minimum) {
+        throw new SnapshotValidationFailed(`version ${version}: HNSW recall@10 ${recall.toFixed(4)} is below ${minimum}`);
+      }
+      return { ...input, recall };
+    } finally {
+      await rm(scratch, { recursive: true, force: true });
+    }
+  }
+
+  /** Point queries at the new version, only if no other reindex swapped since the snapshot. */
+  async swap(input: ReindexState): Promise<ReindexState> {
+    const record: IndexVersionRecord = {
+      version: required(input.version, 'version'),
+      watermark: required(input.watermark, 'watermark'),
+      builtAt: required(input.builtAt, 'builtAt'),
+      vectors: required(input.chunks, 'chunks'),
+      prefix: required(input.prefix, 'prefix'),
+    };
+    try {
+      await this.options.table.swapPointer(record, input.expectedCurrent ?? undefined);
+    } catch (error) {
+      if (error instanceof PointerConflictError) throw new PointerConflict(error.message);
+      throw error;
+    }
+    return input;
+  }
+
+  /**
+   * Delete old versions (keeping the current, the previous and the newest `keepVersions`) and this
+   * run's export.
+   */
+  async prune(input: ReindexState): Promise<ReindexState> {
+    const { table, indexBucket } = this.options;
+    const pointer = await table.readPointer();
+    const protectedVersions = new Set([pointer.current?.version, pointer.previous?.version].filter(Boolean));
+    const versions = await indexBucket.listVersions();
+    const keepNewest = new Set(versions.slice(-(this.options.keepVersions ?? 3)));
+    const pruned: string[] = [];
+    for (const version of versions) {
+      if (protectedVersions.has(version) || keepNewest.has(version)) continue;
+      await indexBucket.deletePrefix(IndexBucket.versionPrefix(version));
+      pruned.push(version);
+    }
+    await indexBucket.deletePrefix(`${EXPORTS_PREFIX}${input.executionName}/`);
+    return { ...input, pruned };
+  }
+
+  /**
+   * Where every Catch leads: record the failure on the pointer item (versions untouched), remove
+   * this run's export and any version it uploaded but did not swap in, and rethrow so the execution fails.
+   */
+  async recordFailure(input: { executionName: string; version?: string; error?: { Error?: string; Cause?: string } }): Promise<never> {
+    const { table, indexBucket } = this.options;
+    const detail = `${input.error?.Error ?? 'Error'}: ${input.error?.Cause ?? 'unknown cause'}`;
+    await table.recordReindexFailure(detail);
+    await indexBucket.deletePrefix(`${EXPORTS_PREFIX}${input.executionName}/`);
+    const pointer = await table.readPointer();
+    if (input.version && pointer.current?.version !== input.version && pointer.previous?.version !== input.version) {
+      await indexBucket.deletePrefix(IndexBucket.versionPrefix(input.version));
+    }
+    const failure = new Error(detail);
+    failure.name = 'ReindexFailed';
+    throw failure;
+  }
+}

@@ -1,0 +1,37 @@
+import { z } from 'zod';
+
+/**
+ * Environment variables the handlers read, set by the CDK constructs (and by the local stack).
+ * Validated once at cold start so a misconfigured function fails at init with every problem named.
+ */
+const environmentSchema = z.object({
+  TABLE_NAME: z.string().min(3),
+  DOCUMENTS_BUCKET: z.string().min(3),
+  INDEX_BUCKET: z.string().min(3),
+  /** Local directory for downloaded snapshots and build scratch space. */
+  BISEARCH_WORK_DIR: z.string().default('/tmp/bisearch'),
+  /** Upper bound of search staleness, milliseconds. */
+  BISEARCH_MAX_STALENESS_MS: z.coerce.number().int().min(0).default(2_000),
+  BISEARCH_POINTER_CHECK_MS: z.coerce.number().int().min(0).default(30_000),
+  /** Optional cross-encoder directory; enables the rerank stage. */
+  BISEARCH_RERANKER_DIR: z.string().optional(),
+  /** onnxruntime threads per operator; Lambda's vCPUs by default. */
+  BISEARCH_INTRA_OP_THREADS: z.coerce.number().int().min(1).optional(),
+  /** Snapshot versions kept by the prune step (current and previous at least). */
+  BISEARCH_KEEP_VERSIONS: z.coerce.number().int().min(2).default(3),
+  /** Minimum HNSW recall@10 against exact search for a version to be swapped in. */
+  BISEARCH_MIN_RECALL: z.coerce.number().min(0).max(1).default(0.95),
+});
+
+export type HandlerEnvironment = z.infer<typeof environmentSchema>;
+
+export function readEnvironment(env: Record<string, string | undefined> = process.env): HandlerEnvironment {
+  const parsed = environmentSchema.safeParse(env);
+  if (!parsed.success) {
+    throw new Error(`invalid function environment: ${parsed.error.issues.map((issue) => `${issue.path.join('.')}: ${issue.message}`).join('; ')}`);
+  }
+  return parsed.data;
+}
+
+/** Service name for logs and metrics dimensions. */
+export const METRICS_NAMESPACE = 'Bisearch';

@@ -1,0 +1,118 @@
+import { Hono } from 'hono';
+import type { ContentfulStatusCode } from 'hono/utils/http-status';
+import { DocumentBucket } from '../adapters/document-bucket.js';
+import type { SearchRuntime } from '../adapters/search-runtime.js';
+import type { SearchTable } from '../adapters/search-table.js';
+import { documentBodySchema, documentIdInputSchema } from '../core/documents.js';
+import { BisearchError, InvalidRequestError } from '../core/errors.js';
+
+/** Largest accepted `POST /search` body, bytes. */
+export const MAX_SEARCH_BODY_BYTES = 64 * 1024;
+/** Largest accepted `PUT /documents/{docId}` body, bytes (API Gateway allows 10 MB; documents this big belong in S3 uploads). */
+export const MAX_DOCUMENT_BODY_BYTES = 1024 * 1024;
+
+export interface QueryRouteDependencies {
+  readonly runtime: SearchRuntime;
+  readonly table: SearchTable;
+  readonly documents: DocumentBucket;
+  /** Called with unexpected errors (logged with the stack; the client sees a generic 500). */
+  readonly onUnexpectedError: (error: unknown) => void;
+  /** Called after each search with its timings and result count (metrics). */
+  readonly onSearch?: (timings: { embed: number; search: number; rerank: number; total: number }, results: number) => void;
+}
+
+class PayloadTooLargeError extends BisearchError {
+  constructor(limit: number) {
+    super('PAYLOAD_TOO_LARGE', 413, `request body is larger than ${limit} bytes`);
+  }
+}
+
+/**
+ * The HTTP API of the query Lambda: `POST /search`, `PUT|GET|DELETE /documents/{docId}`,
+ * `GET /health`. Every error is answered as `{"error": {"code", "message"}}` by one handler:
+ * typed errors with their status, anything else as a generic 500 without internals.
+ */
+export function createQueryApp(dependencies: QueryRouteDependencies): Hono {
+  const { runtime, table, documents } = dependencies;
+  const app = new Hono();
+
+  const readJson = async (body: string, limit: number, contentType: string | undefined): Promise<unknown> => {
+    if (!/^application\/(.+\+)?json\b/i.test(contentType ?? '')) {
+      throw new BisearchError('UNSUPPORTED_MEDIA_TYPE', 415, 'send the body as application/json');
+    }
+    if (Buffer.byteLength(body) > limit) throw new PayloadTooLargeError(limit);
+    try {
+      return JSON.parse(body);
+    } catch {
+      throw new BisearchError('INVALID_JSON', 400, 'the body is not valid JSON');
+    }
+  };
+  const documentId = (raw: string): string => {
+    const parsed = documentIdInputSchema.safeParse(decodeURIComponent(raw));
+    if (!parsed.success) throw new InvalidRequestError(`docId: ${parsed.error.issues[0]?.message ?? 'invalid'}`);
+    return parsed.data;
+  };
+
+  app.post('/search', async (c) => {
+    const request = await readJson(await c.req.text(), MAX_SEARCH_BODY_BYTES, c.req.header('content-type'));
+    const response = await runtime.search(request as never);
+    dependencies.onSearch?.(response.timingsMs, response.results.length);
+    return c.json(response);
+  });
+
+  app.put('/documents/:docId{.+}', async (c) => {
+    const docId = documentId(c.req.param('docId'));
+    const body = documentBodySchema.safeParse(await readJson(await c.req.text(), MAX_DOCUMENT_BODY_BYTES, c.req.header('content-type')));
+    if (!body.success) {
+      throw new InvalidRequestError(body.error.issues.map((issue) => `${issue.path.join('.') || 'body'}: ${issue.message}`).join('; '));
+    }
+    await table.markPending(docId);
+    await documents.putDocument({ id: docId, ...body.data });
+    return c.json({ docId, status: 'pending' }, 202);
+  });
+
+  app.delete('/documents/:docId{.+}', async (c) => {
+    const docId = documentId(c.req.param('docId'));
+    const status = await table.documentStatus(docId);
+    if (!status && !(await table.pendingSince(docId))) throw new BisearchError('NOT_FOUND', 404, `no document ${docId}`);
+    if (status?.sourceKey && /\.(jsonl|ndjson)$/i.test(status.sourceKey)) {
+      throw new BisearchError(
+        'CONFLICT',
+        409,
+        `document ${docId} comes from ${status.sourceKey}, which holds other documents too; remove its line from that file instead`,
+      );
+    }
+    await table.markPending(docId);
+    await documents.delete(status?.sourceKey ?? DocumentBucket.keyForDocumentId(docId));
+    return c.json({ docId, status: 'pending' }, 202);
+  });
+
+  app.get('/documents/:docId{.+}', async (c) => {
+    const docId = documentId(c.req.param('docId'));
+    const [status, pendingSince] = await Promise.all([table.documentStatus(docId), table.pendingSince(docId)]);
+    if (!status && !pendingSince) throw new BisearchError('NOT_FOUND', 404, `no document ${docId}`);
+    const pending = pendingSince !== undefined && (!status || pendingSince > status.updatedAt);
+    return c.json({
+      docId,
+      status: pending ? 'pending' : status?.status,
+      chunks: status?.chunks ?? 0,
+      updatedAt: pending ? pendingSince : status?.updatedAt,
+      ...(status?.error && !pending ? { error: status.error } : {}),
+    });
+  });
+
+  app.get('/health', async (c) => {
+    await runtime.refreshIfDue();
+    return c.json(runtime.health());
+  });
+
+  app.notFound((c) => c.json({ error: { code: 'NOT_FOUND', message: `no route ${c.req.method} ${c.req.path}` } }, 404));
+  app.onError((error, c) => {
+    if (error instanceof BisearchError && error.status < 500) {
+      return c.json({ error: { code: error.code, message: error.message } }, error.status as ContentfulStatusCode);
+    }
+    dependencies.onUnexpectedError(error);
+    return c.json({ error: { code: 'INTERNAL', message: 'internal error' } }, 500);
+  });
+  return app;
+}
