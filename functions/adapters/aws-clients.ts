@@ -1,7 +1,7 @@
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { S3Client } from '@aws-sdk/client-s3';
 import { SQSClient } from '@aws-sdk/client-sqs';
+import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 
 /**
  * Where the AWS SDK clients point. On AWS everything comes from the Lambda environment; on one
@@ -15,7 +15,9 @@ export interface AwsConnection {
 }
 
 /** Reads `BISEARCH_DYNAMODB_ENDPOINT`, `BISEARCH_S3_ENDPOINT`, `BISEARCH_SQS_ENDPOINT` (local runs only). */
-export function connectionFromEnvironment(env: Record<string, string | undefined> = process.env): AwsConnection {
+export function connectionFromEnvironment(
+  env: Record<string, string | undefined> = process.env,
+): AwsConnection {
   const endpoints = {
     ...(env.BISEARCH_DYNAMODB_ENDPOINT ? { dynamodb: env.BISEARCH_DYNAMODB_ENDPOINT } : {}),
     ...(env.BISEARCH_S3_ENDPOINT ? { s3: env.BISEARCH_S3_ENDPOINT } : {}),
@@ -25,7 +27,9 @@ export function connectionFromEnvironment(env: Record<string, string | undefined
   return {
     region: env.AWS_REGION ?? (local ? 'us-east-1' : undefined),
     endpoints,
-    ...(local && !env.AWS_ACCESS_KEY_ID ? { credentials: { accessKeyId: 'local', secretAccessKey: 'local' } } : {}),
+    ...(local && !env.AWS_ACCESS_KEY_ID
+      ? { credentials: { accessKeyId: 'local', secretAccessKey: 'local' } }
+      : {}),
   } as AwsConnection;
 }
 
@@ -48,7 +52,10 @@ export function dynamoDocumentClient(connection: AwsConnection): DynamoDBDocumen
 
 export function s3Client(connection: AwsConnection): S3Client {
   // Emulators serve buckets by path, not by virtual host.
-  return new S3Client({ ...common(connection, connection.endpoints?.s3), forcePathStyle: Boolean(connection.endpoints?.s3) });
+  return new S3Client({
+    ...common(connection, connection.endpoints?.s3),
+    forcePathStyle: Boolean(connection.endpoints?.s3),
+  });
 }
 
 export function sqsClient(connection: AwsConnection): SQSClient {

@@ -1,7 +1,13 @@
-import { DeleteObjectCommand, GetObjectCommand, HeadObjectCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import {
+  DeleteObjectCommand,
+  GetObjectCommand,
+  HeadObjectCommand,
+  PutObjectCommand,
+  type S3Client,
+} from '@aws-sdk/client-s3';
 import { BisearchError } from '../core/errors.js';
 
-/** Prefix under which uploads are ingested; S3 notifications filter on it. */
+/** Prefix under which uploads are ingested; S3 notifications filter on it (infra/resources.ts says the same). */
 export const DOCUMENTS_PREFIX = 'docs/';
 
 /** Largest object the encoder reads (bytes). Larger uploads fail as a document error. Default 20 MB. */
@@ -24,7 +30,11 @@ export class DocumentBucket {
     try {
       const head = await this.s3.send(new HeadObjectCommand({ Bucket: this.bucketName, Key: key }));
       if ((head.ContentLength ?? 0) > maxBytes) {
-        throw new BisearchError('DOCUMENT_TOO_LARGE', 413, `${key} is ${head.ContentLength} bytes; the limit is ${maxBytes}`);
+        throw new BisearchError(
+          'DOCUMENT_TOO_LARGE',
+          413,
+          `${key} is ${head.ContentLength} bytes; the limit is ${maxBytes}`,
+        );
       }
       const object = await this.s3.send(new GetObjectCommand({ Bucket: this.bucketName, Key: key }));
       return object.Body ? await object.Body.transformToByteArray() : new Uint8Array();
@@ -36,7 +46,12 @@ export class DocumentBucket {
   }
 
   /** Store a document as JSON (`id`, `title`, `text`, `metadata`) for the normal ingest path. */
-  async putDocument(document: { id: string; title?: string; text: string; metadata?: Record<string, unknown> }): Promise<string> {
+  async putDocument(document: {
+    id: string;
+    title?: string;
+    text: string;
+    metadata?: Record<string, unknown>;
+  }): Promise<string> {
     const key = DocumentBucket.keyForDocumentId(document.id);
     await this.s3.send(
       new PutObjectCommand({

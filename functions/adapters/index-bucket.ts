@@ -78,8 +78,16 @@ export class IndexBucket {
   }
 
   /** Download one object with parallel ranged GETs into `path`. */
-  async downloadRanged(key: string, size: number | undefined, path: string, options: DownloadOptions = {}): Promise<void> {
-    const bytes = size ?? (await this.s3.send(new HeadObjectCommand({ Bucket: this.bucketName, Key: key }))).ContentLength ?? 0;
+  async downloadRanged(
+    key: string,
+    size: number | undefined,
+    path: string,
+    options: DownloadOptions = {},
+  ): Promise<void> {
+    const bytes =
+      size ??
+      (await this.s3.send(new HeadObjectCommand({ Bucket: this.bucketName, Key: key }))).ContentLength ??
+      0;
     const partBytes = options.partBytes ?? 8 * 1024 * 1024;
     const concurrency = options.concurrency ?? 8;
     const partial = `${path}.partial`;
@@ -87,14 +95,20 @@ export class IndexBucket {
     try {
       if (bytes > 0) await handle.truncate(bytes);
       const ranges: Array<[number, number]> = [];
-      for (let start = 0; start < bytes; start += partBytes) ranges.push([start, Math.min(start + partBytes, bytes) - 1]);
+      for (let start = 0; start < bytes; start += partBytes)
+        ranges.push([start, Math.min(start + partBytes, bytes) - 1]);
       let next = 0;
       const worker = async () => {
         while (next < ranges.length) {
           const [start, end] = ranges[next++] as [number, number];
-          const response = await this.s3.send(new GetObjectCommand({ Bucket: this.bucketName, Key: key, Range: `bytes=${start}-${end}` }));
-          const body = await (response.Body as { transformToByteArray(): Promise<Uint8Array> }).transformToByteArray();
-          if (body.length !== end - start + 1) throw new Error(`ranged GET of ${key} bytes ${start}-${end} returned ${body.length} bytes`);
+          const response = await this.s3.send(
+            new GetObjectCommand({ Bucket: this.bucketName, Key: key, Range: `bytes=${start}-${end}` }),
+          );
+          const body = await (
+            response.Body as { transformToByteArray(): Promise<Uint8Array> }
+          ).transformToByteArray();
+          if (body.length !== end - start + 1)
+            throw new Error(`ranged GET of ${key} bytes ${start}-${end} returned ${body.length} bytes`);
           await handle.write(body, 0, body.length, start);
         }
       };
@@ -128,7 +142,10 @@ export class IndexBucket {
       await this.s3.send(
         new DeleteObjectsCommand({
           Bucket: this.bucketName,
-          Delete: { Objects: objects.slice(start, start + 1_000).map((object) => ({ Key: object.key })), Quiet: true },
+          Delete: {
+            Objects: objects.slice(start, start + 1_000).map((object) => ({ Key: object.key })),
+            Quiet: true,
+          },
         }),
       );
     }
@@ -143,7 +160,10 @@ export class IndexBucket {
   async putFile(key: string, path: string): Promise<void> {
     const handle = await open(path);
     try {
-      await new Upload({ client: this.s3, params: { Bucket: this.bucketName, Key: key, Body: handle.createReadStream() } }).done();
+      await new Upload({
+        client: this.s3,
+        params: { Bucket: this.bucketName, Key: key, Body: handle.createReadStream() },
+      }).done();
     } finally {
       await handle.close();
     }
@@ -159,9 +179,14 @@ export class IndexBucket {
     let token: string | undefined;
     do {
       const page = await this.s3.send(
-        new ListObjectsV2Command({ Bucket: this.bucketName, Prefix: prefix, ...(token ? { ContinuationToken: token } : {}) }),
+        new ListObjectsV2Command({
+          Bucket: this.bucketName,
+          Prefix: prefix,
+          ...(token ? { ContinuationToken: token } : {}),
+        }),
       );
-      for (const object of page.Contents ?? []) if (object.Key) objects.push({ key: object.Key, size: object.Size ?? 0 });
+      for (const object of page.Contents ?? [])
+        if (object.Key) objects.push({ key: object.Key, size: object.Size ?? 0 });
       token = page.IsTruncated ? page.NextContinuationToken : undefined;
     } while (token);
     return objects;

@@ -1,5 +1,5 @@
 import type { Logger } from '@aws-lambda-powertools/logger';
-import { type Chunk, chunkDocument, type ChunkingOptions, documentContentHash } from '../core/chunking.js';
+import { type Chunk, type ChunkingOptions, chunkDocument, documentContentHash } from '../core/chunking.js';
 import type { EmbeddedChunk } from '../core/delta.js';
 import { documentIdFromFileName, parseDocumentFile, type SourceDocument } from '../core/documents.js';
 import type { TextEmbedder } from '../core/embedding-space.js';
@@ -36,14 +36,28 @@ export function parseS3EventMessage(body: string): S3ObjectEvent[] {
   if (typeof message.Message === 'string') return parseS3EventMessage(message.Message);
   if (message.Event === 's3:TestEvent' || !Array.isArray(message.Records)) return [];
   return message.Records.flatMap((raw) => {
-    const record = raw as { eventName?: string; s3?: { bucket?: { name?: string }; object?: { key?: string; sequencer?: string } } };
+    const record = raw as {
+      eventName?: string;
+      s3?: { bucket?: { name?: string }; object?: { key?: string; sequencer?: string } };
+    };
     const key = record.s3?.object?.key;
     const eventName = record.eventName ?? '';
     if (!key || !record.s3?.bucket?.name || !record.s3.object?.sequencer) return [];
-    const kind = eventName.startsWith('ObjectCreated') ? 'created' : eventName.startsWith('ObjectRemoved') ? 'removed' : undefined;
+    const kind = eventName.startsWith('ObjectCreated')
+      ? 'created'
+      : eventName.startsWith('ObjectRemoved')
+        ? 'removed'
+        : undefined;
     if (!kind) return [];
     // S3 URL-encodes keys in notifications, with '+' for spaces.
-    return [{ kind, bucket: record.s3.bucket.name, key: decodeURIComponent(key.replace(/\+/g, ' ')), sequencer: record.s3.object.sequencer }];
+    return [
+      {
+        kind,
+        bucket: record.s3.bucket.name,
+        key: decodeURIComponent(key.replace(/\+/g, ' ')),
+        sequencer: record.s3.object.sequencer,
+      },
+    ];
   });
 }
 
@@ -69,7 +83,8 @@ export class IngestService {
     try {
       bytes = await this.documents.read(event.key);
     } catch (error) {
-      if (error instanceof BisearchError) return [await this.fail(documentIdFromFileName(event.key), event.key, sequencer, error)];
+      if (error instanceof BisearchError)
+        return [await this.fail(documentIdFromFileName(event.key), event.key, sequencer, error)];
       throw error;
     }
     // Gone already: the removal event that follows will delete it.
@@ -78,10 +93,19 @@ export class IngestService {
     const outcomes: DocumentOutcome[] = [];
     for (const failure of parsed.failures) {
       // A file that is one document fails that document; a bad JSON Lines line has no id to fail.
-      if (failure.line === undefined) outcomes.push(await this.fail(documentIdFromFileName(event.key), event.key, sequencer, failure));
+      if (failure.line === undefined)
+        outcomes.push(await this.fail(documentIdFromFileName(event.key), event.key, sequencer, failure));
       else {
-        this.logger?.warn('skipped a bad line', { key: event.key, line: failure.line, reason: failure.message });
-        outcomes.push({ docId: `${event.key}:${failure.line}`, outcome: 'failed', error: { code: failure.code, message: failure.message } });
+        this.logger?.warn('skipped a bad line', {
+          key: event.key,
+          line: failure.line,
+          reason: failure.message,
+        });
+        outcomes.push({
+          docId: `${event.key}:${failure.line}`,
+          outcome: 'failed',
+          error: { code: failure.code, message: failure.message },
+        });
       }
     }
     for (const document of parsed.documents) outcomes.push(await this.upsert(document, event.key, sequencer));
@@ -103,7 +127,11 @@ export class IngestService {
     return outcomes;
   }
 
-  private async upsert(document: SourceDocument, sourceKey: string, sequencer: string): Promise<DocumentOutcome> {
+  private async upsert(
+    document: SourceDocument,
+    sourceKey: string,
+    sequencer: string,
+  ): Promise<DocumentOutcome> {
     const previous = await this.table.documentStatus(document.id);
     const stale = await this.handleStale(previous, sequencer);
     if (stale) return stale;
@@ -111,10 +139,18 @@ export class IngestService {
     const now = new Date().toISOString();
     if (previous?.status === 'indexed' && previous.contentHash === contentHash && previous.writeId) {
       // Same content re-uploaded: record the newer sequencer, nothing to re-embed or announce.
-      const applied = await this.table.putStatusIfNewer({ ...previous, sourceKey, sourceSequencer: sequencer, updatedAt: now });
+      const applied = await this.table.putStatusIfNewer({
+        ...previous,
+        sourceKey,
+        sourceSequencer: sequencer,
+        updatedAt: now,
+      });
       return { docId: document.id, outcome: applied ? 'unchanged' : 'stale' };
     }
-    const chunks = chunkDocument(document, this.embedder, { ...this.chunking, maxTokens: this.embedder.maxContentTokens });
+    const chunks = chunkDocument(document, this.embedder, {
+      ...this.chunking,
+      maxTokens: this.embedder.maxContentTokens,
+    });
     const embedded = await this.embedReusing(chunks, previous);
     const writeId = this.table.newWriteId();
     await this.table.writeChunks(document.id, writeId, embedded.chunks);
@@ -130,7 +166,10 @@ export class IngestService {
     });
     if (!applied) {
       // A newer event won the race while this one embedded: drop what this one wrote.
-      await this.table.deleteChunksExcept(document.id, (await this.table.documentStatus(document.id))?.writeId);
+      await this.table.deleteChunksExcept(
+        document.id,
+        (await this.table.documentStatus(document.id))?.writeId,
+      );
       return { docId: document.id, outcome: 'stale' };
     }
     await this.table.announce(document.id, sequencer);
@@ -160,7 +199,12 @@ export class IngestService {
    * A failed document keeps its previous indexed version searchable (nothing is announced); its
    * status says `failed` with the reason.
    */
-  private async fail(docId: string, sourceKey: string, sequencer: string, error: BisearchError): Promise<DocumentOutcome> {
+  private async fail(
+    docId: string,
+    sourceKey: string,
+    sequencer: string,
+    error: BisearchError,
+  ): Promise<DocumentOutcome> {
     const previous = await this.table.documentStatus(docId);
     const stale = await this.handleStale(previous, sequencer);
     if (stale) return stale;
@@ -186,18 +230,29 @@ export class IngestService {
    * version already stored whose announcement was lost (crash between status and log) is
    * announced now, so the change still reaches the query Lambdas.
    */
-  private async handleStale(previous: DocumentStatus | undefined, sequencer: string): Promise<DocumentOutcome | undefined> {
+  private async handleStale(
+    previous: DocumentStatus | undefined,
+    sequencer: string,
+  ): Promise<DocumentOutcome | undefined> {
     if (!previous || previous.sourceSequencer < sequencer) return undefined;
-    if (previous.sourceSequencer === sequencer && previous.announcedSequence === undefined && previous.status !== 'failed') {
+    if (
+      previous.sourceSequencer === sequencer &&
+      previous.announcedSequence === undefined &&
+      previous.status !== 'failed'
+    ) {
       await this.table.announce(previous.docId, sequencer);
     }
     return { docId: previous.docId, outcome: 'stale' };
   }
 
   /** Embed chunks, reusing the previous version's vectors for chunks whose content is unchanged. */
-  private async embedReusing(chunks: Chunk[], previous: DocumentStatus | undefined): Promise<{ chunks: EmbeddedChunk[]; embedded: number }> {
+  private async embedReusing(
+    chunks: Chunk[],
+    previous: DocumentStatus | undefined,
+  ): Promise<{ chunks: EmbeddedChunk[]; embedded: number }> {
     const known = new Map<string, Float32Array>();
-    if (previous?.writeId) for (const chunk of await this.table.chunksOf(previous)) known.set(chunk.contentHash, chunk.vector);
+    if (previous?.writeId)
+      for (const chunk of await this.table.chunksOf(previous)) known.set(chunk.contentHash, chunk.vector);
     let embedded = 0;
     const cache = {
       get: (hash: string) => known.get(hash),

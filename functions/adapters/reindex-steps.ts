@@ -24,7 +24,11 @@ export class PointerConflict extends Error {
 }
 
 /** Error names the state machine must not retry: retrying cannot change their outcome. */
-export const TERMINAL_REINDEX_ERRORS = ['SnapshotValidationFailed', 'NothingToIndex', 'PointerConflict'] as const;
+export const TERMINAL_REINDEX_ERRORS = [
+  'SnapshotValidationFailed',
+  'NothingToIndex',
+  'PointerConflict',
+] as const;
 
 /** The JSON passed from state to state (plain JSON: Step Functions payloads). */
 export interface ReindexState {
@@ -99,12 +103,22 @@ export class ReindexSteps {
         }
       }
     } finally {
-      await new Promise<void>((resolve, reject) => out.end((error?: Error | null) => (error ? reject(error) : resolve())));
+      await new Promise<void>((resolve, reject) =>
+        out.end((error?: Error | null) => (error ? reject(error) : resolve())),
+      );
     }
     const exportKey = `${EXPORTS_PREFIX}${input.executionName}/chunks.jsonl`;
     await indexBucket.putFile(exportKey, path);
     await rm(scratch, { recursive: true, force: true });
-    return { executionName: input.executionName, watermark, exportKey, chunks, documents, space, expectedCurrent: pointer.current ?? null };
+    return {
+      executionName: input.executionName,
+      watermark,
+      exportKey,
+      chunks,
+      documents,
+      space,
+      expectedCurrent: pointer.current ?? null,
+    };
   }
 
   /** Build a snapshot directory from the export and upload it as a new version. */
@@ -118,7 +132,10 @@ export class ReindexSteps {
       const exportPath = join(scratch, 'chunks.jsonl');
       await this.options.indexBucket.getFile(exportKey, exportPath);
       const chunks: EmbeddedChunk[] = [];
-      const lines = createInterface({ input: createReadStream(exportPath), crlfDelay: Number.POSITIVE_INFINITY });
+      const lines = createInterface({
+        input: createReadStream(exportPath),
+        crlfDelay: Number.POSITIVE_INFINITY,
+      });
       for await (const line of lines) {
         if (!line) continue;
         const { vector, ...record } = JSON.parse(line) as Omit<EmbeddedChunk, 'vector'> & { vector: string };
@@ -158,16 +175,26 @@ export class ReindexSteps {
         throw new SnapshotValidationFailed(`version ${version}: ${(error as Error).message}`);
       }
       if (snapshot.manifest.version !== version) {
-        throw new SnapshotValidationFailed(`s3 prefix holds version ${snapshot.manifest.version}, expected ${version}`);
+        throw new SnapshotValidationFailed(
+          `s3 prefix holds version ${snapshot.manifest.version}, expected ${version}`,
+        );
       }
       if (snapshot.chunkCount !== input.chunks) {
-        throw new SnapshotValidationFailed(`version ${version} holds ${snapshot.chunkCount} chunks, the export had ${input.chunks}`);
+        throw new SnapshotValidationFailed(
+          `version ${version} holds ${snapshot.chunkCount} chunks, the export had ${input.chunks}`,
+        );
       }
       const rows = evenlySpacedRows(snapshot.chunkCount, this.options.recallSamples ?? 200);
-      const recall = annRecallAtK(snapshot, rows.map((row) => snapshot.vectorAt(row)), 10);
+      const recall = annRecallAtK(
+        snapshot,
+        rows.map((row) => snapshot.vectorAt(row)),
+        10,
+      );
       const minimum = this.options.minRecall ?? 0.95;
       if (recall < minimum) {
-        throw new SnapshotValidationFailed(`version ${version}: HNSW recall@10 ${recall.toFixed(4)} is below ${minimum}`);
+        throw new SnapshotValidationFailed(
+          `version ${version}: HNSW recall@10 ${recall.toFixed(4)} is below ${minimum}`,
+        );
       }
       return { ...input, recall };
     } finally {
@@ -217,13 +244,21 @@ export class ReindexSteps {
    * Where every Catch leads: record the failure on the pointer item (versions untouched), remove
    * this run's export and any version it uploaded but did not swap in, and rethrow so the execution fails.
    */
-  async recordFailure(input: { executionName: string; version?: string; error?: { Error?: string; Cause?: string } }): Promise<never> {
+  async recordFailure(input: {
+    executionName: string;
+    version?: string;
+    error?: { Error?: string; Cause?: string };
+  }): Promise<never> {
     const { table, indexBucket } = this.options;
     const detail = `${input.error?.Error ?? 'Error'}: ${input.error?.Cause ?? 'unknown cause'}`;
     await table.recordReindexFailure(detail);
     await indexBucket.deletePrefix(`${EXPORTS_PREFIX}${input.executionName}/`);
     const pointer = await table.readPointer();
-    if (input.version && pointer.current?.version !== input.version && pointer.previous?.version !== input.version) {
+    if (
+      input.version &&
+      pointer.current?.version !== input.version &&
+      pointer.previous?.version !== input.version
+    ) {
       await indexBucket.deletePrefix(IndexBucket.versionPrefix(input.version));
     }
     const failure = new Error(detail);

@@ -2,7 +2,12 @@ import { existsSync } from 'node:fs';
 import { readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { PairScorer, TextEmbedder } from '../core/embedding-space.js';
-import { SearchEngine, type SearchEngineOptions, type SearchRequest, type SearchResponse } from '../core/search-engine.js';
+import {
+  SearchEngine,
+  type SearchEngineOptions,
+  type SearchRequest,
+  type SearchResponse,
+} from '../core/search-engine.js';
 import type { IndexBucket } from './index-bucket.js';
 import type { SearchTable } from './search-table.js';
 import { FileSnapshot } from './snapshot-files.js';
@@ -32,7 +37,12 @@ export interface SearchRuntimeOptions {
 /** What `GET /health` reports. */
 export interface RuntimeHealth {
   readonly status: 'ok' | 'degraded';
-  readonly index: { readonly version: string | null; readonly vectors: number; readonly builtAt: string | null; readonly deltaSize: number };
+  readonly index: {
+    readonly version: string | null;
+    readonly vectors: number;
+    readonly builtAt: string | null;
+    readonly deltaSize: number;
+  };
   readonly model: { readonly id: string; readonly dimensions: number };
   /** Milliseconds since the change log was last read up to its end. */
   readonly freshness: { readonly lagMs: number; readonly sequence: number };
@@ -72,14 +82,21 @@ export class SearchRuntime {
     } else {
       observer.info('no index version yet: serving the change log only');
     }
-    const runtime = new SearchRuntime(options, new SearchEngine(snapshot, options.embedder, options.reranker, options.engine));
+    const runtime = new SearchRuntime(
+      options,
+      new SearchEngine(snapshot, options.embedder, options.reranker, options.engine),
+    );
     runtime.lastPointerCheckAt = Date.now();
     await runtime.tail();
     return runtime;
   }
 
   /** Download (unless already present) and open a snapshot version, verifying every file. */
-  private static async fetchSnapshot(options: SearchRuntimeOptions, version: string, prefix: string): Promise<FileSnapshot> {
+  private static async fetchSnapshot(
+    options: SearchRuntimeOptions,
+    version: string,
+    prefix: string,
+  ): Promise<FileSnapshot> {
     const directory = join(options.workDirectory, version);
     if (!existsSync(join(directory, 'manifest.json'))) {
       await rm(directory, { recursive: true, force: true });
@@ -158,7 +175,11 @@ export class SearchRuntime {
     const current = this.engine.snapshot?.manifest.version;
     if (!pointer.current || pointer.current.version === current) return;
     try {
-      const snapshot = await SearchRuntime.fetchSnapshot(this.options, pointer.current.version, pointer.current.prefix);
+      const snapshot = await SearchRuntime.fetchSnapshot(
+        this.options,
+        pointer.current.version,
+        pointer.current.prefix,
+      );
       this.engine.swapSnapshot(snapshot);
       this.degraded = false;
       observer.info('serving a new index version', { version: snapshot.manifest.version, previous: current });
@@ -178,7 +199,8 @@ export class SearchRuntime {
   private async removeOtherVersions(keep: string, previous: string | undefined): Promise<void> {
     if (!existsSync(this.options.workDirectory)) return;
     for (const name of await readdir(this.options.workDirectory)) {
-      if (name !== keep && name !== previous) await rm(join(this.options.workDirectory, name), { recursive: true, force: true });
+      if (name !== keep && name !== previous)
+        await rm(join(this.options.workDirectory, name), { recursive: true, force: true });
     }
   }
 
@@ -193,7 +215,10 @@ export class SearchRuntime {
         deltaSize: this.engine.delta.size,
       },
       model: { id: this.options.embedder.space.modelId, dimensions: this.options.embedder.space.dimensions },
-      freshness: { lagMs: this.lastTailAt === 0 ? -1 : Date.now() - this.lastTailAt, sequence: this.engine.delta.sequence },
+      freshness: {
+        lagMs: this.lastTailAt === 0 ? -1 : Date.now() - this.lastTailAt,
+        sequence: this.engine.delta.sequence,
+      },
     };
   }
 }

@@ -63,7 +63,11 @@ export interface IndexPointer {
   readonly previous?: IndexVersionRecord;
   readonly updatedAt?: string;
   /** Outcome of the last reindex attempt, for status reporting. */
-  readonly lastReindex?: { readonly at: string; readonly outcome: 'succeeded' | 'failed'; readonly detail?: string };
+  readonly lastReindex?: {
+    readonly at: string;
+    readonly outcome: 'succeeded' | 'failed';
+    readonly detail?: string;
+  };
 }
 
 /** Thrown when the pointer changed since the caller read it (another reindex swapped first). */
@@ -159,7 +163,12 @@ export class SearchTable {
 
   /** Note that a change was requested through the API and has not been processed yet. */
   async markPending(docId: string): Promise<void> {
-    await this.client.send(new PutCommand({ TableName: this.tableName, Item: { pk: `DOC#${docId}`, sk: 'PENDING', at: new Date().toISOString() } }));
+    await this.client.send(
+      new PutCommand({
+        TableName: this.tableName,
+        Item: { pk: `DOC#${docId}`, sk: 'PENDING', at: new Date().toISOString() },
+      }),
+    );
   }
 
   /** When a change was last requested through the API, if ever. */
@@ -200,7 +209,9 @@ export class SearchTable {
   /** Delete every chunk item of a document except those of `keepWriteId` (old versions, aborted writes). */
   async deleteChunksExcept(docId: string, keepWriteId: string | undefined): Promise<void> {
     const items = await this.queryAll(`DOC#${docId}`, 'CHUNK#', ['pk', 'sk']);
-    const stale = items.filter((item) => !keepWriteId || !String(item.sk).startsWith(`CHUNK#${keepWriteId}#`));
+    const stale = items.filter(
+      (item) => !keepWriteId || !String(item.sk).startsWith(`CHUNK#${keepWriteId}#`),
+    );
     await this.batchWrite(stale.map((item) => ({ DeleteRequest: { Key: { pk: item.pk, sk: item.sk } } })));
   }
 
@@ -364,7 +375,10 @@ export class SearchTable {
    * names `expectedCurrent` (undefined: no version yet) and `next` is not older than it. Of two
    * concurrent reindexes that both read the same pointer, only one can swap.
    */
-  async swapPointer(next: IndexVersionRecord, expectedCurrent: IndexVersionRecord | undefined): Promise<void> {
+  async swapPointer(
+    next: IndexVersionRecord,
+    expectedCurrent: IndexVersionRecord | undefined,
+  ): Promise<void> {
     const now = new Date().toISOString();
     try {
       await this.client.send(
@@ -381,8 +395,17 @@ export class SearchTable {
           ConditionExpression: expectedCurrent
             ? '#current.#version = :expected AND #current.watermark <= :watermark'
             : 'attribute_not_exists(#current)',
-          ExpressionAttributeNames: expectedCurrent ? { '#current': 'current', '#version': 'version' } : { '#current': 'current' },
-          ...(expectedCurrent ? { ExpressionAttributeValues: { ':expected': expectedCurrent.version, ':watermark': next.watermark } } : {}),
+          ExpressionAttributeNames: expectedCurrent
+            ? { '#current': 'current', '#version': 'version' }
+            : { '#current': 'current' },
+          ...(expectedCurrent
+            ? {
+                ExpressionAttributeValues: {
+                  ':expected': expectedCurrent.version,
+                  ':watermark': next.watermark,
+                },
+              }
+            : {}),
         }),
       );
     } catch (error) {
@@ -400,7 +423,9 @@ export class SearchTable {
         TableName: this.tableName,
         Key: { pk: 'META', sk: 'POINTER' },
         UpdateExpression: 'SET lastReindex = :outcome',
-        ExpressionAttributeValues: { ':outcome': { at: new Date().toISOString(), outcome: 'failed', detail: detail.slice(0, 1_000) } },
+        ExpressionAttributeValues: {
+          ':outcome': { at: new Date().toISOString(), outcome: 'failed', detail: detail.slice(0, 1_000) },
+        },
       }),
     );
   }
@@ -408,7 +433,9 @@ export class SearchTable {
   // --- helpers ------------------------------------------------------------------------------
 
   private async get(pk: string, sk: string): Promise<Item | undefined> {
-    const result = await this.client.send(new GetCommand({ TableName: this.tableName, Key: { pk, sk }, ConsistentRead: true }));
+    const result = await this.client.send(
+      new GetCommand({ TableName: this.tableName, Key: { pk, sk }, ConsistentRead: true }),
+    );
     return result.Item;
   }
 
@@ -423,7 +450,9 @@ export class SearchTable {
           ExpressionAttributeValues: { ':pk': pk, ':prefix': skPrefix },
           ConsistentRead: true,
           ...(projection ? { ProjectionExpression: projection.map((_, i) => `#p${i}`).join(', ') } : {}),
-          ...(projection ? { ExpressionAttributeNames: Object.fromEntries(projection.map((name, i) => [`#p${i}`, name])) } : {}),
+          ...(projection
+            ? { ExpressionAttributeNames: Object.fromEntries(projection.map((name, i) => [`#p${i}`, name])) }
+            : {}),
           ...(startKey ? { ExclusiveStartKey: startKey } : {}),
         }),
       );
@@ -437,10 +466,14 @@ export class SearchTable {
     for (let start = 0; start < requests.length; start += 25) {
       let pending: Array<Record<string, unknown>> = requests.slice(start, start + 25);
       for (let attempt = 0; pending.length > 0; attempt += 1) {
-        if (attempt > 8) throw new Error(`DynamoDB left ${pending.length} writes unprocessed after ${attempt} attempts`);
+        if (attempt > 8)
+          throw new Error(`DynamoDB left ${pending.length} writes unprocessed after ${attempt} attempts`);
         if (attempt > 0) await new Promise((resolve) => setTimeout(resolve, 50 * 2 ** attempt));
-        const result = await this.client.send(new BatchWriteCommand({ RequestItems: { [this.tableName]: pending as never } }));
-        pending = (result.UnprocessedItems?.[this.tableName] as Array<Record<string, unknown>> | undefined) ?? [];
+        const result = await this.client.send(
+          new BatchWriteCommand({ RequestItems: { [this.tableName]: pending as never } }),
+        );
+        pending =
+          (result.UnprocessedItems?.[this.tableName] as Array<Record<string, unknown>> | undefined) ?? [];
       }
     }
   }

@@ -35,19 +35,30 @@ async function processRecord(record: SQSRecord): Promise<void> {
     const started = performance.now();
     const outcomes = await ingest.process(event);
     for (const outcome of outcomes) {
-      metrics.addMetric(`Documents${outcome.outcome[0]?.toUpperCase()}${outcome.outcome.slice(1)}`, MetricUnit.Count, 1);
+      metrics.addMetric(
+        `Documents${outcome.outcome[0]?.toUpperCase()}${outcome.outcome.slice(1)}`,
+        MetricUnit.Count,
+        1,
+      );
       if (outcome.embedded) metrics.addMetric('ChunksEmbedded', MetricUnit.Count, outcome.embedded);
     }
     metrics.addMetric('EncodeTime', MetricUnit.Milliseconds, performance.now() - started);
     // Ids and outcomes only: document text never reaches the logs.
-    logger.info('object processed', { key: event.key, kind: event.kind, outcomes: outcomes.map(({ docId, outcome }) => ({ docId, outcome })) });
+    logger.info('object processed', {
+      key: event.key,
+      kind: event.kind,
+      outcomes: outcomes.map(({ docId, outcome }) => ({ docId, outcome })),
+    });
   }
 }
 
 export const handler = async (event: SQSEvent, context: Context): Promise<SQSBatchResponse> => {
   logger.addContext(context);
   try {
-    return await processPartialResponse(event, processRecord, processor, { context, throwOnFullBatchFailure: false });
+    return await processPartialResponse(event, processRecord, processor, {
+      context,
+      throwOnFullBatchFailure: false,
+    });
   } finally {
     metrics.publishStoredMetrics();
   }

@@ -28,7 +28,9 @@ export type HandlerEnvironment = z.infer<typeof environmentSchema>;
 export function readEnvironment(env: Record<string, string | undefined> = process.env): HandlerEnvironment {
   const parsed = environmentSchema.safeParse(env);
   if (!parsed.success) {
-    throw new Error(`invalid function environment: ${parsed.error.issues.map((issue) => `${issue.path.join('.')}: ${issue.message}`).join('; ')}`);
+    throw new Error(
+      `invalid function environment: ${parsed.error.issues.map((issue) => `${issue.path.join('.')}: ${issue.message}`).join('; ')}`,
+    );
   }
   return parsed.data;
 }

@@ -18,7 +18,10 @@ export interface QueryRouteDependencies {
   /** Called with unexpected errors (logged with the stack; the client sees a generic 500). */
   readonly onUnexpectedError: (error: unknown) => void;
   /** Called after each search with its timings and result count (metrics). */
-  readonly onSearch?: (timings: { embed: number; search: number; rerank: number; total: number }, results: number) => void;
+  readonly onSearch?: (
+    timings: { embed: number; search: number; rerank: number; total: number },
+    results: number,
+  ) => void;
 }
 
 class PayloadTooLargeError extends BisearchError {
@@ -49,7 +52,8 @@ export function createQueryApp(dependencies: QueryRouteDependencies): Hono {
   };
   const documentId = (raw: string): string => {
     const parsed = documentIdInputSchema.safeParse(decodeURIComponent(raw));
-    if (!parsed.success) throw new InvalidRequestError(`docId: ${parsed.error.issues[0]?.message ?? 'invalid'}`);
+    if (!parsed.success)
+      throw new InvalidRequestError(`docId: ${parsed.error.issues[0]?.message ?? 'invalid'}`);
     return parsed.data;
   };
 
@@ -62,9 +66,13 @@ export function createQueryApp(dependencies: QueryRouteDependencies): Hono {
 
   app.put('/documents/:docId{.+}', async (c) => {
     const docId = documentId(c.req.param('docId'));
-    const body = documentBodySchema.safeParse(await readJson(await c.req.text(), MAX_DOCUMENT_BODY_BYTES, c.req.header('content-type')));
+    const body = documentBodySchema.safeParse(
+      await readJson(await c.req.text(), MAX_DOCUMENT_BODY_BYTES, c.req.header('content-type')),
+    );
     if (!body.success) {
-      throw new InvalidRequestError(body.error.issues.map((issue) => `${issue.path.join('.') || 'body'}: ${issue.message}`).join('; '));
+      throw new InvalidRequestError(
+        body.error.issues.map((issue) => `${issue.path.join('.') || 'body'}: ${issue.message}`).join('; '),
+      );
     }
     await table.markPending(docId);
     await documents.putDocument({ id: docId, ...body.data });
@@ -74,7 +82,8 @@ export function createQueryApp(dependencies: QueryRouteDependencies): Hono {
   app.delete('/documents/:docId{.+}', async (c) => {
     const docId = documentId(c.req.param('docId'));
     const status = await table.documentStatus(docId);
-    if (!status && !(await table.pendingSince(docId))) throw new BisearchError('NOT_FOUND', 404, `no document ${docId}`);
+    if (!status && !(await table.pendingSince(docId)))
+      throw new BisearchError('NOT_FOUND', 404, `no document ${docId}`);
     if (status?.sourceKey && /\.(jsonl|ndjson)$/i.test(status.sourceKey)) {
       throw new BisearchError(
         'CONFLICT',
@@ -89,7 +98,10 @@ export function createQueryApp(dependencies: QueryRouteDependencies): Hono {
 
   app.get('/documents/:docId{.+}', async (c) => {
     const docId = documentId(c.req.param('docId'));
-    const [status, pendingSince] = await Promise.all([table.documentStatus(docId), table.pendingSince(docId)]);
+    const [status, pendingSince] = await Promise.all([
+      table.documentStatus(docId),
+      table.pendingSince(docId),
+    ]);
     if (!status && !pendingSince) throw new BisearchError('NOT_FOUND', 404, `no document ${docId}`);
     const pending = pendingSince !== undefined && (!status || pendingSince > status.updatedAt);
     return c.json({
@@ -106,10 +118,15 @@ export function createQueryApp(dependencies: QueryRouteDependencies): Hono {
     return c.json(runtime.health());
   });
 
-  app.notFound((c) => c.json({ error: { code: 'NOT_FOUND', message: `no route ${c.req.method} ${c.req.path}` } }, 404));
+  app.notFound((c) =>
+    c.json({ error: { code: 'NOT_FOUND', message: `no route ${c.req.method} ${c.req.path}` } }, 404),
+  );
   app.onError((error, c) => {
     if (error instanceof BisearchError && error.status < 500) {
-      return c.json({ error: { code: error.code, message: error.message } }, error.status as ContentfulStatusCode);
+      return c.json(
+        { error: { code: error.code, message: error.message } },
+        error.status as ContentfulStatusCode,
+      );
     }
     dependencies.onUnexpectedError(error);
     return c.json({ error: { code: 'INTERNAL', message: 'internal error' } }, 500);

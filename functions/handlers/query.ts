@@ -24,9 +24,13 @@ const metrics = new Metrics({ namespace: METRICS_NAMESPACE, serviceName: 'query'
 const connection = connectionFromEnvironment();
 const s3 = s3Client(connection);
 const table = new SearchTable(dynamoDocumentClient(connection), environment.TABLE_NAME);
-const threads = environment.BISEARCH_INTRA_OP_THREADS ? { intraOpThreads: environment.BISEARCH_INTRA_OP_THREADS } : {};
+const threads = environment.BISEARCH_INTRA_OP_THREADS
+  ? { intraOpThreads: environment.BISEARCH_INTRA_OP_THREADS }
+  : {};
 const embedder = await OnnxEmbedder.load((await resolveModelDirectory()).directory, threads);
-const reranker = environment.BISEARCH_RERANKER_DIR ? await OnnxCrossEncoder.load(environment.BISEARCH_RERANKER_DIR, threads) : undefined;
+const reranker = environment.BISEARCH_RERANKER_DIR
+  ? await OnnxCrossEncoder.load(environment.BISEARCH_RERANKER_DIR, threads)
+  : undefined;
 const runtime = await SearchRuntime.start({
   table,
   indexBucket: new IndexBucket(s3, environment.INDEX_BUCKET),
@@ -62,20 +66,27 @@ const honoHandler = handle(app);
 function recordIndexMetrics(): void {
   const health = runtime.health();
   metrics.addMetric('DeltaSize', MetricUnit.Count, health.index.deltaSize);
-  if (health.freshness.lagMs >= 0) metrics.addMetric('FreshnessLag', MetricUnit.Milliseconds, health.freshness.lagMs);
+  if (health.freshness.lagMs >= 0)
+    metrics.addMetric('FreshnessLag', MetricUnit.Milliseconds, health.freshness.lagMs);
   if (health.index.builtAt) {
     metrics.addMetric('IndexAge', MetricUnit.Seconds, (Date.now() - Date.parse(health.index.builtAt)) / 1000);
   }
   if (health.index.version) metrics.addMetadata('indexVersion', health.index.version);
 }
 
-export const handler = async (event: APIGatewayProxyEventV2, context: Context): Promise<APIGatewayProxyResultV2> => {
+export const handler = async (
+  event: APIGatewayProxyEventV2,
+  context: Context,
+): Promise<APIGatewayProxyResultV2> => {
   logger.addContext(context);
   try {
     // Path and status only: query text, document text and vectors are never logged.
     const response = (await honoHandler(event as never, context as never)) as APIGatewayProxyResultV2;
     recordIndexMetrics();
-    logger.info('request', { route: event.routeKey, status: (response as { statusCode?: number }).statusCode });
+    logger.info('request', {
+      route: event.routeKey,
+      status: (response as { statusCode?: number }).statusCode,
+    });
     return response;
   } finally {
     metrics.publishStoredMetrics();

@@ -24,7 +24,10 @@ const steps = new ReindexSteps({
 });
 
 /** Run one step with a log line and a duration metric; errors propagate with their names. */
-function step<Input, Output>(name: string, run: (input: Input) => Promise<Output>): (input: Input) => Promise<Output> {
+function step<Input, Output>(
+  name: string,
+  run: (input: Input) => Promise<Output>,
+): (input: Input) => Promise<Output> {
   return async (input) => {
     const started = performance.now();
     try {
@@ -35,13 +38,19 @@ function step<Input, Output>(name: string, run: (input: Input) => Promise<Output
       logger.error(`reindex ${name} failed`, error as Error);
       throw error;
     } finally {
-      metrics.addMetric(`Reindex${name[0]?.toUpperCase()}${name.slice(1)}Time`, MetricUnit.Milliseconds, performance.now() - started);
+      metrics.addMetric(
+        `Reindex${name[0]?.toUpperCase()}${name.slice(1)}Time`,
+        MetricUnit.Milliseconds,
+        performance.now() - started,
+      );
       metrics.publishStoredMetrics();
     }
   };
 }
 
-export const snapshotHandler = step('snapshot', (input: Pick<ReindexState, 'executionName'>) => steps.snapshot(input));
+export const snapshotHandler = step('snapshot', (input: Pick<ReindexState, 'executionName'>) =>
+  steps.snapshot(input),
+);
 export const buildHandler = step('build', (input: ReindexState) => steps.build(input));
 export const validateHandler = step('validate', async (input: ReindexState) => {
   const output = await steps.validate(input);

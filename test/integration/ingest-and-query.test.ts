@@ -1,0 +1,183 @@
+import { ReceiveMessageCommand, SendMessageCommand } from '@aws-sdk/client-sqs';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { sqsClient } from '../../functions/adapters/aws-clients.js';
+import { type HandlerStack, startHandlerStack } from '../support/local-stack.js';
+
+let stack: HandlerStack;
+beforeAll(async () => {
+  stack = await startHandlerStack();
+});
+afterAll(() => stack?.stop());
+
+const search = async (query: string, mode = 'lexical') => {
+  const response = await stack.http('POST', '/search', { query, mode, k: 10 });
+  expect(response.status).toBe(200);
+  return response.body.results as Array<{
+    docId: string;
+    text: string;
+    title?: string;
+    metadata: Record<string, unknown>;
+  }>;
+};
+
+describe('S3 upload → SQS → encode → searchable through the delta (emulators, real handlers)', () => {
+  it('indexes a new Markdown document and reports it indexed', async () => {
+    await stack.upload(
+      'docs/help/reset-password.md',
+      '# Reset your password\n\nClick "Forgot password" and follow the emerald-falcon link we e-mail you.',
+    );
+    await stack.drainIngest();
+    const results = await search('emerald falcon link');
+    expect(results[0]).toMatchObject({ docId: 'help/reset-password', title: 'Reset your password' });
+    expect((await search('forgot password', 'dense'))[0]?.docId).toBe('help/reset-password');
+    const status = await stack.http('GET', '/documents/help/reset-password');
+    expect(status).toMatchObject({
+      status: 200,
+      body: { docId: 'help/reset-password', status: 'indexed', chunks: 1 },
+    });
+    const health = await stack.http('GET', '/health');
+    expect(health.body).toMatchObject({
+      status: 'ok',
+      index: { version: null, deltaSize: 1 },
+      model: { id: 'use-lite', dimensions: 512 },
+    });
+    expect(health.body.freshness.lagMs).toBeGreaterThanOrEqual(0);
+  });
+
+  it('an update replaces the old text, and a delete removes the document', async () => {
+    await stack.upload(
+      'docs/help/reset-password.md',
+      '# Reset your password\n\nUse the violet-otter page in Settings instead.',
+    );
+    await stack.drainIngest();
+    expect(await search('emerald falcon')).toEqual([]);
+    expect((await search('violet otter'))[0]?.docId).toBe('help/reset-password');
+    await stack.remove('docs/help/reset-password.md');
+    await stack.drainIngest();
+    expect(await search('violet otter')).toEqual([]);
+    expect((await stack.http('GET', '/documents/help/reset-password')).body).toMatchObject({
+      status: 'deleted',
+      chunks: 0,
+    });
+  });
+
+  it('redelivering the same batch changes nothing, and an older event arriving late is ignored', async () => {
+    const sqs = sqsClient(stack.aws.connection);
+    // Capture the notifications of two versions without processing them.
+    await stack.upload('docs/replay.txt', 'The first version mentions amber-heron.');
+    const first = await receiveOne(sqs, stack.aws.ingestQueueUrl);
+    await stack.upload('docs/replay.txt', 'The second version mentions cobalt-lynx.');
+    const second = await receiveOne(sqs, stack.aws.ingestQueueUrl);
+    // Newer first, then a redelivery of it, then the older one.
+    for (const body of [second, second, first]) {
+      await sqs.send(new SendMessageCommand({ QueueUrl: stack.aws.ingestQueueUrl, MessageBody: body }));
+      await stack.drainIngest();
+    }
+    expect((await search('cobalt lynx'))[0]?.docId).toBe('replay');
+    expect(await search('amber heron')).toEqual([]);
+    const sequence = await stack.table.latestSequence();
+    await sqs.send(new SendMessageCommand({ QueueUrl: stack.aws.ingestQueueUrl, MessageBody: second }));
+    await stack.drainIngest();
+    expect(await stack.table.latestSequence()).toBe(sequence);
+  });
+
+  it('a malformed document fails alone with a reason; the other documents of the upload are searchable', async () => {
+    const lines = [
+      JSON.stringify({
+        id: 'faq-1',
+        title: 'Refunds',
+        text: 'Refunds take saffron-mole days.',
+        metadata: { category: 'billing' },
+      }),
+      '{"id": "broken", "text": ',
+      JSON.stringify({ id: 'faq-2', title: 'Shipping', text: 'Parcels travel by quartz-badger.' }),
+    ].join('\n');
+    await stack.upload('docs/faq.jsonl', lines);
+    await stack.upload('docs/bad.json', '{"id": "bad", "title": 7}');
+    await stack.upload('docs/manual.pdf', '%PDF-1.4');
+    await stack.drainIngest();
+    expect((await search('saffron mole'))[0]).toMatchObject({
+      docId: 'faq-1',
+      metadata: { category: 'billing' },
+    });
+    expect((await search('quartz badger'))[0]?.docId).toBe('faq-2');
+    const bad = await stack.http('GET', '/documents/bad');
+    expect(bad.body).toMatchObject({ status: 'failed', error: { code: 'DOCUMENT_INVALID' } });
+    expect(bad.body.error.message).toMatch(/docs\/bad\.json: .*text/);
+    expect((await stack.http('GET', '/documents/manual')).body).toMatchObject({
+      status: 'failed',
+      error: { message: expect.stringMatching(/unsupported file type/) },
+    });
+    // Rewriting the file without a document deletes that document.
+    await stack.upload('docs/faq.jsonl', lines.split('\n')[0] as string);
+    await stack.drainIngest();
+    expect(await search('quartz badger')).toEqual([]);
+    expect((await stack.http('GET', '/documents/faq-2')).body.status).toBe('deleted');
+  });
+});
+
+describe('HTTP API of the query Lambda', () => {
+  it('PUT stores a document for the normal ingest path, GET follows its state, DELETE removes it', async () => {
+    const put = await stack.http('PUT', '/documents/guides%2Fsso', {
+      title: 'Single sign-on',
+      text: 'Connect the tangerine-walrus identity provider.',
+      metadata: { product: 'sso' },
+    });
+    expect(put).toEqual({ status: 202, body: { docId: 'guides/sso', status: 'pending' } });
+    expect((await stack.http('GET', '/documents/guides%2Fsso')).body.status).toBe('pending');
+    await stack.drainIngest();
+    expect((await stack.http('GET', '/documents/guides/sso')).body).toMatchObject({
+      status: 'indexed',
+      chunks: 1,
+    });
+    const filtered = await stack.http('POST', '/search', {
+      query: 'tangerine walrus',
+      filter: { product: 'sso' },
+    });
+    expect(filtered.body.results[0]).toMatchObject({ docId: 'guides/sso', title: 'Single sign-on' });
+    expect(filtered.body.timingsMs).toMatchObject({
+      embed: expect.any(Number),
+      search: expect.any(Number),
+      total: expect.any(Number),
+    });
+    expect((await stack.http('DELETE', '/documents/guides/sso')).status).toBe(202);
+    await stack.drainIngest();
+    expect((await stack.http('GET', '/documents/guides/sso')).body.status).toBe('deleted');
+    expect(await search('tangerine walrus')).toEqual([]);
+  });
+
+  it('answers bad requests with {"error": {code, message}} and the right status, never a stack trace', async () => {
+    const cases: Array<[string, string, unknown, Record<string, string>, number, string]> = [
+      ['POST', '/search', '{not json', {}, 400, 'INVALID_JSON'],
+      ['POST', '/search', { query: '' }, {}, 400, 'INVALID_REQUEST'],
+      ['POST', '/search', { query: 'x', k: 500 }, {}, 400, 'INVALID_REQUEST'],
+      ['POST', '/search', { query: 'x' }, { 'content-type': 'text/plain' }, 415, 'UNSUPPORTED_MEDIA_TYPE'],
+      ['POST', '/search', { query: 'x'.repeat(70_000) }, {}, 413, 'PAYLOAD_TOO_LARGE'],
+      ['PUT', '/documents/x', { text: 5 }, {}, 400, 'INVALID_REQUEST'],
+      ['GET', '/documents/never-uploaded', undefined, {}, 404, 'NOT_FOUND'],
+      ['GET', '/nowhere', undefined, {}, 404, 'NOT_FOUND'],
+      ['DELETE', '/documents/faq-1', undefined, {}, 409, 'CONFLICT'],
+    ];
+    for (const [method, path, body, headers, status, code] of cases) {
+      const response = await stack.http(method, path, body, headers);
+      expect({ path, status: response.status, code: response.body?.error?.code }).toEqual({
+        path,
+        status,
+        code,
+      });
+      expect(JSON.stringify(response.body)).not.toMatch(/\bat .*\.(ts|js):\d+/);
+    }
+  });
+});
+
+async function receiveOne(sqs: ReturnType<typeof sqsClient>, queueUrl: string): Promise<string> {
+  const deadline = Date.now() + 10_000;
+  while (Date.now() < deadline) {
+    const response = await sqs.send(
+      new ReceiveMessageCommand({ QueueUrl: queueUrl, WaitTimeSeconds: 1, VisibilityTimeout: 60 }),
+    );
+    const message = response.Messages?.[0];
+    if (message?.Body) return message.Body;
+  }
+  throw new Error('no message arrived');
+}
