@@ -20,6 +20,7 @@ export interface HandlerStack {
   remove(key: string): Promise<void>;
   /** Run the ingest poller until the queue stays empty for one long poll. */
   drainIngest(): Promise<void>;
+  // biome-ignore lint/suspicious/noExplicitAny: tests assert on the JSON bodies structurally
   http(
     method: string,
     path: string,
