@@ -10,6 +10,10 @@ import { type LocalAws, startLocalAws } from '../../infra/local/emulators.js';
 import { SqsPoller } from '../../infra/local/sqs-poller.js';
 import { USE_LITE_DIR } from './shared-fixtures.js';
 
+/** A parsed JSON response body; tests assert on it structurally. */
+// biome-ignore lint/suspicious/noExplicitAny: response bodies are checked by assertions, not types
+type JsonBody = any;
+
 /** Emulators plus the real encode and query handler modules, wired as on AWS. */
 export interface HandlerStack {
   readonly aws: LocalAws;
@@ -20,13 +24,12 @@ export interface HandlerStack {
   remove(key: string): Promise<void>;
   /** Run the ingest poller until the queue stays empty for one long poll. */
   drainIngest(): Promise<void>;
-  // biome-ignore lint/suspicious/noExplicitAny: tests assert on the JSON bodies structurally
   http(
     method: string,
     path: string,
     body?: unknown,
     headers?: Record<string, string>,
-  ): Promise<{ status: number; body: any }>;
+  ): Promise<{ status: number; body: JsonBody }>;
   encode(event: SQSEvent): Promise<SQSBatchResponse>;
   stop(): Promise<void>;
 }
