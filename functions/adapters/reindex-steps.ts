@@ -241,14 +241,15 @@ export class ReindexSteps {
   }
 
   /**
-   * Where every Catch leads: record the failure on the pointer item (versions untouched), remove
-   * this run's export and any version it uploaded but did not swap in, and rethrow so the execution fails.
+   * Where every Catch leads: record the failure on the pointer item (versions untouched) and
+   * remove this run's export and any version it uploaded but did not swap in. The state machine
+   * then ends in a Fail state, so the execution shows as failed.
    */
   async recordFailure(input: {
     executionName: string;
     version?: string;
     error?: { Error?: string; Cause?: string };
-  }): Promise<never> {
+  }): Promise<{ recorded: string }> {
     const { table, indexBucket } = this.options;
     const detail = `${input.error?.Error ?? 'Error'}: ${input.error?.Cause ?? 'unknown cause'}`;
     await table.recordReindexFailure(detail);
@@ -261,8 +262,6 @@ export class ReindexSteps {
     ) {
       await indexBucket.deletePrefix(IndexBucket.versionPrefix(input.version));
     }
-    const failure = new Error(detail);
-    failure.name = 'ReindexFailed';
-    throw failure;
+    return { recorded: detail };
   }
 }

@@ -1,0 +1,83 @@
+import { z } from 'zod';
+
+/**
+ * Deployment settings, read from CDK context (`cdk.json` or `-c key=value`) and validated here so
+ * a typo fails `cdk synth` with a clear message instead of deploying something else.
+ */
+export const stackConfigSchema = z
+  .object({
+    /** Stack name. */
+    stackName: z
+      .string()
+      .regex(/^[A-Za-z][A-Za-z0-9-]{0,127}$/)
+      .default('Bisearch'),
+    /** Lambda CPU architecture; the native layer ships only this architecture's binaries. */
+    architecture: z.enum(['x86_64', 'arm64']).default('x86_64'),
+    /** Provisioned concurrency of the query alias; 0 turns it off (cold starts, no standing cost). */
+    provisionedConcurrency: z.coerce.number().int().min(0).max(1000).default(1),
+    /** Query Lambda memory (MB); CPU scales with it. */
+    queryMemoryMb: z.coerce.number().int().min(1024).max(10240).default(3008),
+    /** Encode Lambda memory (MB). */
+    encodeMemoryMb: z.coerce.number().int().min(1024).max(10240).default(3008),
+    /** /tmp of the query and reindex Lambdas (MB): must hold a snapshot (two during a swap). */
+    ephemeralStorageMb: z.coerce.number().int().min(512).max(10240).default(4096),
+    /** EventBridge schedule of the nightly reindex (UTC). */
+    reindexSchedule: z.string().default('cron(0 3 * * ? *)'),
+    /** Snapshot versions kept besides current and previous. */
+    keepVersions: z.coerce.number().int().min(1).max(50).default(3),
+    /** HTTP API authorisation: AWS IAM (SigV4) by default, or a JWT authoriser. */
+    auth: z.enum(['iam', 'jwt']).default('iam'),
+    jwtIssuer: z.string().url().optional(),
+    jwtAudience: z.array(z.string()).optional(),
+    /** Allowed CORS origins; none by default. */
+    corsOrigins: z.array(z.string()).default([]),
+    /** API Gateway throttling (requests per second, burst). */
+    throttleRateLimit: z.coerce.number().min(1).default(100),
+    throttleBurstLimit: z.coerce.number().int().min(1).default(200),
+    /** E-mail subscribed to the alarm topic, if any. */
+    alarmEmail: z.string().email().optional(),
+    /** Query p99 latency alarm threshold (ms). */
+    latencyAlarmMs: z.coerce.number().min(1).default(1000),
+    /** Model directory for the model layer; default: the engine's resolution order. */
+    modelDir: z.string().optional(),
+    /** Optional cross-encoder directory: enables reranking in the query Lambda. */
+    rerankerDir: z.string().optional(),
+  })
+  .superRefine((config, context) => {
+    if (config.auth === 'jwt' && (!config.jwtIssuer || !config.jwtAudience?.length)) {
+      context.addIssue({
+        code: 'custom',
+        message: 'auth "jwt" needs jwtIssuer and jwtAudience',
+        path: ['auth'],
+      });
+    }
+  });
+
+export type StackConfig = z.infer<typeof stackConfigSchema>;
+
+/** Parse context values (strings from `-c`, JSON from cdk.json) into a validated config. */
+export function parseStackConfig(context: Record<string, unknown>): StackConfig {
+  const normalized = Object.fromEntries(
+    Object.entries(context).map(([key, value]) => {
+      // `-c corsOrigins='["https://a"]'` arrives as a string.
+      if (typeof value === 'string' && /^\s*[[{]/.test(value)) {
+        try {
+          return [key, JSON.parse(value)];
+        } catch {
+          return [key, value];
+        }
+      }
+      return [key, value];
+    }),
+  );
+  const parsed = stackConfigSchema.safeParse(normalized);
+  if (!parsed.success) {
+    throw new Error(
+      `invalid bisearch context: ${parsed.error.issues.map((issue) => `${issue.path.join('.')}: ${issue.message}`).join('; ')}`,
+    );
+  }
+  return parsed.data;
+}
+
+/** Context keys the config reads (everything else in the CDK context is ignored). */
+export const CONFIG_KEYS = Object.keys(stackConfigSchema.shape) as Array<keyof StackConfig>;

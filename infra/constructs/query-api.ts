@@ -1,0 +1,146 @@
+import { CfnOutput, Duration } from 'aws-cdk-lib';
+import {
+  type CfnStage,
+  CorsHttpMethod,
+  HttpApi,
+  HttpMethod,
+  type IHttpRouteAuthorizer,
+} from 'aws-cdk-lib/aws-apigatewayv2';
+import { HttpIamAuthorizer, HttpJwtAuthorizer } from 'aws-cdk-lib/aws-apigatewayv2-authorizers';
+import { HttpLambdaIntegration } from 'aws-cdk-lib/aws-apigatewayv2-integrations';
+import { Alias } from 'aws-cdk-lib/aws-lambda';
+import type { NodejsFunction } from 'aws-cdk-lib/aws-lambda-nodejs';
+import { LogGroup, RetentionDays } from 'aws-cdk-lib/aws-logs';
+import { Construct } from 'constructs';
+import type { StackConfig } from '../config.js';
+import { bisearchFunction } from './bisearch-function.js';
+import type { RuntimeLayers } from './layers.js';
+import { acknowledgeBucketGrants } from './nag.js';
+import type { SearchStorage } from './storage.js';
+
+export interface QueryApiProps {
+  readonly storage: SearchStorage;
+  readonly layers: RuntimeLayers;
+  readonly config: Pick<
+    StackConfig,
+    | 'provisionedConcurrency'
+    | 'queryMemoryMb'
+    | 'ephemeralStorageMb'
+    | 'auth'
+    | 'jwtIssuer'
+    | 'jwtAudience'
+    | 'corsOrigins'
+    | 'throttleRateLimit'
+    | 'throttleBurstLimit'
+    | 'rerankerDir'
+  >;
+}
+
+/** Routes of the HTTP API (greedy `{docId+}`: ids may contain `/`). */
+export const QUERY_ROUTES: Array<{ path: string; methods: HttpMethod[] }> = [
+  { path: '/search', methods: [HttpMethod.POST] },
+  { path: '/documents/{docId+}', methods: [HttpMethod.PUT, HttpMethod.GET, HttpMethod.DELETE] },
+  { path: '/health', methods: [HttpMethod.GET] },
+];
+
+/**
+ * API Gateway HTTP API → query Lambda through the `live` alias, with provisioned concurrency
+ * (0 turns it off), /tmp sized for the index, IAM authorisation by default (JWT as an option),
+ * stage throttling, access logs and optional CORS.
+ */
+export class QueryApi extends Construct {
+  readonly queryFunction: NodejsFunction;
+  readonly alias: Alias;
+  readonly httpApi: HttpApi;
+
+  constructor(scope: Construct, id: string, props: QueryApiProps) {
+    super(scope, id);
+    const { storage, config } = props;
+    this.queryFunction = bisearchFunction(this, 'Query', {
+      handlerFile: 'query',
+      description: 'bisearch: search API over the memory-mapped index and its delta',
+      memoryMb: config.queryMemoryMb,
+      timeout: Duration.seconds(29),
+      ephemeralStorageMb: config.ephemeralStorageMb,
+      layers: props.layers,
+      environment: {
+        TABLE_NAME: storage.table.tableName,
+        DOCUMENTS_BUCKET: storage.documentsBucket.bucketName,
+        INDEX_BUCKET: storage.indexBucket.bucketName,
+        ...(config.rerankerDir ? { BISEARCH_RERANKER_DIR: config.rerankerDir } : {}),
+      },
+    });
+    // Reads everything it serves; writes only "pending" markers and API uploads/deletes.
+    storage.table.grantReadWriteData(this.queryFunction);
+    storage.indexBucket.grantRead(this.queryFunction);
+    storage.documentsBucket.grantPut(this.queryFunction);
+    storage.documentsBucket.grantDelete(this.queryFunction);
+    acknowledgeBucketGrants(this.queryFunction, storage.indexBucket, [
+      's3:GetObject*',
+      's3:GetBucket*',
+      's3:List*',
+    ]);
+    acknowledgeBucketGrants(this.queryFunction, storage.documentsBucket, ['s3:DeleteObject*', 's3:Abort*']);
+
+    this.alias = new Alias(this, 'Live', {
+      aliasName: 'live',
+      version: this.queryFunction.currentVersion,
+      ...(config.provisionedConcurrency > 0
+        ? { provisionedConcurrentExecutions: config.provisionedConcurrency }
+        : {}),
+    });
+
+    const authorizer: IHttpRouteAuthorizer =
+      config.auth === 'jwt'
+        ? new HttpJwtAuthorizer('Jwt', config.jwtIssuer as string, {
+            jwtAudience: config.jwtAudience as string[],
+          })
+        : new HttpIamAuthorizer();
+    this.httpApi = new HttpApi(this, 'Api', {
+      description: 'bisearch search API',
+      defaultAuthorizer: authorizer,
+      ...(config.corsOrigins.length > 0
+        ? {
+            corsPreflight: {
+              allowOrigins: config.corsOrigins,
+              allowMethods: [
+                CorsHttpMethod.GET,
+                CorsHttpMethod.POST,
+                CorsHttpMethod.PUT,
+                CorsHttpMethod.DELETE,
+              ],
+              allowHeaders: ['content-type', 'authorization', 'x-amz-date', 'x-amz-security-token'],
+              maxAge: Duration.hours(1),
+            },
+          }
+        : {}),
+    });
+    const integration = new HttpLambdaIntegration('QueryIntegration', this.alias);
+    for (const route of QUERY_ROUTES)
+      this.httpApi.addRoutes({ path: route.path, methods: route.methods, integration });
+
+    const accessLogs = new LogGroup(this, 'AccessLogs', { retention: RetentionDays.ONE_MONTH });
+    const stage = this.httpApi.defaultStage?.node.defaultChild as CfnStage;
+    stage.defaultRouteSettings = {
+      throttlingRateLimit: config.throttleRateLimit,
+      throttlingBurstLimit: config.throttleBurstLimit,
+    };
+    stage.accessLogSettings = {
+      destinationArn: accessLogs.logGroupArn,
+      format: JSON.stringify({
+        requestId: '$context.requestId',
+        ip: '$context.identity.sourceIp',
+        requestTime: '$context.requestTime',
+        routeKey: '$context.routeKey',
+        status: '$context.status',
+        responseLength: '$context.responseLength',
+        latency: '$context.responseLatency',
+        integrationError: '$context.integrationErrorMessage',
+      }),
+    };
+    new CfnOutput(this, 'ApiUrl', {
+      value: this.httpApi.apiEndpoint,
+      description: 'bisearch HTTP API endpoint',
+    });
+  }
+}
