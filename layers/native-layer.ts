@@ -64,8 +64,17 @@ export function buildNativeLayer(
       cpSync(from, to, { recursive: true, dereference: true });
     }
   }
-  const binaries = findNativeBinaries(outputDirectory).map((path) => ({
-    path: relative(outputDirectory, path),
+  const binaries = assertBinariesFitAmazonLinux(outputDirectory);
+  return { directory: outputDirectory, architecture, bytes: directorySize(outputDirectory), binaries };
+}
+
+/**
+ * Check every native binary under `directory` against Amazon Linux 2023's GLIBC/GLIBCXX; throws
+ * naming each offending file. Returns what each binary requires.
+ */
+export function assertBinariesFitAmazonLinux(directory: string): NativeLayerReport['binaries'] {
+  const binaries = findNativeBinaries(directory).map((path) => ({
+    path: relative(directory, path),
     ...requiredSymbolVersions(path),
   }));
   const violations = binaries.filter(
@@ -80,7 +89,7 @@ export function buildNativeLayer(
         .join(', ')}`,
     );
   }
-  return { directory: outputDirectory, architecture, bytes: directorySize(outputDirectory), binaries };
+  return binaries;
 }
 
 /** ELF shared objects and Node addons under a directory. */

@@ -1,0 +1,294 @@
+import { join } from 'node:path';
+import { App, Stack, Validations } from 'aws-cdk-lib';
+import { Match } from 'aws-cdk-lib/assertions';
+import { Bucket } from 'aws-cdk-lib/aws-s3';
+import { AwsSolutionsChecks } from 'cdk-nag';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { parseStackConfig } from '../../infra/config.js';
+import { directorySize, LAMBDA_UNZIPPED_LIMIT_BYTES } from '../../layers/native-layer.js';
+import { type SynthesizedStack, synthesizeStack } from '../support/synth.js';
+
+let synthesized: SynthesizedStack;
+beforeAll(() => {
+  // Bundled once, as `cdk synth` does, so asset sizes are real.
+  synthesized = synthesizeStack({}, { bundle: true });
+});
+
+const resourcesOf = (type: string) =>
+  Object.entries(synthesized.json.Resources).filter(([, resource]) => resource.Type === type);
+/** A function by its construct path, e.g. `Ingest/Encode`. */
+const functionAt = (path: string) => {
+  const found = resourcesOf('AWS::Lambda::Function').find(
+    ([, resource]) => resource.Metadata?.['aws:cdk:path'] === `Test/${path}/Resource`,
+  );
+  if (!found) throw new Error(`no function at ${path}`);
+  return found;
+};
+
+describe('storage', () => {
+  it('buckets block public access, enforce TLS, encrypt at rest, log access and expire old data', () => {
+    const buckets = resourcesOf('AWS::S3::Bucket');
+    expect(buckets).toHaveLength(3);
+    for (const [, bucket] of buckets) {
+      expect(bucket.Properties.PublicAccessBlockConfiguration).toEqual({
+        BlockPublicAcls: true,
+        BlockPublicPolicy: true,
+        IgnorePublicAcls: true,
+        RestrictPublicBuckets: true,
+      });
+      expect(
+        bucket.Properties.BucketEncryption.ServerSideEncryptionConfiguration[0].ServerSideEncryptionByDefault
+          .SSEAlgorithm,
+      ).toBe('AES256');
+    }
+    for (const [, policy] of resourcesOf('AWS::S3::BucketPolicy')) {
+      expect(policy.Properties.PolicyDocument.Statement).toContainEqual(
+        expect.objectContaining({ Effect: 'Deny', Condition: { Bool: { 'aws:SecureTransport': 'false' } } }),
+      );
+    }
+    synthesized.template.hasResourceProperties('AWS::S3::Bucket', {
+      LifecycleConfiguration: {
+        Rules: Match.arrayWith([
+          Match.objectLike({ AbortIncompleteMultipartUpload: { DaysAfterInitiation: 1 } }),
+          Match.objectLike({ Prefix: 'exports/', ExpirationInDays: 7 }),
+        ]),
+      },
+      LoggingConfiguration: Match.objectLike({ LogFilePrefix: 'indexes/' }),
+    });
+  });
+
+  it('the table has point-in-time recovery, encryption, TTL on the change log, and is retained', () => {
+    synthesized.template.hasResource('AWS::DynamoDB::Table', {
+      Properties: Match.objectLike({
+        KeySchema: [
+          { AttributeName: 'pk', KeyType: 'HASH' },
+          { AttributeName: 'sk', KeyType: 'RANGE' },
+        ],
+        PointInTimeRecoverySpecification: { PointInTimeRecoveryEnabled: true },
+        SSESpecification: { SSEEnabled: true },
+        TimeToLiveSpecification: { AttributeName: 'expiresAt', Enabled: true },
+      }),
+      DeletionPolicy: 'Retain',
+    });
+  });
+});
+
+describe('ingest', () => {
+  it('S3 created/removed events under docs/ go to the ingest queue, which dead-letters after 5 receives', () => {
+    synthesized.template.hasResourceProperties('Custom::S3BucketNotifications', {
+      NotificationConfiguration: {
+        QueueConfigurations: ['s3:ObjectCreated:*', 's3:ObjectRemoved:*'].map((event) =>
+          Match.objectLike({
+            Events: [event],
+            Filter: { Key: { FilterRules: [{ Name: 'prefix', Value: 'docs/' }] } },
+          }),
+        ),
+      },
+    });
+    synthesized.template.hasResourceProperties('AWS::SQS::Queue', {
+      VisibilityTimeout: 720,
+      RedrivePolicy: { deadLetterTargetArn: Match.anyValue(), maxReceiveCount: 5 },
+      SqsManagedSseEnabled: true,
+    });
+  });
+
+  it('the encode Lambda consumes it in batches with partial batch failures; visibility ≥ 6× its timeout', () => {
+    const [encodeId, encode] = functionAt('Ingest/Encode');
+    expect(encode.Properties.Timeout * 6).toBeLessThanOrEqual(720);
+    synthesized.template.hasResourceProperties('AWS::Lambda::EventSourceMapping', {
+      FunctionName: { Ref: encodeId },
+      BatchSize: 10,
+      MaximumBatchingWindowInSeconds: 2,
+      FunctionResponseTypes: ['ReportBatchItemFailures'],
+    });
+  });
+});
+
+describe('query API', () => {
+  it('routes the HTTP API through the live alias with provisioned concurrency, IAM auth, throttling and access logs', () => {
+    synthesized.template.hasResourceProperties('AWS::Lambda::Alias', {
+      Name: 'live',
+      ProvisionedConcurrencyConfig: { ProvisionedConcurrentExecutions: 1 },
+    });
+    const routes = resourcesOf('AWS::ApiGatewayV2::Route').map(([, route]) => route.Properties);
+    expect(routes.map((route) => route.RouteKey).sort()).toEqual([
+      'DELETE /documents/{docId+}',
+      'GET /documents/{docId+}',
+      'GET /health',
+      'POST /search',
+      'PUT /documents/{docId+}',
+    ]);
+    for (const route of routes) expect(route.AuthorizationType).toBe('AWS_IAM');
+    synthesized.template.hasResourceProperties('AWS::ApiGatewayV2::Integration', {
+      IntegrationUri: { Ref: Match.stringLikeRegexp('QueryLive') },
+    });
+    synthesized.template.hasResourceProperties('AWS::ApiGatewayV2::Stage', {
+      DefaultRouteSettings: { ThrottlingRateLimit: 100, ThrottlingBurstLimit: 200 },
+      AccessLogSettings: Match.objectLike({ DestinationArn: Match.anyValue() }),
+    });
+  });
+
+  it('sizes /tmp for the index and runs Node.js 22 with the native and model layers', () => {
+    const [, query] = functionAt('Query/Query');
+    expect(query.Properties).toMatchObject({
+      Runtime: 'nodejs22.x',
+      EphemeralStorage: { Size: 4096 },
+      Architectures: ['x86_64'],
+    });
+    expect(query.Properties.Layers).toHaveLength(2);
+    expect(query.Properties.Environment.Variables).toMatchObject({ BISEARCH_MODEL_DIR: '/opt/model' });
+  });
+
+  it('provisioned concurrency 0 turns it off; JWT auth, CORS and arm64 are options', () => {
+    const variant = synthesizeStack({
+      provisionedConcurrency: 0,
+      auth: 'jwt',
+      jwtIssuer: 'https://issuer.example.com',
+      jwtAudience: ['bisearch'],
+      corsOrigins: ['https://app.example.com'],
+      architecture: 'arm64',
+    });
+    const alias = Object.values(variant.json.Resources).find(
+      (resource) => resource.Type === 'AWS::Lambda::Alias',
+    );
+    expect(alias?.Properties.ProvisionedConcurrencyConfig).toBeUndefined();
+    variant.template.hasResourceProperties('AWS::ApiGatewayV2::Authorizer', {
+      AuthorizerType: 'JWT',
+      JwtConfiguration: { Issuer: 'https://issuer.example.com', Audience: ['bisearch'] },
+    });
+    variant.template.hasResourceProperties('AWS::ApiGatewayV2::Api', {
+      CorsConfiguration: Match.objectLike({ AllowOrigins: ['https://app.example.com'] }),
+    });
+    variant.template.hasResourceProperties('AWS::Lambda::LayerVersion', {
+      CompatibleArchitectures: ['arm64'],
+    });
+    variant.template.resourcePropertiesCountIs('AWS::Lambda::Function', { Architectures: ['arm64'] }, 8);
+    expect(
+      variant.template.findResources('AWS::CloudWatch::Alarm', {
+        Properties: { MetricName: 'ProvisionedConcurrencySpilloverInvocations' },
+      }),
+    ).toEqual({});
+  });
+
+  it('rejects invalid context with a message naming the setting', () => {
+    expect(() => parseStackConfig({ auth: 'jwt' })).toThrow(
+      /auth: auth "jwt" needs jwtIssuer and jwtAudience/,
+    );
+    expect(() => parseStackConfig({ provisionedConcurrency: -1 })).toThrow(/provisionedConcurrency/);
+    expect(
+      parseStackConfig({ corsOrigins: '["https://a.example"]', provisionedConcurrency: '2' }),
+    ).toMatchObject({ corsOrigins: ['https://a.example'], provisionedConcurrency: 2 });
+  });
+});
+
+describe('reindex', () => {
+  it('a state machine chains Snapshot → Build → Validate → Swap → Prune, each with Retry and a Catch into RecordFailure', () => {
+    const [, machine] = resourcesOf('AWS::StepFunctions::StateMachine')[0] ?? [];
+    const definition = JSON.stringify(machine?.Properties.DefinitionString);
+    for (const state of ['Snapshot', 'Build', 'Validate', 'Swap', 'Prune'])
+      expect(definition).toContain(`\\"${state}\\":{`);
+    expect(machine?.Properties.TracingConfiguration).toEqual({ Enabled: true });
+    expect(machine?.Properties.LoggingConfiguration).toMatchObject({ Level: 'ALL' });
+  });
+
+  it('EventBridge starts it nightly', () => {
+    synthesized.template.hasResourceProperties('AWS::Events::Rule', {
+      ScheduleExpression: 'cron(0 3 * * ? *)',
+      Targets: [Match.objectLike({ Arn: { Ref: Match.stringLikeRegexp('ReindexStateMachine') } })],
+    });
+  });
+});
+
+describe('alarms and dashboard', () => {
+  const alarmMetric = (metricName: string) =>
+    Object.values(
+      synthesized.template.findResources('AWS::CloudWatch::Alarm', {
+        Properties: { MetricName: metricName },
+      }),
+    );
+
+  it('watch latency, 5xx rate, errors, throttles, dead letters, backlog age, reindex failures, index age and spillover', () => {
+    expect(alarmMetric('Duration')[0]?.Properties).toMatchObject({
+      ExtendedStatistic: 'p99',
+      Threshold: 1000,
+    });
+    expect(alarmMetric('ApproximateNumberOfMessagesVisible')[0]?.Properties).toMatchObject({ Threshold: 0 });
+    expect(alarmMetric('ApproximateAgeOfOldestMessage')[0]?.Properties).toMatchObject({ Threshold: 300 });
+    expect(alarmMetric('ExecutionsFailed')).toHaveLength(1);
+    expect(alarmMetric('ExecutionsTimedOut')).toHaveLength(1);
+    expect(alarmMetric('IndexAge')[0]?.Properties).toMatchObject({
+      Namespace: 'Bisearch',
+      Threshold: 26 * 3600,
+    });
+    expect(alarmMetric('ProvisionedConcurrencySpilloverInvocations')).toHaveLength(1);
+    expect(alarmMetric('Errors')).toHaveLength(8);
+    expect(alarmMetric('Throttles')).toHaveLength(8);
+    const fiveXx = Object.values(synthesized.template.findResources('AWS::CloudWatch::Alarm')).find((alarm) =>
+      JSON.stringify(alarm.Properties.Metrics ?? []).includes('5xx'),
+    );
+    expect(fiveXx).toBeDefined();
+    for (const alarm of Object.values(synthesized.template.findResources('AWS::CloudWatch::Alarm'))) {
+      expect(alarm.Properties.AlarmActions).toEqual([{ Ref: expect.stringMatching(/AlarmsTopic/) }]);
+    }
+    synthesized.template.resourceCountIs('AWS::CloudWatch::Dashboard', 1);
+  });
+
+  it('the alarm topic is encrypted, TLS-only, and mails the address from context', () => {
+    synthesized.template.hasResourceProperties('AWS::SNS::Topic', { KmsMasterKeyId: Match.anyValue() });
+    const withEmail = synthesizeStack({ alarmEmail: 'oncall@example.com' });
+    withEmail.template.hasResourceProperties('AWS::SNS::Subscription', {
+      Protocol: 'email',
+      Endpoint: 'oncall@example.com',
+    });
+  });
+});
+
+describe('least privilege and cdk-nag', () => {
+  it('IAM statements name the stack\'s own resources; only X-Ray uses "*"', () => {
+    for (const [id, policy] of resourcesOf('AWS::IAM::Policy')) {
+      for (const statement of policy.Properties.PolicyDocument.Statement) {
+        const resources = [statement.Resource].flat();
+        if (resources.includes('*')) {
+          const actions = [statement.Action].flat() as string[];
+          const allowedWildcard = actions.every((action) =>
+            /^xray:|^logs:(CreateLogDelivery|GetLogDelivery|UpdateLogDelivery|DeleteLogDelivery|ListLogDeliveries|PutResourcePolicy|DescribeResourcePolicies|DescribeLogGroups)$/.test(
+              action,
+            ),
+          );
+          expect({ id, actions, allowedWildcard }).toMatchObject({ allowedWildcard: true });
+        }
+        for (const resource of resources) {
+          if (resource === '*') continue;
+          expect(JSON.stringify(resource)).toMatch(/Fn::GetAtt|Ref|Fn::Join/);
+        }
+      }
+    }
+  });
+
+  it('AwsSolutions checks pass with every acknowledgement reasoned, and do catch a violation', () => {
+    // The main synth ran the checks; an unacknowledged error would have thrown.
+    const app = new App({ context: { 'aws:cdk:bundling-stacks': [] } });
+    const stack = new Stack(app, 'Violating');
+    new Bucket(stack, 'Insecure');
+    Validations.of(app).addPlugins(new AwsSolutionsChecks(app));
+    expect(() => app.synth()).toThrow(/AwsSolutions-S10|AwsSolutions-S1/);
+  });
+});
+
+describe('layers', () => {
+  it("function code plus layers stays under Lambda's 250 MB unzipped limit for every function", () => {
+    const layerSizes = Object.fromEntries(
+      resourcesOf('AWS::Lambda::LayerVersion').map(([id, layer]) => [
+        id,
+        directorySize(join(synthesized.outdir, layer.Metadata['aws:asset:path'])),
+      ]),
+    );
+    for (const [id, fn] of resourcesOf('AWS::Lambda::Function')) {
+      if (!fn.Metadata?.['aws:asset:path']) continue;
+      const code = directorySize(join(synthesized.outdir, fn.Metadata['aws:asset:path']));
+      const layers = (fn.Properties.Layers ?? []).map((layer: { Ref: string }) => layerSizes[layer.Ref] ?? 0);
+      const total = code + layers.reduce((sum: number, bytes: number) => sum + bytes, 0);
+      expect({ id, total: total < LAMBDA_UNZIPPED_LIMIT_BYTES }).toEqual({ id, total: true });
+    }
+  });
+});
