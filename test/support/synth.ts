@@ -9,12 +9,15 @@ import type { CloudFormationTemplate } from '../../infra/local/state-machine-def
 import { SearchStack } from '../../infra/search-stack.js';
 import { USE_LITE_DIR } from './shared-fixtures.js';
 
+/** Raw CloudFormation JSON, inspected by assertions rather than types. */
+// biome-ignore lint/suspicious/noExplicitAny: raw template JSON is checked by assertions
+type RawJson = any;
+
 export interface SynthesizedStack {
   readonly stack: SearchStack;
   readonly template: Template;
-  // biome-ignore lint/suspicious/noExplicitAny: raw CloudFormation JSON is inspected by assertions
   readonly json: CloudFormationTemplate & {
-    Resources: Record<string, { Type: string; Properties?: any; Metadata?: any }>;
+    Resources: Record<string, { Type: string; Properties?: RawJson; Metadata?: RawJson }>;
   };
   readonly outdir: string;
 }
