@@ -26,8 +26,10 @@ export interface ReindexExecution {
   readonly status: 'SUCCEEDED' | 'FAILED';
   readonly output?: unknown;
   readonly error?: { readonly name: string; readonly message: string };
-  /** States entered, in order (retries repeat a state). */
+  /** States entered, in order. */
   readonly states: string[];
+  /** States retried after an error, one entry per retry. */
+  readonly retries: string[];
   /** Errors raised by states, in order. */
   readonly stateErrors: Array<{ state: string; error: string; cause: string }>;
 }
@@ -69,11 +71,13 @@ export async function runStateMachine(
     } as never,
   });
   const states: string[] = [];
+  const retries: string[] = [];
   const stateErrors: ReindexExecution['stateErrors'] = [];
   const events = (async () => {
     for await (const event of execution.eventLogs as AsyncIterable<Record<string, unknown>>) {
       const state = event.state as { name: string } | undefined;
       if (event.type === 'StateEntered' && state) states.push(state.name);
+      if (event.type === 'StateRetried' && state) retries.push(state.name);
       if (event.type === 'StateFailed' && state)
         stateErrors.push({ state: state.name, error: String(event.Error), cause: String(event.Cause) });
     }
@@ -81,10 +85,16 @@ export async function runStateMachine(
   try {
     const output = await execution.result;
     await events;
-    return { status: 'SUCCEEDED', output, states, stateErrors };
+    return { status: 'SUCCEEDED', output, states, retries, stateErrors };
   } catch (error) {
     await events.catch(() => {});
     const cause = (error as { cause?: Error }).cause ?? (error as Error);
-    return { status: 'FAILED', error: { name: cause.name, message: cause.message }, states, stateErrors };
+    return {
+      status: 'FAILED',
+      error: { name: cause.name, message: cause.message },
+      states,
+      retries,
+      stateErrors,
+    };
   }
 }

@@ -116,6 +116,51 @@ describe('S3 upload → SQS → encode → searchable through the delta (emulato
   });
 });
 
+describe('encode batches', () => {
+  it('a message that cannot be processed fails alone (partial batch response) and reaches the DLQ after 5 receives', async () => {
+    await stack.upload('docs/partial.txt', 'The good record mentions lilac-tapir.');
+    const sqs = sqsClient(stack.aws.connection);
+    const good = await receiveOne(sqs, stack.aws.ingestQueueUrl);
+    const response = await stack.encode({
+      Records: [good, '{"Records": [not json'].map((body, index) => ({
+        messageId: `m${index}`,
+        receiptHandle: `r${index}`,
+        body,
+        attributes: {
+          ApproximateReceiveCount: '1',
+          SentTimestamp: '0',
+          SenderId: 'test',
+          ApproximateFirstReceiveTimestamp: '0',
+        },
+        messageAttributes: {},
+        md5OfBody: '',
+        eventSource: 'aws:sqs',
+        eventSourceARN: 'arn:aws:sqs:us-east-1:000000000000:ingest',
+        awsRegion: 'us-east-1',
+      })),
+    });
+    expect(response.batchItemFailures).toEqual([{ itemIdentifier: 'm1' }]);
+    expect((await search('lilac tapir'))[0]?.docId).toBe('partial');
+
+    // Through the queue: the poison message is received 5 times, then dead-lettered.
+    await sqs.send(
+      new SendMessageCommand({ QueueUrl: stack.aws.ingestQueueUrl, MessageBody: '{"Records": [not json' }),
+    );
+    const deadline = Date.now() + 30_000;
+    let receives = 0;
+    while (Date.now() < deadline) {
+      const { received, failed } = await stack.poller.pollOnce(1);
+      receives += received;
+      expect(failed).toBe(received);
+      const dead = await sqs.send(
+        new ReceiveMessageCommand({ QueueUrl: stack.aws.deadLetterQueueUrl, WaitTimeSeconds: 0 }),
+      );
+      if (dead.Messages?.length) break;
+    }
+    expect(receives).toBe(5);
+  });
+});
+
 describe('HTTP API of the query Lambda', () => {
   it('PUT stores a document for the normal ingest path, GET follows its state, DELETE removes it', async () => {
     const put = await stack.http('PUT', '/documents/guides%2Fsso', {

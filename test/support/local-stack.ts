@@ -47,7 +47,7 @@ export async function startHandlerStack(
     BISEARCH_MODEL_DIR: USE_LITE_DIR,
     BISEARCH_WORK_DIR: workDirectory,
     BISEARCH_MAX_STALENESS_MS: '0',
-    POWERTOOLS_LOG_LEVEL: 'ERROR',
+    POWERTOOLS_LOG_LEVEL: 'SILENT',
     POWERTOOLS_METRICS_DISABLED: 'true',
     ...extraEnvironment,
   });

@@ -1,0 +1,264 @@
+import { GetObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { s3Client } from '../../functions/adapters/aws-clients.js';
+import { IndexBucket } from '../../functions/adapters/index-bucket.js';
+import type { ReindexState } from '../../functions/adapters/reindex-steps.js';
+import {
+  type ReindexExecution,
+  runStateMachine,
+  type StepHandler,
+} from '../../infra/local/reindex-runner.js';
+import {
+  type LocalStateMachine,
+  stateMachineFromTemplate,
+} from '../../infra/local/state-machine-definition.js';
+import { type HandlerStack, startHandlerStack } from '../support/local-stack.js';
+import { synthesizeStack } from '../support/synth.js';
+
+let stack: HandlerStack;
+let machine: LocalStateMachine;
+let steps: Record<string, StepHandler>;
+let indexBucket: IndexBucket;
+let runs = 0;
+
+beforeAll(async () => {
+  // The definition is the one `cdk synth` produces, not a hand-written copy.
+  machine = stateMachineFromTemplate(synthesizeStack({}, { nag: false }).json);
+  stack = await startHandlerStack({ BISEARCH_POINTER_CHECK_MS: '0' });
+  steps = (await import('../../functions/handlers/reindex.js')) as unknown as Record<string, StepHandler>;
+  indexBucket = new IndexBucket(s3Client(stack.aws.connection), stack.aws.names.indexBucket);
+  await stack.upload('docs/a.md', '# Passwords\n\nReset a forgotten password with the crimson-kestrel link.');
+  await stack.upload('docs/b.md', '# Invoices\n\nDownload invoices from the billing page as PDF.');
+  await stack.upload('docs/c.md', '# Shipping\n\nParcels arrive within five business days.');
+  await stack.drainIngest();
+});
+afterAll(() => stack?.stop());
+
+function reindex(overrides: Record<string, StepHandler> = {}): Promise<ReindexExecution> {
+  runs += 1;
+  return runStateMachine(
+    machine,
+    { ...steps, ...overrides },
+    { executionName: `run-${runs}`, input: { trigger: 'test' }, retryDelayMs: 0 },
+  );
+}
+
+const search = async (query: string) =>
+  (await stack.http('POST', '/search', { query, mode: 'lexical', k: 10 })).body;
+const pointer = () => stack.table.readPointer();
+
+/** Replace one object of an uploaded version (bytes in, bytes out). */
+async function tamper(
+  prefix: string,
+  file: string,
+  change: (bytes: Uint8Array) => Uint8Array,
+): Promise<void> {
+  const s3 = s3Client(stack.aws.connection);
+  const object = await s3.send(
+    new GetObjectCommand({ Bucket: stack.aws.names.indexBucket, Key: `${prefix}${file}` }),
+  );
+  const bytes = await (object.Body as { transformToByteArray(): Promise<Uint8Array> }).transformToByteArray();
+  await s3.send(
+    new PutObjectCommand({
+      Bucket: stack.aws.names.indexBucket,
+      Key: `${prefix}${file}`,
+      Body: change(bytes),
+    }),
+  );
+}
+
+/** A build step that corrupts what it uploaded, as a bad disk or a bug would. */
+const buildThen = (damage: (state: ReindexState) => Promise<void>): StepHandler =>
+  (async (input: ReindexState) => {
+    const output = (await steps.buildHandler?.(input as never)) as ReindexState;
+    await damage(output);
+    return output;
+  }) as StepHandler;
+
+describe('reindex state machine as synthesized, with the real step handlers on emulators', () => {
+  let firstVersion: string;
+
+  it('snapshots, builds, validates, swaps and prunes; the query Lambda then serves the new version with the same results', async () => {
+    const before = await search('crimson kestrel password');
+    expect(before.index.version).toBeNull();
+    expect(before.index.deltaSize).toBe(3);
+    const execution = await reindex();
+    expect(execution).toMatchObject({
+      status: 'SUCCEEDED',
+      states: ['Snapshot', 'Build', 'Validate', 'Swap', 'Prune'],
+    });
+    const { current } = await pointer();
+    expect(current).toMatchObject({ watermark: await stack.table.latestSequence(), vectors: 3 });
+    firstVersion = current?.version as string;
+    const after = await search('crimson kestrel password');
+    expect(after.index).toEqual({ version: firstVersion, deltaSize: 0 });
+    expect(after.results.map((result: { docId: string }) => result.docId)).toEqual(
+      before.results.map((result: { docId: string }) => result.docId),
+    );
+    expect((execution.output as ReindexState).recall).toBeGreaterThanOrEqual(0.95);
+    // Changes after the watermark flow into the delta on top of the new version.
+    await stack.upload('docs/d.md', '# Gift cards\n\nRedeem the obsidian-marten code at checkout.');
+    await stack.drainIngest();
+    expect(await search('obsidian marten')).toMatchObject({
+      index: { version: firstVersion, deltaSize: 1 },
+      results: [{ docId: 'd' }],
+    });
+  });
+
+  it('a corrupt snapshot (flipped bytes) fails validation once, the pointer stays, the bad version is removed', async () => {
+    let uploaded = '';
+    const execution = await reindex({
+      buildHandler: buildThen(async (state) => {
+        uploaded = state.version as string;
+        await tamper(state.prefix as string, 'index.usearch', (bytes) => {
+          const copy = Uint8Array.from(bytes);
+          copy[copy.length >> 1] = (copy[copy.length >> 1] ?? 0) ^ 0xff;
+          return copy;
+        });
+      }),
+    });
+    expect(execution.status).toBe('FAILED');
+    expect(execution.error?.name).toBe('ReindexFailed');
+    expect(execution.stateErrors).toContainEqual(
+      expect.objectContaining({
+        state: 'Validate',
+        error: 'SnapshotValidationFailed',
+        cause: expect.stringMatching(/checksum mismatch for index\.usearch/),
+      }),
+    );
+    expect(execution.retries).not.toContain('Validate');
+    expect(execution.states).not.toContain('Swap');
+    expect(execution.states.slice(-2)).toEqual(['RecordFailure', 'ReindexFailed']);
+    const after = await pointer();
+    expect(after.current?.version).toBe(firstVersion);
+    expect(after.lastReindex).toMatchObject({
+      outcome: 'failed',
+      detail: expect.stringMatching(/SnapshotValidationFailed/),
+    });
+    expect(await indexBucket.listVersions()).not.toContain(uploaded);
+    expect((await search('crimson kestrel')).index.version).toBe(firstVersion);
+  });
+
+  it('a dimension mismatch fails validation and the old pointer stays', async () => {
+    const execution = await reindex({
+      buildHandler: buildThen(async (state) => {
+        await tamper(state.prefix as string, 'manifest.json', (bytes) => {
+          const manifest = JSON.parse(Buffer.from(bytes).toString('utf8'));
+          manifest.embedding.dimensions = 384;
+          return Buffer.from(JSON.stringify(manifest));
+        });
+      }),
+    });
+    expect(execution.status).toBe('FAILED');
+    expect(execution.stateErrors).toContainEqual(
+      expect.objectContaining({
+        state: 'Validate',
+        error: 'SnapshotValidationFailed',
+        cause: expect.stringMatching(/dimensions/),
+      }),
+    );
+    expect((await pointer()).current?.version).toBe(firstVersion);
+  });
+
+  it('a rerun after a failure succeeds, retries a transient error, and absorbs the delta into the new version', async () => {
+    let throttled = false;
+    const execution = await reindex({
+      snapshotHandler: (async (input: never) => {
+        if (!throttled) {
+          throttled = true;
+          throw Object.assign(new Error('Rate exceeded'), { name: 'ThrottlingException' });
+        }
+        return steps.snapshotHandler?.(input);
+      }) as StepHandler,
+    });
+    expect(execution.status).toBe('SUCCEEDED');
+    expect(execution.retries).toEqual(['Snapshot']);
+    const { current, previous } = await pointer();
+    expect(current?.version).not.toBe(firstVersion);
+    expect(previous?.version).toBe(firstVersion);
+    expect(await search('obsidian marten')).toMatchObject({
+      index: { version: current?.version, deltaSize: 0 },
+      results: [{ docId: 'd' }],
+    });
+  });
+
+  it('of two concurrent executions only one swaps; the other fails with PointerConflict without retrying', async () => {
+    // The slow execution freezes its snapshot, then waits while the fast one runs to completion.
+    let snapshotTaken: () => void = () => {};
+    const slowSnapshotted = new Promise<void>((resolve) => {
+      snapshotTaken = resolve;
+    });
+    let releaseSlow: () => void = () => {};
+    const fastDone = new Promise<void>((resolve) => {
+      releaseSlow = resolve;
+    });
+    const slow = reindex({
+      snapshotHandler: (async (input: never) => {
+        const output = await steps.snapshotHandler?.(input);
+        snapshotTaken();
+        await fastDone;
+        return output;
+      }) as StepHandler,
+    });
+    await slowSnapshotted;
+    const fast = await reindex();
+    releaseSlow();
+    const slowResult = await slow;
+    expect(fast.status).toBe('SUCCEEDED');
+    expect(slowResult.status).toBe('FAILED');
+    expect(slowResult.stateErrors).toContainEqual(
+      expect.objectContaining({ state: 'Swap', error: 'PointerConflict' }),
+    );
+    expect(slowResult.retries).not.toContain('Swap');
+    expect((await pointer()).current?.version).toBe((fast.output as ReindexState).version);
+  });
+
+  it('the query Lambda refuses a swapped-in version that fails verification and keeps serving the current one', async () => {
+    const serving = (await pointer()).current;
+    const before = await search('crimson kestrel');
+    expect(before.index.version).toBe(serving?.version);
+    // A version that passed validation but was damaged in S3 afterwards.
+    const damaged = `99991231T000000Z-damaged`;
+    const prefix = IndexBucket.versionPrefix(damaged);
+    const s3 = s3Client(stack.aws.connection);
+    for (const file of ['index.usearch', 'vectors.f32', 'chunks.jsonl', 'lexical.json', 'manifest.json']) {
+      const object = await s3.send(
+        new GetObjectCommand({ Bucket: stack.aws.names.indexBucket, Key: `${serving?.prefix}${file}` }),
+      );
+      const bytes = Uint8Array.from(
+        await (object.Body as { transformToByteArray(): Promise<Uint8Array> }).transformToByteArray(),
+      );
+      if (file === 'vectors.f32') bytes[0] = (bytes[0] ?? 0) ^ 0xff;
+      await s3.send(
+        new PutObjectCommand({ Bucket: stack.aws.names.indexBucket, Key: `${prefix}${file}`, Body: bytes }),
+      );
+    }
+    await stack.table.swapPointer(
+      { ...(serving as NonNullable<typeof serving>), version: damaged, prefix },
+      serving,
+    );
+    const after = await search('crimson kestrel');
+    expect(after.index.version).toBe(serving?.version);
+    expect(after.results).toEqual(before.results);
+    expect((await stack.http('GET', '/health')).body).toMatchObject({
+      status: 'degraded',
+      index: { version: serving?.version },
+    });
+    // Roll back (the previous version is kept for this) and the runtime is healthy again.
+    await stack.table.swapPointer(serving as NonNullable<typeof serving>, {
+      ...(serving as NonNullable<typeof serving>),
+      version: damaged,
+      prefix,
+    });
+    await indexBucket.deletePrefix(prefix);
+  });
+
+  it('prune keeps the newest versions plus current and previous', async () => {
+    for (let i = 0; i < 3; i += 1) expect((await reindex()).status).toBe('SUCCEEDED');
+    const versions = await indexBucket.listVersions();
+    const { current, previous } = await pointer();
+    expect(versions.length).toBeLessThanOrEqual(3);
+    expect(versions).toContain(current?.version);
+    expect(versions).toContain(previous?.version);
+  });
+});
