@@ -1,4 +1,4 @@
-import { createHash, randomUUID } from 'node:crypto';
+import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import { createReadStream, existsSync, readFileSync } from 'node:fs';
 import { mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -84,10 +84,10 @@ export async function writeSnapshot(
     const files: SnapshotManifest['files'] = {};
     for (const name of Object.values(SNAPSHOT_FILES)) files[name] = await fileDigest(join(staging, name));
     const builtAt = input.builtAt ?? new Date();
-    const digest = createHash('sha256').update(JSON.stringify(files)).digest('hex');
+
     const manifest: SnapshotManifest = {
       formatVersion: SNAPSHOT_FORMAT_VERSION,
-      version: snapshotVersionId(builtAt, digest),
+      version: snapshotVersionId(builtAt, randomBytes(4).toString('hex')),
       builtAt: builtAt.toISOString(),
       watermark: input.watermark ?? 0,
       embedding: {

@@ -82,13 +82,15 @@ export function parseSnapshotManifest(json: string, where: string): SnapshotMani
   return parsed.data;
 }
 
-/** A new, sortable snapshot version id from a build time and a content digest. */
-export function snapshotVersionId(builtAt: Date, digest: string): string {
-  const stamp = builtAt
-    .toISOString()
-    .replace(/[-:]/g, '')
-    .replace(/\.\d+Z$/, 'Z');
-  return `${stamp}-${digest.slice(0, 8)}`;
+/**
+ * A new snapshot version id: build time to the millisecond, then random bits, e.g.
+ * `20261123T181500123Z-3fa2c1d9`. Sorts by build time; unique per build even when two builds of
+ * identical content finish in the same millisecond (the pointer swap relies on distinct ids to
+ * detect a concurrent reindex).
+ */
+export function snapshotVersionId(builtAt: Date, random: string): string {
+  const stamp = builtAt.toISOString().replace(/[-:.]/g, '');
+  return `${stamp}-${random.slice(0, 8)}`;
 }
 
 export type { EmbeddingSpace };

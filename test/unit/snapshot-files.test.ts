@@ -101,6 +101,18 @@ describe('snapshot files', () => {
     },
   );
 
+  it('gives every build its own version id, even for identical content built at the same instant', async () => {
+    const builtAt = new Date('2026-11-23T18:00:00.123Z');
+    const first = await writeSnapshot(parent, { chunks: chunks.slice(0, 10), space: SPACE, builtAt });
+    const second = await writeSnapshot(parent, { chunks: chunks.slice(0, 10), space: SPACE, builtAt });
+    expect(first.manifest.version).not.toBe(second.manifest.version);
+    expect(first.manifest.version).toMatch(/^20261123T180000123Z-[0-9a-f]{8}$/);
+    // Same content (the HNSW graph itself varies: construction is multi-threaded).
+    for (const file of [SNAPSHOT_FILES.vectors, SNAPSHOT_FILES.chunks, SNAPSHOT_FILES.lexical]) {
+      expect(first.manifest.files[file]).toEqual(second.manifest.files[file]);
+    }
+  });
+
   it('builds and opens an empty snapshot', async () => {
     const { directory } = await writeSnapshot(parent, { chunks: [], space: SPACE });
     const snapshot = await FileSnapshot.open(directory);
