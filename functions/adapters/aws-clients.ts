@@ -27,8 +27,15 @@ export function connectionFromEnvironment(
   return {
     region: env.AWS_REGION ?? (local ? 'us-east-1' : undefined),
     endpoints,
-    ...(local && !env.AWS_ACCESS_KEY_ID
-      ? { credentials: { accessKeyId: 'local', secretAccessKey: 'local' } }
+    // Emulators accept any key. Take the given environment's, not the process's, so a caller can
+    // target a stack described by another environment (the CLI reads the local stack's).
+    ...(local
+      ? {
+          credentials: {
+            accessKeyId: env.AWS_ACCESS_KEY_ID ?? 'local',
+            secretAccessKey: env.AWS_SECRET_ACCESS_KEY ?? 'local',
+          },
+        }
       : {}),
   } as AwsConnection;
 }

@@ -2,6 +2,7 @@ import {
   DeleteObjectCommand,
   GetObjectCommand,
   HeadObjectCommand,
+  ListObjectsV2Command,
   PutObjectCommand,
   type S3Client,
 } from '@aws-sdk/client-s3';
@@ -25,8 +26,11 @@ export class DocumentBucket {
     return `${DOCUMENTS_PREFIX}${docId.split('/').map(encodeURIComponent).join('/')}.json`;
   }
 
-  /** Read an object, refusing ones larger than `maxBytes`. Undefined when it no longer exists. */
-  async read(key: string, maxBytes = MAX_DOCUMENT_BYTES): Promise<Uint8Array | undefined> {
+  /** Read an object and its ETag, refusing ones larger than `maxBytes`. Undefined when it no longer exists. */
+  async read(
+    key: string,
+    maxBytes = MAX_DOCUMENT_BYTES,
+  ): Promise<{ bytes: Uint8Array; etag: string } | undefined> {
     try {
       const head = await this.s3.send(new HeadObjectCommand({ Bucket: this.bucketName, Key: key }));
       if ((head.ContentLength ?? 0) > maxBytes) {
@@ -37,7 +41,10 @@ export class DocumentBucket {
         );
       }
       const object = await this.s3.send(new GetObjectCommand({ Bucket: this.bucketName, Key: key }));
-      return object.Body ? await object.Body.transformToByteArray() : new Uint8Array();
+      return {
+        bytes: object.Body ? await object.Body.transformToByteArray() : new Uint8Array(),
+        etag: object.ETag ?? '',
+      };
     } catch (error) {
       const name = (error as Error).name;
       if (name === 'NoSuchKey' || name === 'NotFound') return undefined;
@@ -62,6 +69,25 @@ export class DocumentBucket {
       }),
     );
     return key;
+  }
+
+  /** Keys and ETags of every object under `prefix`. */
+  async list(prefix = DOCUMENTS_PREFIX): Promise<Array<{ key: string; etag: string }>> {
+    const objects: Array<{ key: string; etag: string }> = [];
+    let token: string | undefined;
+    do {
+      const page = await this.s3.send(
+        new ListObjectsV2Command({
+          Bucket: this.bucketName,
+          Prefix: prefix,
+          ...(token ? { ContinuationToken: token } : {}),
+        }),
+      );
+      for (const object of page.Contents ?? [])
+        if (object.Key) objects.push({ key: object.Key, etag: object.ETag ?? '' });
+      token = page.IsTruncated ? page.NextContinuationToken : undefined;
+    } while (token);
+    return objects;
   }
 
   async delete(key: string): Promise<void> {

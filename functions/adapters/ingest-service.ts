@@ -79,17 +79,17 @@ export class IngestService {
   async process(event: S3ObjectEvent): Promise<DocumentOutcome[]> {
     const sequencer = normalizeSequencer(event.sequencer);
     if (event.kind === 'removed') return this.removeSource(event.key, sequencer);
-    let bytes: Uint8Array | undefined;
+    let object: { bytes: Uint8Array; etag: string } | undefined;
     try {
-      bytes = await this.documents.read(event.key);
+      object = await this.documents.read(event.key);
     } catch (error) {
       if (error instanceof BisearchError)
         return [await this.fail(documentIdFromFileName(event.key), event.key, sequencer, error)];
       throw error;
     }
     // Gone already: the removal event that follows will delete it.
-    if (!bytes) return [{ docId: documentIdFromFileName(event.key), outcome: 'stale' }];
-    const parsed = parseDocumentFile(event.key, bytes);
+    if (!object) return [{ docId: documentIdFromFileName(event.key), outcome: 'stale' }];
+    const parsed = parseDocumentFile(event.key, object.bytes);
     const outcomes: DocumentOutcome[] = [];
     for (const failure of parsed.failures) {
       // A file that is one document fails that document; a bad JSON Lines line has no id to fail.
@@ -115,7 +115,7 @@ export class IngestService {
     for (const docId of previous?.docIds ?? []) {
       if (!current.has(docId)) outcomes.push(await this.delete(docId, event.key, sequencer));
     }
-    await this.table.putSourceDocuments(event.key, [...current], sequencer);
+    await this.table.putSourceDocuments(event.key, [...current], sequencer, object.etag);
     return outcomes;
   }
 

@@ -301,18 +301,44 @@ export class SearchTable {
 
   // --- sources (uploaded objects) -----------------------------------------------------------
 
-  async sourceDocuments(sourceKey: string): Promise<{ docIds: string[]; sequencer: string } | undefined> {
+  async sourceDocuments(sourceKey: string): Promise<SourceRecord | undefined> {
     const item = await this.get(`SRC#${sourceKey}`, 'SOURCE');
-    return item ? { docIds: (item.docIds as string[]) ?? [], sequencer: String(item.sequencer) } : undefined;
+    return item ? toSource(item) : undefined;
   }
 
-  /** Record which documents an object holds, unless a newer event for the object was recorded. */
-  async putSourceDocuments(sourceKey: string, docIds: readonly string[], sequencer: string): Promise<void> {
+  /** Every source record (paginated scan): which objects were processed, at which ETag. */
+  async *sources(): AsyncGenerator<SourceRecord> {
+    let startKey: Item | undefined;
+    do {
+      const page = await this.client.send(
+        new ScanCommand({
+          TableName: this.tableName,
+          FilterExpression: 'sk = :source',
+          ExpressionAttributeValues: { ':source': 'SOURCE' },
+          ConsistentRead: true,
+          ...(startKey ? { ExclusiveStartKey: startKey } : {}),
+        }),
+      );
+      for (const item of page.Items ?? []) yield toSource(item);
+      startKey = page.LastEvaluatedKey;
+    } while (startKey);
+  }
+
+  /**
+   * Record which documents an object holds (and the ETag processed; empty after a removal),
+   * unless a newer event for the object was recorded.
+   */
+  async putSourceDocuments(
+    sourceKey: string,
+    docIds: readonly string[],
+    sequencer: string,
+    etag = '',
+  ): Promise<void> {
     await this.client
       .send(
         new PutCommand({
           TableName: this.tableName,
-          Item: { pk: `SRC#${sourceKey}`, sk: 'SOURCE', docIds: [...docIds], sequencer },
+          Item: { pk: `SRC#${sourceKey}`, sk: 'SOURCE', sourceKey, docIds: [...docIds], sequencer, etag },
           ConditionExpression: 'attribute_not_exists(sequencer) OR sequencer <= :sequencer',
           ExpressionAttributeValues: { ':sequencer': sequencer },
         }),
@@ -477,6 +503,24 @@ export class SearchTable {
       }
     }
   }
+}
+
+/** What the table knows of one uploaded object. */
+export interface SourceRecord {
+  readonly sourceKey: string;
+  readonly docIds: string[];
+  readonly sequencer: string;
+  /** ETag of the object version processed; empty once removed. */
+  readonly etag: string;
+}
+
+function toSource(item: Item): SourceRecord {
+  return {
+    sourceKey: String(item.sourceKey ?? String(item.pk).slice('SRC#'.length)),
+    docIds: (item.docIds as string[]) ?? [],
+    sequencer: String(item.sequencer),
+    etag: String(item.etag ?? ''),
+  };
 }
 
 function toStatus(item: Item): DocumentStatus {

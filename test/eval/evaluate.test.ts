@@ -4,8 +4,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, describe, expect, it } from 'vitest';
+import type { EvaluationReport } from '../../infra/local/evaluation.js';
 import { SCIFACT_DIR } from '../support/shared-fixtures.js';
-import type { EvaluationReport } from './evaluate.js';
 
 const run = promisify(execFile);
 const work = mkdtempSync(join(tmpdir(), 'bisearch-eval-'));
@@ -13,10 +13,14 @@ afterAll(() => rmSync(work, { recursive: true, force: true }));
 
 /** `npm run eval` as users call it, on a SciFact subset small enough for the test suite. */
 async function evalCli(...args: string[]): Promise<{ stdout: string; stderr: string }> {
-  return run('npx', ['tsx', 'test/eval/run-eval.ts', '--dataset', SCIFACT_DIR, '--work-dir', work, ...args], {
-    env: { ...process.env, AWS_SDK_JS_SUPPRESS_NODE_DEPRECATION_WARNING: '1' },
-    maxBuffer: 16 * 1024 * 1024,
-  });
+  return run(
+    'npx',
+    ['tsx', 'infra/local/eval-command.ts', '--dataset', SCIFACT_DIR, '--work-dir', work, ...args],
+    {
+      env: { ...process.env, AWS_SDK_JS_SUPPRESS_NODE_DEPRECATION_WARNING: '1' },
+      maxBuffer: 16 * 1024 * 1024,
+    },
+  );
 }
 
 describe('npm run eval (SciFact subset)', () => {

@@ -1,0 +1,357 @@
+/**
+ * `bisearch`: ingest, search, reindex, status and eval against the local stack (`npm start`) by
+ * default, or against a deployed stack with `--stack <name>` (through its CloudFormation outputs).
+ */
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { basename, join, relative, resolve } from 'node:path';
+import { PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
+import { SingleBar } from 'cli-progress';
+import { Command, InvalidArgumentError, Option } from 'commander';
+import { connectionFromEnvironment, s3Client } from '../../functions/adapters/aws-clients.js';
+import { DOCUMENTS_PREFIX } from '../../functions/adapters/document-bucket.js';
+import { SUPPORTED_EXTENSIONS } from '../../functions/core/documents.js';
+import { MAX_RESULTS } from '../../functions/core/search-engine.js';
+import { runEvalCommand } from './eval-command.js';
+import { type LocalStackInfo, type LocalStatus, STACK_FILE } from './local-stack.js';
+
+/** Where commands go: the local stack or a deployed one. */
+interface Target {
+  readonly kind: 'local' | 'aws';
+  /** HTTP API base URL. */
+  readonly url: string;
+  readonly documentsBucket: string;
+  readonly s3: S3Client;
+  /** fetch, signed with SigV4 for a deployed (IAM-authorised) API. */
+  request(path: string, init?: { method?: string; body?: unknown }): Promise<{ status: number; body: any }>;
+  reindex(wait: boolean): Promise<unknown>;
+  status(): Promise<unknown>;
+}
+
+class CliError extends Error {}
+
+async function localTarget(dataDirectory: string): Promise<Target> {
+  const file = join(dataDirectory, STACK_FILE);
+  if (!existsSync(file))
+    throw new CliError(`no local stack is running for ${dataDirectory} (start one with: npm start)`);
+  const info = JSON.parse(readFileSync(file, 'utf8')) as LocalStackInfo;
+  const request = async (path: string, init: { method?: string; body?: unknown } = {}) => {
+    let response: Response;
+    try {
+      response = await fetch(`${info.url}${path}`, {
+        method: init.method ?? 'GET',
+        ...(init.body === undefined
+          ? {}
+          : { body: JSON.stringify(init.body), headers: { 'content-type': 'application/json' } }),
+      });
+    } catch {
+      throw new CliError(`the local stack at ${info.url} does not answer (is npm start still running?)`);
+    }
+    return { status: response.status, body: await response.json() };
+  };
+  return {
+    kind: 'local',
+    url: info.url,
+    documentsBucket: info.environment.DOCUMENTS_BUCKET as string,
+    s3: s3Client(connectionFromEnvironment(info.environment)),
+    request,
+    reindex: async (wait) =>
+      (await request(`/_local/reindex${wait ? '?wait=1' : ''}`, { method: 'POST' })).body,
+    status: async () => (await request('/_local/status')).body,
+  };
+}
+
+/** A deployed stack, found by name through CloudFormation. Thin by design: it cannot be tested here. */
+async function awsTarget(stackName: string): Promise<Target> {
+  const { CloudFormationClient, DescribeStacksCommand } = await import('@aws-sdk/client-cloudformation');
+  const { SFNClient, StartExecutionCommand } = await import('@aws-sdk/client-sfn');
+  const { SignatureV4 } = await import('@smithy/signature-v4');
+  const { Sha256 } = await import('@aws-crypto/sha256-js');
+  const { defaultProvider } = await import('@aws-sdk/credential-provider-node');
+  const described = await new CloudFormationClient({}).send(
+    new DescribeStacksCommand({ StackName: stackName }),
+  );
+  const outputs = described.Stacks?.[0]?.Outputs ?? [];
+  const output = (prefix: string) => {
+    const value = outputs.find((candidate) => candidate.OutputKey?.startsWith(prefix))?.OutputValue;
+    if (!value) throw new CliError(`stack ${stackName} has no ${prefix} output; is it a bisearch stack?`);
+    return value;
+  };
+  const url = output('QueryApiUrl').replace(/\/$/, '');
+  const region = new URL(url).hostname.split('.')[2] ?? process.env.AWS_REGION ?? 'us-east-1';
+  const signer = new SignatureV4({
+    service: 'execute-api',
+    region,
+    credentials: defaultProvider(),
+    sha256: Sha256,
+  });
+  const request = async (path: string, init: { method?: string; body?: unknown } = {}) => {
+    const target = new URL(`${url}${path}`);
+    const body = init.body === undefined ? undefined : JSON.stringify(init.body);
+    const signed = await signer.sign({
+      method: init.method ?? 'GET',
+      protocol: target.protocol,
+      hostname: target.hostname,
+      path: target.pathname,
+      headers: { host: target.hostname, ...(body ? { 'content-type': 'application/json' } : {}) },
+      ...(body ? { body } : {}),
+    });
+    const response = await fetch(target, {
+      method: signed.method,
+      headers: signed.headers as Record<string, string>,
+      ...(body ? { body } : {}),
+    });
+    return { status: response.status, body: await response.json() };
+  };
+  return {
+    kind: 'aws',
+    url,
+    documentsBucket: output('DocumentsBucketName'),
+    s3: new S3Client({}),
+    request,
+    reindex: async () => {
+      const started = await new SFNClient({}).send(
+        new StartExecutionCommand({
+          stateMachineArn: output('ReindexStateMachineArn'),
+          input: '{"trigger":"cli"}',
+        }),
+      );
+      return { started: true, executionArn: started.executionArn };
+    },
+    status: async () => (await request('/health')).body,
+  };
+}
+
+/** Files to upload: the given files, and every supported file under the given directories. */
+function collectFiles(paths: string[]): Array<{ path: string; key: string }> {
+  const files: Array<{ path: string; key: string }> = [];
+  for (const given of paths) {
+    const absolute = resolve(given);
+    if (!existsSync(absolute)) throw new CliError(`${given} does not exist`);
+    if (statSync(absolute).isFile()) {
+      files.push({ path: absolute, key: `${DOCUMENTS_PREFIX}${basename(absolute)}` });
+      continue;
+    }
+    const walk = (directory: string) => {
+      for (const entry of readdirSync(directory, { withFileTypes: true })) {
+        if (entry.name.startsWith('.')) continue;
+        const path = join(directory, entry.name);
+        if (entry.isDirectory()) walk(path);
+        else
+          files.push({ path, key: `${DOCUMENTS_PREFIX}${relative(absolute, path).split('\\').join('/')}` });
+      }
+    };
+    walk(absolute);
+  }
+  return files;
+}
+
+const positiveInteger = (value: string) => {
+  const number = Number(value);
+  if (!Number.isInteger(number) || number < 1 || number > MAX_RESULTS)
+    throw new InvalidArgumentError(`expected an integer from 1 to ${MAX_RESULTS}`);
+  return number;
+};
+
+/** `key=value` filters; repeating a key means any of the values. */
+function collectFilter(
+  value: string,
+  previous: Record<string, string | string[]>,
+): Record<string, string | string[]> {
+  const separator = value.indexOf('=');
+  if (separator < 1) throw new InvalidArgumentError('expected key=value');
+  const key = value.slice(0, separator);
+  const item = value.slice(separator + 1);
+  const existing = previous[key];
+  return { ...previous, [key]: existing === undefined ? item : [...[existing].flat(), item] };
+}
+
+const program = new Command('bisearch')
+  .description(
+    'bisearch: semantic search. Talks to the local stack (npm start) unless --stack names a deployed one.',
+  )
+  .option('--data-dir <dir>', 'local stack data directory', process.env.BISEARCH_DATA_DIR ?? '.bisearch')
+  .option('--stack <name>', 'a deployed bisearch stack (CloudFormation stack name)')
+  .showHelpAfterError();
+
+const target = (): Promise<Target> => {
+  const options = program.opts<{ dataDir: string; stack?: string }>();
+  return options.stack ? awsTarget(options.stack) : localTarget(resolve(options.dataDir));
+};
+
+program
+  .command('ingest')
+  .description('upload documents (.txt .md .html .json .jsonl; directories recursively) for indexing')
+  .argument('<paths...>', 'files or directories')
+  .option('--wait', 'wait until every uploaded document is processed and report failures')
+  .action(async (paths: string[], options: { wait?: boolean }) => {
+    const destination = await target();
+    const files = collectFiles(paths);
+    const accepted = files.filter((file) =>
+      SUPPORTED_EXTENSIONS.some((extension) => file.path.toLowerCase().endsWith(extension)),
+    );
+    const skipped = files.filter((file) => !accepted.includes(file));
+    const failed: Array<{ path: string; reason: string }> = [];
+    const bar = process.stderr.isTTY
+      ? new SingleBar({ format: 'uploading [{bar}] {value}/{total} files', stream: process.stderr })
+      : undefined;
+    bar?.start(accepted.length, 0);
+    let done = 0;
+    for (const file of accepted) {
+      try {
+        await destination.s3.send(
+          new PutObjectCommand({
+            Bucket: destination.documentsBucket,
+            Key: file.key,
+            Body: readFileSync(file.path),
+          }),
+        );
+      } catch (error) {
+        failed.push({ path: file.path, reason: (error as Error).message });
+      }
+      done += 1;
+      bar?.update(done);
+    }
+    bar?.stop();
+    process.stdout.write(
+      `uploaded ${accepted.length - failed.length}, skipped ${skipped.length} (unsupported type), failed ${failed.length}\n`,
+    );
+    for (const file of skipped) process.stdout.write(`  skipped ${file.path}\n`);
+    for (const file of failed) process.stdout.write(`  failed ${file.path}: ${file.reason}\n`);
+    if (options.wait && destination.kind === 'local') {
+      const deadline = Date.now() + 300_000;
+      for (;;) {
+        const status = (await destination.status()) as LocalStatus;
+        if (status.ingestQueue.waiting + status.ingestQueue.inFlight === 0) {
+          process.stdout.write(
+            `indexed documents: ${status.documents.indexed}, failed: ${status.documents.failed}, dead letters: ${status.deadLetters}\n`,
+          );
+          break;
+        }
+        if (Date.now() > deadline) throw new CliError('documents were not processed within 5 minutes');
+        await new Promise((resolveWait) => setTimeout(resolveWait, 500));
+      }
+    }
+    if (failed.length > 0) process.exitCode = 1;
+  });
+
+program
+  .command('search')
+  .description('search the index')
+  .argument('<query>', 'what to look for')
+  .option('-k, --k <number>', 'results to return (1-100)', positiveInteger, 10)
+  .addOption(
+    new Option('-m, --mode <mode>', 'retrieval mode')
+      .choices(['hybrid', 'dense', 'lexical'])
+      .default('hybrid'),
+  )
+  .option('-f, --filter <key=value>', 'metadata filter; repeat a key for any-of', collectFilter, {})
+  .option('--rerank', 'rerank with the configured cross-encoder')
+  .option('--json', 'print the raw JSON answer')
+  .action(
+    async (
+      query: string,
+      options: {
+        k: number;
+        mode: string;
+        filter: Record<string, string | string[]>;
+        rerank?: boolean;
+        json?: boolean;
+      },
+    ) => {
+      const destination = await target();
+      const body = {
+        query,
+        k: options.k,
+        mode: options.mode,
+        ...(Object.keys(options.filter).length > 0 ? { filter: options.filter } : {}),
+        ...(options.rerank ? { rerank: true } : {}),
+      };
+      const response = await destination.request('/search', { method: 'POST', body });
+      if (response.status !== 200)
+        throw new CliError(
+          `${response.body?.error?.code ?? response.status}: ${response.body?.error?.message ?? 'search failed'}`,
+        );
+      if (options.json) {
+        process.stdout.write(`${JSON.stringify(response.body, null, 2)}\n`);
+        return;
+      }
+      const { results, index, timingsMs } = response.body as {
+        results: any[];
+        index: { version: string | null; deltaSize: number };
+        timingsMs: { total: number };
+      };
+      results.forEach((result, rank) => {
+        const snippet = result.text.length > 160 ? `${result.text.slice(0, 160)}…` : result.text;
+        process.stdout.write(
+          `${rank + 1}. ${result.title ?? result.docId}  [${result.docId}]  ${result.score.toFixed(3)}\n   ${snippet}\n`,
+        );
+      });
+      if (results.length === 0) process.stdout.write('no results\n');
+      process.stdout.write(
+        `(${results.length} results, index ${index.version ?? 'none'} + ${index.deltaSize} in delta, ${timingsMs.total.toFixed(0)} ms)\n`,
+      );
+    },
+  );
+
+program
+  .command('reindex')
+  .description('build a new index version from every stored chunk and swap it in')
+  .option('--wait', 'wait for the result')
+  .action(async (options: { wait?: boolean }) => {
+    const result = (await (await target()).reindex(Boolean(options.wait))) as {
+      status?: string;
+      executionName?: string;
+      output?: { version?: string };
+      error?: { message: string };
+    };
+    if (!options.wait) {
+      process.stdout.write('reindex started\n');
+      return;
+    }
+    if (result.status === 'SUCCEEDED')
+      process.stdout.write(`reindex ${result.executionName} succeeded: version ${result.output?.version}\n`);
+    else
+      throw new CliError(
+        `reindex ${result.executionName ?? ''} failed: ${result.error?.message ?? 'unknown error'}`,
+      );
+  });
+
+program
+  .command('status')
+  .description('index version, vectors, delta, documents, queues, last reindex, freshness')
+  .option('--json', 'print JSON')
+  .action(async (options: { json?: boolean }) => {
+    const destination = await target();
+    const status = (await destination.status()) as LocalStatus;
+    if (options.json || destination.kind === 'aws') {
+      process.stdout.write(`${JSON.stringify(status, null, 2)}\n`);
+      return;
+    }
+    const lines = [
+      `url            ${destination.url}`,
+      `index          ${status.index.version ?? 'none yet'} (${status.index.vectors} vectors, built ${status.index.builtAt ?? '-'})`,
+      `delta          ${status.index.deltaSize} chunks since the index (change log at ${status.freshness.sequence})`,
+      `freshness lag  ${status.freshness.lagMs < 0 ? 'n/a' : `${status.freshness.lagMs} ms`}`,
+      `documents      ${status.documents.indexed} indexed, ${status.documents.failed} failed, ${status.documents.deleted} deleted`,
+      `ingest queue   ${status.ingestQueue.waiting} waiting, ${status.ingestQueue.inFlight} in flight; dead letters ${status.deadLetters}`,
+      `last reindex   ${status.lastReindex ? `${status.lastReindex.outcome} at ${status.lastReindex.at}${status.lastReindex.outcome === 'failed' ? ` (${status.lastReindex.detail})` : ''}` : 'never'}${status.reindexRunning ? ' (one running now)' : ''}`,
+    ];
+    process.stdout.write(`${lines.join('\n')}\n`);
+  });
+
+program
+  .command('eval')
+  .description('retrieval quality on a BEIR dataset (same as npm run eval; --help for options)')
+  .allowUnknownOption()
+  .helpOption(false)
+  .argument('[options...]')
+  .action(async (args: string[]) => {
+    await runEvalCommand(args);
+  });
+
+program.parseAsync(process.argv).catch((error: Error) => {
+  process.stderr.write(
+    `bisearch: ${error instanceof CliError ? error.message : (error.stack ?? error.message)}\n`,
+  );
+  process.exit(1);
+});

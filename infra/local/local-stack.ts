@@ -1,0 +1,362 @@
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import type { AddressInfo } from 'node:net';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { PutObjectCommand } from '@aws-sdk/client-s3';
+import { GetQueueAttributesCommand, SendMessageCommand } from '@aws-sdk/client-sqs';
+import { serve } from '@hono/node-server';
+import type {
+  APIGatewayProxyEventV2,
+  APIGatewayProxyStructuredResultV2,
+  SQSBatchResponse,
+  SQSEvent,
+} from 'aws-lambda';
+import { Cron } from 'croner';
+import { Hono } from 'hono';
+import { dynamoDocumentClient, s3Client, sqsClient } from '../../functions/adapters/aws-clients.js';
+import { DocumentBucket } from '../../functions/adapters/document-bucket.js';
+import { resolveModelDirectory } from '../../functions/adapters/model-resolution.js';
+import { SearchTable } from '../../functions/adapters/search-table.js';
+import { apiGatewayEvent, localLambdaContext } from './api-gateway-event.js';
+import { type LocalAws, startLocalAws } from './emulators.js';
+import { type ReindexExecution, runStateMachine, type StepHandler } from './reindex-runner.js';
+import { SqsPoller } from './sqs-poller.js';
+import type { LocalStateMachine } from './state-machine-definition.js';
+
+const HERE = dirname(fileURLToPath(import.meta.url));
+/** The sample corpus ingested on first start: help-centre articles with titles and metadata. */
+export const SAMPLE_CORPUS = join(HERE, 'sample', 'help-centre.jsonl');
+const SEARCH_PAGE = join(HERE, 'page', 'index.html');
+/** File in the data directory that tells the CLI where a running local stack listens. */
+export const STACK_FILE = 'stack.json';
+
+export interface LocalStackOptions {
+  /** All state lives here: DynamoDB (LevelDB), S3 objects, index versions, scratch space. */
+  readonly dataDirectory: string;
+  /** HTTP port; 0 picks a free one (written to `stack.json`). */
+  readonly port: number;
+  readonly host?: string;
+  /** Reindex schedule (cron, local time); `null` turns it off. Default nightly at 03:00. */
+  readonly reindexSchedule?: string | null;
+  /** Ingest the sample corpus on first start (empty data directory). Default true. */
+  readonly sampleCorpus?: boolean;
+  /** Run the ingest poller (the encode "Lambda"). Default true. */
+  readonly ingest?: boolean;
+  readonly log?: (line: string) => void;
+}
+
+/** What `stack.json` holds while a local stack runs. */
+export interface LocalStackInfo {
+  readonly url: string;
+  readonly pid: number;
+  readonly dataDirectory: string;
+  readonly startedAt: string;
+  readonly environment: Record<string, string>;
+  readonly ingestQueueUrl: string;
+  readonly deadLetterQueueUrl: string;
+}
+
+/** What `GET /_local/status` and `bisearch status` report. */
+export interface LocalStatus {
+  readonly index: { version: string | null; vectors: number; builtAt: string | null; deltaSize: number };
+  readonly freshness: { lagMs: number; sequence: number };
+  readonly documents: Record<'indexed' | 'failed' | 'deleted', number>;
+  readonly ingestQueue: { waiting: number; inFlight: number };
+  readonly deadLetters: number;
+  readonly lastReindex: { at: string; outcome: 'succeeded' | 'failed'; detail?: string } | null;
+  readonly reindexRunning: boolean;
+}
+
+type ApiHandler = (
+  event: APIGatewayProxyEventV2,
+  context: unknown,
+) => Promise<APIGatewayProxyStructuredResultV2>;
+
+/**
+ * bisearch on one machine: AWS-compatible emulators holding the stack's resources, the same
+ * handlers as on AWS wired like AWS wires them (S3 events → SQS → encode poller; HTTP →
+ * API Gateway v2 events → query handler), and the reindex state machine as synthesized by CDK,
+ * run on a schedule and on demand. One per process: handlers read their environment at import.
+ */
+export class LocalStack {
+  private reindexing: Promise<ReindexExecution & { executionName: string }> | undefined;
+  private cron: Cron | undefined;
+
+  private constructor(
+    readonly url: string,
+    private readonly options: LocalStackOptions,
+    private readonly aws: LocalAws,
+    private readonly poller: SqsPoller,
+    private readonly query: ApiHandler,
+    private readonly steps: Record<string, StepHandler>,
+    private readonly machine: Promise<LocalStateMachine>,
+    private readonly server: ReturnType<typeof serve>,
+  ) {}
+
+  static async start(options: LocalStackOptions): Promise<LocalStack> {
+    const log = options.log ?? ((line: string) => process.stdout.write(`${line}\n`));
+    const dataDirectory = options.dataDirectory;
+    const firstStart = !existsSync(join(dataDirectory, 'dynamodb'));
+    mkdirSync(dataDirectory, { recursive: true });
+    const aws = await startLocalAws({ dataDirectory });
+    const model = await resolveModelDirectory();
+    Object.assign(process.env, aws.environment, {
+      BISEARCH_MODEL_DIR: model.directory,
+      BISEARCH_WORK_DIR: join(dataDirectory, 'work'),
+      BISEARCH_POINTER_CHECK_MS: process.env.BISEARCH_POINTER_CHECK_MS ?? '1000',
+      POWERTOOLS_LOG_LEVEL: process.env.POWERTOOLS_LOG_LEVEL ?? 'WARN',
+      // EMF metrics go to CloudWatch on AWS; locally they would only flood the terminal.
+      POWERTOOLS_METRICS_DISABLED: 'true',
+    });
+    log(`model ${model.directory} (${model.source})`);
+    // The definition comes from the CDK app itself, so the local reindex is the deployed one.
+    const machine = synthesizeStateMachine(model.directory);
+    machine.catch(() => {});
+    const encode = (await import('../../functions/handlers/encode.js')).handler as (
+      event: SQSEvent,
+      context: unknown,
+    ) => Promise<SQSBatchResponse>;
+    const query = (await import('../../functions/handlers/query.js')).handler as unknown as ApiHandler;
+    const steps = (await import('../../functions/handlers/reindex.js')) as unknown as Record<
+      string,
+      StepHandler
+    >;
+    const poller = new SqsPoller({
+      sqs: sqsClient(aws.connection),
+      queueUrl: aws.ingestQueueUrl,
+      handler: (event) => encode(event, localLambdaContext('encode')),
+    });
+
+    const app = new Hono();
+    let stack: LocalStack | undefined;
+    app.get('/', (c) => c.html(readFileSync(SEARCH_PAGE, 'utf8')));
+    app.get('/_local/status', async (c) => c.json(await (stack as LocalStack).status()));
+    app.post('/_local/reindex', async (c) => {
+      const running = (stack as LocalStack).reindex();
+      if (c.req.query('wait') === undefined) {
+        running.catch(() => {});
+        return c.json({ started: true }, 202);
+      }
+      const execution = await running;
+      return c.json(execution, execution.status === 'SUCCEEDED' ? 200 : 500);
+    });
+    // Everything else is the HTTP API, answered by the query Lambda handler.
+    app.all('*', async (c) => {
+      const url = new URL(c.req.url);
+      const body = ['GET', 'HEAD'].includes(c.req.method) ? undefined : await c.req.text();
+      const result = await query(
+        apiGatewayEvent({
+          method: c.req.method,
+          path: url.pathname,
+          query: url.search.slice(1),
+          headers: Object.fromEntries(c.req.raw.headers),
+          ...(body !== undefined ? { body } : {}),
+        }),
+        localLambdaContext('query'),
+      );
+      return new Response(result.body ?? null, {
+        status: result.statusCode ?? 200,
+        headers: Object.fromEntries(
+          Object.entries(result.headers ?? {}).map(([name, value]) => [name, String(value)]),
+        ),
+      });
+    });
+    const host = options.host ?? '127.0.0.1';
+    const { server, port } = await new Promise<{ server: ReturnType<typeof serve>; port: number }>(
+      (resolve) => {
+        const started = serve({ fetch: app.fetch, port: options.port, hostname: host }, (info: AddressInfo) =>
+          resolve({ server: started, port: info.port }),
+        );
+      },
+    );
+    const url = `http://${host === '0.0.0.0' ? '127.0.0.1' : host}:${port}`;
+    stack = new LocalStack(url, options, aws, poller, query, steps, machine, server);
+
+    // Anything uploaded but not processed before the last stop (SQS here lives in memory) is queued again.
+    const requeued = await stack.requeueUnprocessed();
+    if (requeued > 0) log(`re-enqueued ${requeued} object events left unprocessed by the last run`);
+    if (options.ingest ?? true) poller.start();
+    const schedule = options.reindexSchedule === undefined ? '0 3 * * *' : options.reindexSchedule;
+    if (schedule) {
+      stack.cron = new Cron(schedule, () => {
+        stack?.reindex().then(
+          (execution) => log(`scheduled reindex ${execution.executionName}: ${execution.status}`),
+          (error: Error) => log(`scheduled reindex failed to start: ${error.message}`),
+        );
+      });
+    }
+    const info: LocalStackInfo = {
+      url,
+      pid: process.pid,
+      dataDirectory,
+      startedAt: new Date().toISOString(),
+      environment: aws.environment,
+      ingestQueueUrl: aws.ingestQueueUrl,
+      deadLetterQueueUrl: aws.deadLetterQueueUrl,
+    };
+    writeFileSync(join(dataDirectory, STACK_FILE), `${JSON.stringify(info, null, 2)}\n`);
+    if (firstStart && (options.sampleCorpus ?? true)) await stack.ingestSampleCorpus(log);
+    return stack;
+  }
+
+  /** Upload the sample corpus (one JSON document per article), wait for it to be indexed, build the first index. */
+  private async ingestSampleCorpus(log: (line: string) => void): Promise<void> {
+    const s3 = s3Client(this.aws.connection);
+    const lines = readFileSync(SAMPLE_CORPUS, 'utf8').split('\n').filter(Boolean);
+    log(`first start: ingesting ${lines.length} sample help-centre articles…`);
+    for (const line of lines) {
+      const { id } = JSON.parse(line) as { id: string };
+      await s3.send(
+        new PutObjectCommand({
+          Bucket: this.aws.names.documentsBucket,
+          Key: DocumentBucket.keyForDocumentId(id),
+          Body: line,
+        }),
+      );
+    }
+    await this.waitForIngest(120_000);
+    const execution = await this.reindex();
+    log(
+      `first index built: ${execution.status === 'SUCCEEDED' ? (execution.output as { version?: string }).version : `failed (${execution.error?.message})`}`,
+    );
+  }
+
+  /** Resolve once the ingest queue has no waiting or in-flight messages. */
+  async waitForIngest(timeoutMs: number): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    let quietChecks = 0;
+    while (quietChecks < 2) {
+      if (Date.now() > deadline) throw new Error(`ingest did not finish within ${timeoutMs} ms`);
+      const { waiting, inFlight } = await this.queueDepth(this.aws.ingestQueueUrl);
+      quietChecks = waiting + inFlight === 0 ? quietChecks + 1 : 0;
+      await new Promise((resolve) => setTimeout(resolve, 250));
+    }
+  }
+
+  /**
+   * Queue a synthetic S3 event for every object whose current version was never processed (no
+   * source record or another ETag), and a removal for every processed object that is gone. The
+   * fresh sequencer makes them newer than anything stored; an event that was in fact processed
+   * is recognised as unchanged content.
+   */
+  private async requeueUnprocessed(): Promise<number> {
+    const { names, connection, ingestQueueUrl } = this.aws;
+    const table = new SearchTable(dynamoDocumentClient(connection), names.tableName);
+    const documents = new DocumentBucket(s3Client(connection), names.documentsBucket);
+    const sources = new Map<string, string>();
+    for await (const source of table.sources()) sources.set(source.sourceKey, source.etag);
+    const objects = await documents.list();
+    const present = new Set(objects.map((object) => object.key));
+    const events: Array<{ key: string; kind: 'ObjectCreated:Put' | 'ObjectRemoved:Delete' }> = [];
+    for (const object of objects)
+      if (sources.get(object.key) !== object.etag)
+        events.push({ key: object.key, kind: 'ObjectCreated:Put' });
+    for (const [key, etag] of sources)
+      if (etag && !present.has(key)) events.push({ key, kind: 'ObjectRemoved:Delete' });
+    const sqs = sqsClient(connection);
+    for (const event of events) {
+      const record = {
+        eventVersion: '2.1',
+        eventSource: 'aws:s3',
+        awsRegion: 'us-east-1',
+        eventTime: new Date().toISOString(),
+        eventName: event.kind,
+        s3: {
+          bucket: { name: names.documentsBucket },
+          object: {
+            key: encodeURIComponent(event.key).replace(/%2F/g, '/'),
+            sequencer: Date.now().toString(16).toUpperCase(),
+          },
+        },
+      };
+      await sqs.send(
+        new SendMessageCommand({
+          QueueUrl: ingestQueueUrl,
+          MessageBody: JSON.stringify({ Records: [record] }),
+        }),
+      );
+    }
+    return events.length;
+  }
+
+  /** Run the reindex state machine now (one at a time: a second call joins the running one). */
+  reindex(): Promise<ReindexExecution & { executionName: string }> {
+    this.reindexing ??= (async () => {
+      try {
+        const executionName = `local-${new Date().toISOString().replace(/[:.]/g, '-')}`;
+        const execution = await runStateMachine(await this.machine, this.steps, {
+          executionName,
+          input: { trigger: 'local' },
+          retryDelayMs: 1_000,
+        });
+        return { ...execution, executionName };
+      } finally {
+        this.reindexing = undefined;
+      }
+    })();
+    return this.reindexing;
+  }
+
+  async status(): Promise<LocalStatus> {
+    const { names, connection } = this.aws;
+    const table = new SearchTable(dynamoDocumentClient(connection), names.tableName);
+    const health = JSON.parse(
+      (await this.query(apiGatewayEvent({ method: 'GET', path: '/health' }), localLambdaContext('query')))
+        .body ?? '{}',
+    );
+    const documents = { indexed: 0, failed: 0, deleted: 0 };
+    for await (const status of table.statuses())
+      if (status.status in documents) documents[status.status as keyof typeof documents] += 1;
+    const pointer = await table.readPointer();
+    return {
+      index: health.index,
+      freshness: health.freshness,
+      documents,
+      ingestQueue: await this.queueDepth(this.aws.ingestQueueUrl),
+      deadLetters: (await this.queueDepth(this.aws.deadLetterQueueUrl)).waiting,
+      lastReindex: pointer.lastReindex ?? null,
+      reindexRunning: this.reindexing !== undefined,
+    };
+  }
+
+  private async queueDepth(queueUrl: string): Promise<{ waiting: number; inFlight: number }> {
+    const attributes = (
+      await sqsClient(this.aws.connection).send(
+        new GetQueueAttributesCommand({
+          QueueUrl: queueUrl,
+          AttributeNames: ['ApproximateNumberOfMessages', 'ApproximateNumberOfMessagesNotVisible'],
+        }),
+      )
+    ).Attributes;
+    return {
+      waiting: Number(attributes?.ApproximateNumberOfMessages ?? 0),
+      inFlight: Number(attributes?.ApproximateNumberOfMessagesNotVisible ?? 0),
+    };
+  }
+
+  /** Stop everything: scheduler, poller (after its current batch), HTTP server, emulators. */
+  async stop(): Promise<void> {
+    this.cron?.stop();
+    await this.poller.stop();
+    await this.reindexing?.catch(() => {});
+    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+    await this.aws.stop();
+    rmSync(join(this.options.dataDirectory, STACK_FILE), { force: true });
+  }
+}
+
+/** Synthesize the CDK stack (no bundling) and take its reindex state machine. */
+async function synthesizeStateMachine(modelDirectory: string): Promise<LocalStateMachine> {
+  const [{ App }, { parseStackConfig }, { SearchStack }, { stateMachineFromTemplate }] = await Promise.all([
+    import('aws-cdk-lib'),
+    import('../config.js'),
+    import('../search-stack.js'),
+    import('./state-machine-definition.js'),
+  ]);
+  const app = new App({
+    outdir: join(process.env.BISEARCH_WORK_DIR ?? '/tmp', 'cdk.out'),
+    context: { 'aws:cdk:bundling-stacks': [] },
+  });
+  const stack = new SearchStack(app, 'Local', { config: parseStackConfig({}), modelDirectory });
+  return stateMachineFromTemplate(app.synth().getStackByName(stack.stackName).template);
+}
