@@ -14,6 +14,10 @@ import { MAX_RESULTS } from '../../functions/core/search-engine.js';
 import { runEvalCommand } from './eval-command.js';
 import { type LocalStackInfo, type LocalStatus, STACK_FILE } from './local-stack.js';
 
+/** A parsed JSON answer of the HTTP API (checked at run time, printed as is). */
+// biome-ignore lint/suspicious/noExplicitAny: answers are read field by field and printed
+type Json = any;
+
 /** Where commands go: the local stack or a deployed one. */
 interface Target {
   readonly kind: 'local' | 'aws';
@@ -22,7 +26,7 @@ interface Target {
   readonly documentsBucket: string;
   readonly s3: S3Client;
   /** fetch, signed with SigV4 for a deployed (IAM-authorised) API. */
-  request(path: string, init?: { method?: string; body?: unknown }): Promise<{ status: number; body: any }>;
+  request(path: string, init?: { method?: string; body?: unknown }): Promise<{ status: number; body: Json }>;
   reindex(wait: boolean): Promise<unknown>;
   status(): Promise<unknown>;
 }
