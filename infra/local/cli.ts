@@ -280,7 +280,7 @@ program
         return;
       }
       const { results, index, timingsMs } = response.body as {
-        results: any[];
+        results: Json[];
         index: { version: string | null; deltaSize: number };
         timingsMs: { total: number };
       };
