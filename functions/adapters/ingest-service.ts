@@ -83,9 +83,11 @@ export class IngestService {
     try {
       object = await this.documents.read(event.key);
     } catch (error) {
-      if (error instanceof BisearchError)
-        return [await this.fail(documentIdFromFileName(event.key), event.key, sequencer, error)];
-      throw error;
+      if (!(error instanceof BisearchError)) throw error;
+      const outcome = await this.fail(documentIdFromFileName(event.key), event.key, sequencer, error);
+      // Recorded so that a waiter (bisearch ingest --wait) sees the upload as processed.
+      await this.table.putSourceDocuments(event.key, [], sequencer, 'rejected');
+      return [outcome];
     }
     // Gone already: the removal event that follows will delete it.
     if (!object) return [{ docId: documentIdFromFileName(event.key), outcome: 'stale' }];

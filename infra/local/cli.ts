@@ -195,6 +195,7 @@ program
     );
     const skipped = files.filter((file) => !accepted.includes(file));
     const failed: Array<{ path: string; reason: string }> = [];
+    const uploaded: Array<{ key: string; etag: string }> = [];
     const bar = process.stderr.isTTY
       ? new SingleBar({ format: 'uploading [{bar}] {value}/{total} files', stream: process.stderr })
       : undefined;
@@ -202,13 +203,14 @@ program
     let done = 0;
     for (const file of accepted) {
       try {
-        await destination.s3.send(
+        const put = await destination.s3.send(
           new PutObjectCommand({
             Bucket: destination.documentsBucket,
             Key: file.key,
             Body: readFileSync(file.path),
           }),
         );
+        uploaded.push({ key: file.key, etag: put.ETag ?? '' });
       } catch (error) {
         failed.push({ path: file.path, reason: (error as Error).message });
       }
@@ -221,19 +223,35 @@ program
     );
     for (const file of skipped) process.stdout.write(`  skipped ${file.path}\n`);
     for (const file of failed) process.stdout.write(`  failed ${file.path}: ${file.reason}\n`);
-    if (options.wait && destination.kind === 'local') {
+    if (options.wait && destination.kind === 'local' && uploaded.length > 0) {
+      // Wait for these very objects (their ETags), not for an empty queue: the S3 notification
+      // of an upload can still be on its way when the queue looks empty.
       const deadline = Date.now() + 300_000;
+      type IngestStatus = {
+        objects: Array<{
+          key: string;
+          processed: boolean;
+          documents: Array<{ docId: string; status: string; error?: { message: string } }>;
+        }>;
+      };
+      let answer: IngestStatus;
       for (;;) {
-        const status = (await destination.status()) as LocalStatus;
-        if (status.ingestQueue.waiting + status.ingestQueue.inFlight === 0) {
-          process.stdout.write(
-            `indexed documents: ${status.documents.indexed}, failed: ${status.documents.failed}, dead letters: ${status.deadLetters}\n`,
-          );
-          break;
-        }
-        if (Date.now() > deadline) throw new CliError('documents were not processed within 5 minutes');
-        await new Promise((resolveWait) => setTimeout(resolveWait, 500));
+        answer = (
+          await destination.request('/_local/ingest-status', { method: 'POST', body: { objects: uploaded } })
+        ).body as IngestStatus;
+        if (answer.objects.every((object) => object.processed)) break;
+        if (Date.now() > deadline)
+          throw new CliError('uploads were not processed within 5 minutes (see bisearch status)');
+        await new Promise((resolveWait) => setTimeout(resolveWait, 250));
       }
+      const documents = answer.objects.flatMap((object) => object.documents);
+      const rejected = documents.filter((document) => document.status === 'failed');
+      process.stdout.write(
+        `processed: ${documents.length - rejected.length} documents indexed, ${rejected.length} failed\n`,
+      );
+      for (const document of rejected)
+        process.stdout.write(`  failed ${document.docId}: ${document.error?.message ?? 'unknown reason'}\n`);
+      if (rejected.length > 0) process.exitCode = 1;
     }
     if (failed.length > 0) process.exitCode = 1;
   });

@@ -17,6 +17,7 @@ import { dynamoDocumentClient, s3Client, sqsClient } from '../../functions/adapt
 import { DocumentBucket } from '../../functions/adapters/document-bucket.js';
 import { resolveModelDirectory } from '../../functions/adapters/model-resolution.js';
 import { SearchTable } from '../../functions/adapters/search-table.js';
+import { documentIdFromFileName } from '../../functions/core/documents.js';
 import { apiGatewayEvent, localLambdaContext } from './api-gateway-event.js';
 import { type LocalAws, startLocalAws } from './emulators.js';
 import { type ReindexExecution, runStateMachine, type StepHandler } from './reindex-runner.js';
@@ -131,6 +132,32 @@ export class LocalStack {
     let stack: LocalStack | undefined;
     app.get('/', (c) => c.html(readFileSync(SEARCH_PAGE, 'utf8')));
     app.get('/_local/status', async (c) => c.json(await (stack as LocalStack).status()));
+    // Which uploads the encoder has processed (object ETag = source record ETag), with outcomes.
+    app.post('/_local/ingest-status', async (c) => {
+      const { objects } = (await c.req.json()) as { objects: Array<{ key: string; etag: string }> };
+      const table = new SearchTable(dynamoDocumentClient(aws.connection), aws.names.tableName);
+      const answers = [];
+      for (const object of objects) {
+        const source = await table.sourceDocuments(object.key);
+        const processed = source !== undefined && (source.etag === object.etag || source.etag === 'rejected');
+        const documents = [];
+        if (processed) {
+          for (const docId of source.docIds.length > 0
+            ? source.docIds
+            : [documentIdFromFileName(object.key)]) {
+            const status = await table.documentStatus(docId);
+            if (status)
+              documents.push({
+                docId,
+                status: status.status,
+                ...(status.error ? { error: status.error } : {}),
+              });
+          }
+        }
+        answers.push({ key: object.key, processed, documents });
+      }
+      return c.json({ objects: answers });
+    });
     app.post('/_local/reindex', async (c) => {
       const running = (stack as LocalStack).reindex();
       if (c.req.query('wait') === undefined) {

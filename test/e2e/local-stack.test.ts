@@ -1,0 +1,198 @@
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { bisearch, eventually, type LocalProcess, startLocalProcess } from '../support/local-process.js';
+
+/** How long a change may take to become searchable on this machine (the design promises seconds). */
+const FRESHNESS_BUDGET_MS = 15_000;
+
+const dataDirectory = mkdtempSync(join(tmpdir(), 'bisearch-e2e-'));
+const uploads = mkdtempSync(join(tmpdir(), 'bisearch-e2e-docs-'));
+let stack: LocalProcess;
+
+beforeAll(async () => {
+  stack = await startLocalProcess(dataDirectory);
+}, 240_000);
+afterAll(async () => {
+  await stack?.stop();
+  rmSync(dataDirectory, { recursive: true, force: true });
+  rmSync(uploads, { recursive: true, force: true });
+});
+
+const api = async (method: string, path: string, body?: unknown) => {
+  const response = await fetch(`${stack.url}${path}`, {
+    method,
+    ...(body === undefined
+      ? {}
+      : { body: JSON.stringify(body), headers: { 'content-type': 'application/json' } }),
+  });
+  // biome-ignore lint/suspicious/noExplicitAny: JSON answers are checked by assertions
+  return { status: response.status, body: (await response.json()) as any };
+};
+const docIds = async (query: string, mode = 'lexical') =>
+  ((await api('POST', '/search', { query, mode, k: 10 })).body.results as Array<{ docId: string }>).map(
+    (result) => result.docId,
+  );
+const status = async () => JSON.parse((await bisearch(dataDirectory, 'status', '--json')).stdout);
+const write = (name: string, content: string) => {
+  const path = join(uploads, name);
+  mkdirSync(join(path, '..'), { recursive: true });
+  writeFileSync(path, content);
+  return path;
+};
+
+describe('npm start: the whole system on one machine', () => {
+  it('first start ingests the sample corpus and builds the first index', async () => {
+    expect(stack.output()).toMatch(/first start: ingesting 98 sample help-centre articles/);
+    const current = await status();
+    expect(current.index).toMatchObject({ vectors: 98, deltaSize: 0 });
+    expect(current.index.version).toMatch(/^\d{8}T\d{9}Z-[0-9a-f]{8}$/);
+    expect(current.documents).toEqual({ indexed: 98, failed: 0, deleted: 0 });
+    expect((await docIds('refund annual subscription', 'hybrid'))[0]).toBe('help/refund-policy');
+    const cli = await bisearch(
+      dataDirectory,
+      'search',
+      'reset my password',
+      '--k',
+      '3',
+      '--filter',
+      'category=account',
+    );
+    expect(cli.stdout).toMatch(/^1\. Reset your password {2}\[help\/reset-password\]/);
+  });
+
+  it('an uploaded document is searchable within seconds, an update replaces it, a delete removes it; GET /documents follows each state', async () => {
+    const path = write('notes/quasar.md', '# Quasar notes\n\nThe quasar-pelican migrates at dawn.');
+    const ingest = await bisearch(dataDirectory, 'ingest', path);
+    expect(ingest.stdout).toMatch(/uploaded 1, skipped 0 \(unsupported type\), failed 0/);
+    const found = await eventually(
+      async () => ((await docIds('pelican migrates dawn')).includes('quasar') ? true : undefined),
+      FRESHNESS_BUDGET_MS,
+      'upload searchable',
+    );
+    expect(found.elapsedMs).toBeLessThan(FRESHNESS_BUDGET_MS);
+    expect((await api('GET', '/documents/quasar')).body).toMatchObject({ status: 'indexed', chunks: 1 });
+
+    write('notes/quasar.md', '# Quasar notes\n\nThe nebula-heron replaced the old bird.');
+    await bisearch(dataDirectory, 'ingest', path);
+    await eventually(
+      async () => ((await docIds('nebula heron replaced')).includes('quasar') ? true : undefined),
+      FRESHNESS_BUDGET_MS,
+      'update searchable',
+    );
+    expect(await docIds('pelican migrates dawn')).not.toContain('quasar');
+
+    expect((await api('DELETE', '/documents/quasar')).status).toBe(202);
+    expect((await api('GET', '/documents/quasar')).body.status).toBe('pending');
+    await eventually(
+      async () => ((await docIds('nebula heron replaced')).includes('quasar') ? undefined : true),
+      FRESHNESS_BUDGET_MS,
+      'delete applied',
+    );
+    await eventually(
+      async () => ((await api('GET', '/documents/quasar')).body.status === 'deleted' ? true : undefined),
+      FRESHNESS_BUDGET_MS,
+      'status deleted',
+    );
+  });
+
+  it('a malformed document fails with a reason; the other documents of the same upload are searchable', async () => {
+    write('batch/good.txt', 'The obsidian-lynx guide explains everything.');
+    write('batch/broken.json', '{"id": "broken", "text": ');
+    const ingest = await bisearch(dataDirectory, 'ingest', join(uploads, 'batch'), '--wait').catch(
+      (error: { stdout: string; code: number }) => error,
+    );
+    expect(ingest.stdout).toMatch(/uploaded 2/);
+    expect(ingest.stdout).toMatch(
+      /processed: 1 documents indexed, 1 failed\n {2}failed broken: docs\/broken\.json: invalid JSON/,
+    );
+    expect((ingest as { code?: number }).code).toBe(1);
+    expect((await docIds('obsidian lynx'))[0]).toBe('good');
+    const broken = (await api('GET', '/documents/broken')).body;
+    expect(broken).toMatchObject({
+      status: 'failed',
+      error: { code: 'DOCUMENT_INVALID', message: expect.stringMatching(/docs\/broken\.json: invalid JSON/) },
+    });
+    expect((await status()).documents.failed).toBe(1);
+  });
+
+  it('the search page shows results for a typed query and the index status (headless Chromium)', async () => {
+    const { chromium } = await import('playwright-core');
+    const browser = await chromium.launch({
+      executablePath: '/usr/bin/chromium',
+      args: [
+        '--headless',
+        '--no-sandbox',
+        '--disable-gpu',
+        '--no-first-run',
+        '--disable-background-networking',
+        '--disable-component-update',
+        '--disable-sync',
+        '--disable-quic',
+      ],
+    });
+    try {
+      const page = await browser.newPage({ viewport: { width: 1100, height: 900 } });
+      await page.goto(stack.url);
+      await page.getByLabel('Query').fill('how do I download an invoice');
+      await page.getByLabel('Mode').selectOption('hybrid');
+      await page.getByRole('button', { name: 'Search' }).click();
+      const first = page.locator('article.result').first();
+      await first.waitFor({ timeout: 15_000 });
+      expect(await first.getAttribute('data-doc-id')).toBe('help/download-invoice');
+      const marks = (await first.locator('mark').allTextContents()).map((text) => text.toLowerCase());
+      expect(marks.some((text) => text.startsWith('invoice'))).toBe(true);
+      expect(await first.locator('.meta').textContent()).toContain('category: billing');
+      expect(await page.getByTestId('version').textContent()).toBe((await status()).index.version);
+      const artifacts = join(import.meta.dirname, 'artifacts');
+      mkdirSync(artifacts, { recursive: true });
+      await page.screenshot({ path: join(artifacts, 'search-page.png'), fullPage: true });
+      expect(existsSync(join(artifacts, 'search-page.png'))).toBe(true);
+    } finally {
+      await browser.close();
+    }
+  });
+
+  it('a reindex advances the version, the same queries return the same documents, and the delta empties', async () => {
+    const before = await status();
+    expect(before.index.deltaSize).toBeGreaterThan(0);
+    const queries = ['obsidian lynx', 'refund annual subscription', 'track my parcel'];
+    const results = await Promise.all(queries.map((query) => docIds(query)));
+    const reindex = await bisearch(dataDirectory, 'reindex', '--wait');
+    expect(reindex.stdout).toMatch(/succeeded: version \d{8}T/);
+    const after = await status();
+    expect(after.index.version).not.toBe(before.index.version);
+    expect(after.index.version > before.index.version).toBe(true);
+    expect(after.index.deltaSize).toBe(0);
+    expect(after.lastReindex).toMatchObject({ outcome: 'succeeded' });
+    expect(await Promise.all(queries.map((query) => docIds(query)))).toEqual(results);
+  });
+
+  it('stop and restart: documents and the index version are still there', async () => {
+    const before = await status();
+    expect(await stack.stop('SIGINT')).toBe(0);
+    expect(existsSync(join(dataDirectory, 'stack.json'))).toBe(false);
+    stack = await startLocalProcess(dataDirectory);
+    expect(stack.output()).not.toMatch(/first start/);
+    const after = await status();
+    expect(after.index.version).toBe(before.index.version);
+    expect(after.documents).toEqual(before.documents);
+    expect((await docIds('obsidian lynx'))[0]).toBe('good');
+  }, 240_000);
+
+  it('a crash with an upload still queued loses nothing: the upload is re-enqueued on the next start', async () => {
+    await stack.stop('SIGINT');
+    stack = await startLocalProcess(dataDirectory, { BISEARCH_INGEST: 'off' });
+    await bisearch(dataDirectory, 'ingest', write('late.txt', 'The zircon-walrus arrived during the crash.'));
+    expect(await docIds('zircon walrus')).toEqual([]);
+    expect(await stack.stop('SIGKILL')).toBeNull();
+    stack = await startLocalProcess(dataDirectory);
+    expect(stack.output()).toMatch(/re-enqueued 1 object events/);
+    await eventually(
+      async () => ((await docIds('zircon walrus')).includes('late') ? true : undefined),
+      FRESHNESS_BUDGET_MS,
+      'recovered upload searchable',
+    );
+  }, 240_000);
+});
