@@ -355,7 +355,7 @@ program
       `delta          ${status.index.deltaSize} chunks since the index (change log at ${status.freshness.sequence})`,
       `freshness lag  ${status.freshness.lagMs < 0 ? 'n/a' : `${status.freshness.lagMs} ms`}`,
       `documents      ${status.documents.indexed} indexed, ${status.documents.failed} failed, ${status.documents.deleted} deleted`,
-      `ingest queue   ${status.ingestQueue.waiting} waiting, ${status.ingestQueue.inFlight} in flight; dead letters ${status.deadLetters}`,
+      `pending        ${status.ingestQueue.waiting} uploads waiting, ${status.ingestQueue.inFlight} being processed; dead letters ${status.deadLetters}`,
       `last reindex   ${status.lastReindex ? `${status.lastReindex.outcome} at ${status.lastReindex.at}${status.lastReindex.outcome === 'failed' ? ` (${status.lastReindex.detail})` : ''}` : 'never'}${status.reindexRunning ? ' (one running now)' : ''}`,
     ];
     process.stdout.write(`${lines.join('\n')}\n`);

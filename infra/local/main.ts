@@ -5,6 +5,8 @@
 import { resolve } from 'node:path';
 import { LocalStack } from './local-stack.js';
 
+// The AWS SDK warns about Node 20 when its first client is built; the runtime here is pinned.
+process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
 const dataDirectory = resolve(process.env.BISEARCH_DATA_DIR ?? '.bisearch');
 const port = Number(process.env.PORT ?? 3000);
 if (!Number.isInteger(port) || port < 0 || port > 65_535) {

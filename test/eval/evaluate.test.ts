@@ -74,6 +74,12 @@ describe('npm run eval (SciFact subset)', () => {
     expect(stdout).toMatch(/\(window\)/);
   });
 
+  it('is also `bisearch eval`', async () => {
+    const { stdout } = await run(process.execPath, ['infra/local/bin/bisearch.mjs', 'eval', '--help']);
+    expect(stdout).toMatch(/Usage: npm run eval -- \[options\]/);
+    expect(stdout).toMatch(/--dense-weight W/);
+  });
+
   it('rejects bad options with usage and exit code 2', async () => {
     const error = (await evalCli('--mode', 'fuzzy').catch((caught: unknown) => caught)) as {
       code: number;
