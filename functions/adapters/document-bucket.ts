@@ -2,11 +2,11 @@ import {
   DeleteObjectCommand,
   GetObjectCommand,
   HeadObjectCommand,
-  ListObjectsV2Command,
   PutObjectCommand,
   type S3Client,
 } from '@aws-sdk/client-s3';
 import { BisearchError } from '../core/errors.js';
+import { listObjects } from './s3-objects.js';
 
 /** Prefix under which uploads are ingested; S3 notifications filter on it (infra/resources.ts says the same). */
 export const DOCUMENTS_PREFIX = 'docs/';
@@ -73,21 +73,7 @@ export class DocumentBucket {
 
   /** Keys and ETags of every object under `prefix`. */
   async list(prefix = DOCUMENTS_PREFIX): Promise<Array<{ key: string; etag: string }>> {
-    const objects: Array<{ key: string; etag: string }> = [];
-    let token: string | undefined;
-    do {
-      const page = await this.s3.send(
-        new ListObjectsV2Command({
-          Bucket: this.bucketName,
-          Prefix: prefix,
-          ...(token ? { ContinuationToken: token } : {}),
-        }),
-      );
-      for (const object of page.Contents ?? [])
-        if (object.Key) objects.push({ key: object.Key, etag: object.ETag ?? '' });
-      token = page.IsTruncated ? page.NextContinuationToken : undefined;
-    } while (token);
-    return objects;
+    return (await listObjects(this.s3, this.bucketName, prefix)).map(({ key, etag }) => ({ key, etag }));
   }
 
   async delete(key: string): Promise<void> {

@@ -6,12 +6,12 @@ import {
   DeleteObjectsCommand,
   GetObjectCommand,
   HeadObjectCommand,
-  ListObjectsV2Command,
   PutObjectCommand,
   type S3Client,
 } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
 import { MANIFEST_FILE } from '../core/snapshot-manifest.js';
+import { listObjects } from './s3-objects.js';
 
 /** Prefix of snapshot versions in the index bucket: `indexes/<version>/<file>`. */
 export const INDEXES_PREFIX = 'indexes/';
@@ -174,21 +174,7 @@ export class IndexBucket {
     await this.downloadRanged(key, undefined, path);
   }
 
-  private async list(prefix: string): Promise<Array<{ key: string; size: number }>> {
-    const objects: Array<{ key: string; size: number }> = [];
-    let token: string | undefined;
-    do {
-      const page = await this.s3.send(
-        new ListObjectsV2Command({
-          Bucket: this.bucketName,
-          Prefix: prefix,
-          ...(token ? { ContinuationToken: token } : {}),
-        }),
-      );
-      for (const object of page.Contents ?? [])
-        if (object.Key) objects.push({ key: object.Key, size: object.Size ?? 0 });
-      token = page.IsTruncated ? page.NextContinuationToken : undefined;
-    } while (token);
-    return objects;
+  private list(prefix: string): Promise<Array<{ key: string; size: number }>> {
+    return listObjects(this.s3, this.bucketName, prefix);
   }
 }

@@ -283,20 +283,7 @@ export class SearchTable {
 
   /** Every document status (paginated scan), for exports and status reports. */
   async *statuses(): AsyncGenerator<DocumentStatus> {
-    let startKey: Item | undefined;
-    do {
-      const page = await this.client.send(
-        new ScanCommand({
-          TableName: this.tableName,
-          FilterExpression: 'sk = :status',
-          ExpressionAttributeValues: { ':status': 'STATUS' },
-          ConsistentRead: true,
-          ...(startKey ? { ExclusiveStartKey: startKey } : {}),
-        }),
-      );
-      for (const item of page.Items ?? []) yield toStatus(item);
-      startKey = page.LastEvaluatedKey;
-    } while (startKey);
+    for await (const item of this.scanSortKey('STATUS')) yield toStatus(item);
   }
 
   // --- sources (uploaded objects) -----------------------------------------------------------
@@ -308,20 +295,7 @@ export class SearchTable {
 
   /** Every source record (paginated scan): which objects were processed, at which ETag. */
   async *sources(): AsyncGenerator<SourceRecord> {
-    let startKey: Item | undefined;
-    do {
-      const page = await this.client.send(
-        new ScanCommand({
-          TableName: this.tableName,
-          FilterExpression: 'sk = :source',
-          ExpressionAttributeValues: { ':source': 'SOURCE' },
-          ConsistentRead: true,
-          ...(startKey ? { ExclusiveStartKey: startKey } : {}),
-        }),
-      );
-      for (const item of page.Items ?? []) yield toSource(item);
-      startKey = page.LastEvaluatedKey;
-    } while (startKey);
+    for await (const item of this.scanSortKey('SOURCE')) yield toSource(item);
   }
 
   /**
@@ -457,6 +431,24 @@ export class SearchTable {
   }
 
   // --- helpers ------------------------------------------------------------------------------
+
+  /** Every item with this sort key (a strongly consistent, paginated scan). */
+  private async *scanSortKey(sortKey: string): AsyncGenerator<Item> {
+    let startKey: Item | undefined;
+    do {
+      const page = await this.client.send(
+        new ScanCommand({
+          TableName: this.tableName,
+          FilterExpression: 'sk = :sortKey',
+          ExpressionAttributeValues: { ':sortKey': sortKey },
+          ConsistentRead: true,
+          ...(startKey ? { ExclusiveStartKey: startKey } : {}),
+        }),
+      );
+      yield* page.Items ?? [];
+      startKey = page.LastEvaluatedKey;
+    } while (startKey);
+  }
 
   private async get(pk: string, sk: string): Promise<Item | undefined> {
     const result = await this.client.send(

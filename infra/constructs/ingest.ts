@@ -65,11 +65,7 @@ export class IngestPipeline extends Construct {
       memoryMb: props.memoryMb,
       timeout: Duration.seconds(ENCODE_TIMEOUT_SECONDS),
       layers: props.layers,
-      environment: {
-        TABLE_NAME: storage.table.tableName,
-        DOCUMENTS_BUCKET: storage.documentsBucket.bucketName,
-        INDEX_BUCKET: storage.indexBucket.bucketName,
-      },
+      environment: storage.functionEnvironment(),
     });
     storage.table.grantReadWriteData(this.encodeFunction);
     storage.documentsBucket.grantRead(this.encodeFunction);

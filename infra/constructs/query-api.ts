@@ -64,9 +64,7 @@ export class QueryApi extends Construct {
       ephemeralStorageMb: config.ephemeralStorageMb,
       layers: props.layers,
       environment: {
-        TABLE_NAME: storage.table.tableName,
-        DOCUMENTS_BUCKET: storage.documentsBucket.bucketName,
-        INDEX_BUCKET: storage.indexBucket.bucketName,
+        ...storage.functionEnvironment(),
         ...(config.rerankerDir ? { BISEARCH_RERANKER_DIR: config.rerankerDir } : {}),
       },
     });

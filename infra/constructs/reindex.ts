@@ -52,9 +52,7 @@ export class ReindexWorkflow extends Construct {
     super(scope, id);
     const { storage, config } = props;
     const environment = {
-      TABLE_NAME: storage.table.tableName,
-      DOCUMENTS_BUCKET: storage.documentsBucket.bucketName,
-      INDEX_BUCKET: storage.indexBucket.bucketName,
+      ...storage.functionEnvironment(),
       BISEARCH_KEEP_VERSIONS: String(config.keepVersions),
     };
     const step = (name: string, handlerExport: string, memoryMb: number, timeout: Duration) => {

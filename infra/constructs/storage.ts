@@ -70,4 +70,13 @@ export class SearchStorage extends Construct {
       removalPolicy,
     });
   }
+
+  /** The variables every bisearch function reads to find this storage. */
+  functionEnvironment(): Record<string, string> {
+    return {
+      TABLE_NAME: this.table.tableName,
+      DOCUMENTS_BUCKET: this.documentsBucket.bucketName,
+      INDEX_BUCKET: this.indexBucket.bucketName,
+    };
+  }
 }
