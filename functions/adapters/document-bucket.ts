@@ -14,6 +14,19 @@ export const DOCUMENTS_PREFIX = 'docs/';
 /** Largest object the encoder reads (bytes). Larger uploads fail as a document error. Default 20 MB. */
 export const MAX_DOCUMENT_BYTES = 20 * 1024 * 1024;
 
+/** An upload above the size limit; carries its ETag so the upload still counts as processed. */
+export class DocumentTooLargeError extends BisearchError {
+  constructor(
+    key: string,
+    bytes: number,
+    limit: number,
+    /** ETag of the refused object version. */
+    readonly etag: string,
+  ) {
+    super('DOCUMENT_TOO_LARGE', 413, `${key} is ${bytes} bytes; the limit is ${limit}`);
+  }
+}
+
 /** The documents bucket: users (or `PUT /documents/{id}`) write here; the encoder reads. */
 export class DocumentBucket {
   constructor(
@@ -34,11 +47,7 @@ export class DocumentBucket {
     try {
       const head = await this.s3.send(new HeadObjectCommand({ Bucket: this.bucketName, Key: key }));
       if ((head.ContentLength ?? 0) > maxBytes) {
-        throw new BisearchError(
-          'DOCUMENT_TOO_LARGE',
-          413,
-          `${key} is ${head.ContentLength} bytes; the limit is ${maxBytes}`,
-        );
+        throw new DocumentTooLargeError(key, head.ContentLength ?? 0, maxBytes, head.ETag ?? '');
       }
       const object = await this.s3.send(new GetObjectCommand({ Bucket: this.bucketName, Key: key }));
       return {

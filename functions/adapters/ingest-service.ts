@@ -5,7 +5,7 @@ import { documentIdFromFileName, parseDocumentFile, type SourceDocument } from '
 import type { TextEmbedder } from '../core/embedding-space.js';
 import { BisearchError } from '../core/errors.js';
 import { embedChunks } from '../core/indexing.js';
-import type { DocumentBucket } from './document-bucket.js';
+import { type DocumentBucket, DocumentTooLargeError } from './document-bucket.js';
 import { type DocumentStatus, normalizeSequencer, type SearchTable } from './search-table.js';
 
 /** One S3 object event, as the ingest queue delivers it. */
@@ -86,7 +86,12 @@ export class IngestService {
       if (!(error instanceof BisearchError)) throw error;
       const outcome = await this.fail(documentIdFromFileName(event.key), event.key, sequencer, error);
       // Recorded so that a waiter (bisearch ingest --wait) sees the upload as processed.
-      await this.table.putSourceDocuments(event.key, [], sequencer, 'rejected');
+      await this.table.putSourceDocuments(
+        event.key,
+        [],
+        sequencer,
+        error instanceof DocumentTooLargeError ? error.etag : '',
+      );
       return [outcome];
     }
     // Gone already: the removal event that follows will delete it.

@@ -139,7 +139,7 @@ export class LocalStack {
       const answers = [];
       for (const object of objects) {
         const source = await table.sourceDocuments(object.key);
-        const processed = source !== undefined && (source.etag === object.etag || source.etag === 'rejected');
+        const processed = source !== undefined && source.etag === object.etag;
         const documents = [];
         if (processed) {
           for (const docId of source.docIds.length > 0

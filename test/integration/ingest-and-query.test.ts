@@ -116,6 +116,22 @@ describe('S3 upload → SQS → encode → searchable through the delta (emulato
   });
 });
 
+describe('oversized uploads', () => {
+  it('a document above 20 MB fails as too large (413 code) and its upload counts as processed', async () => {
+    await stack.upload('docs/huge.txt', 'x'.repeat(20 * 1024 * 1024 + 1));
+    await stack.drainIngest();
+    expect((await stack.http('GET', '/documents/huge')).body).toMatchObject({
+      status: 'failed',
+      error: {
+        code: 'DOCUMENT_TOO_LARGE',
+        message: expect.stringMatching(/docs\/huge\.txt is 20971521 bytes; the limit is 20971520/),
+      },
+    });
+    const source = await stack.table.sourceDocuments('docs/huge.txt');
+    expect(source?.etag).toMatch(/^"[0-9a-f]{32}"$/);
+  });
+});
+
 describe('encode batches', () => {
   it('a message that cannot be processed fails alone (partial batch response) and reaches the DLQ after 5 receives', async () => {
     await stack.upload('docs/partial.txt', 'The good record mentions lilac-tapir.');
