@@ -8,7 +8,7 @@ import {
 import { BisearchError } from '../core/errors.js';
 import { listObjects } from './s3-objects.js';
 
-/** Prefix under which uploads are ingested; S3 notifications filter on it (infra/resources.ts says the same). */
+/** Prefix under which uploads are ingested; the stack's S3 notifications filter on it. */
 export const DOCUMENTS_PREFIX = 'docs/';
 
 /** Largest object the encoder reads (bytes). Larger uploads fail as a document error. Default 20 MB. */

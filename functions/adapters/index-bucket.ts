@@ -1,7 +1,5 @@
-import { createWriteStream } from 'node:fs';
 import { mkdir, open, readdir, rename } from 'node:fs/promises';
 import { join } from 'node:path';
-import { pipeline } from 'node:stream/promises';
 import {
   DeleteObjectsCommand,
   GetObjectCommand,
@@ -117,12 +115,6 @@ export class IndexBucket {
       await handle.close();
     }
     await rename(partial, path);
-  }
-
-  /** Download one object with a single GET (the baseline the ranged download is compared with). */
-  async downloadWhole(key: string, path: string): Promise<void> {
-    const response = await this.s3.send(new GetObjectCommand({ Bucket: this.bucketName, Key: key }));
-    await pipeline(response.Body as NodeJS.ReadableStream, createWriteStream(path));
   }
 
   /** Versions present under `indexes/`, oldest first (version ids sort by build time). */

@@ -137,7 +137,7 @@ export class SearchTable {
         }),
       );
     } catch (error) {
-      if ((error as Error).name !== 'ConditionalCheckFailedException') throw error;
+      if (!isConditionFailure(error)) throw error;
       const stored = await this.embeddingSpace();
       if (stored) assertSameEmbeddingSpace(stored, space, `table ${this.tableName}`);
     }
@@ -219,21 +219,15 @@ export class SearchTable {
    * Store a document's new state if its S3 sequencer is newer than the stored one. Returns false
    * (and writes nothing) for a stale or replayed event.
    */
-  async putStatusIfNewer(status: DocumentStatus): Promise<boolean> {
-    try {
-      await this.client.send(
-        new PutCommand({
-          TableName: this.tableName,
-          Item: { pk: `DOC#${status.docId}`, sk: 'STATUS', ...status },
-          ConditionExpression: 'attribute_not_exists(sourceSequencer) OR sourceSequencer < :sequencer',
-          ExpressionAttributeValues: { ':sequencer': status.sourceSequencer },
-        }),
-      );
-      return true;
-    } catch (error) {
-      if ((error as Error).name === 'ConditionalCheckFailedException') return false;
-      throw error;
-    }
+  putStatusIfNewer(status: DocumentStatus): Promise<boolean> {
+    return this.writeIfConditionHolds(
+      new PutCommand({
+        TableName: this.tableName,
+        Item: { pk: `DOC#${status.docId}`, sk: 'STATUS', ...status },
+        ConditionExpression: 'attribute_not_exists(sourceSequencer) OR sourceSequencer < :sequencer',
+        ExpressionAttributeValues: { ':sequencer': status.sourceSequencer },
+      }),
+    );
   }
 
   /**
@@ -260,23 +254,19 @@ export class SearchTable {
           }),
         );
       } catch (error) {
-        if ((error as Error).name === 'ConditionalCheckFailedException' && attempt < 50) continue;
+        if (isConditionFailure(error) && attempt < 50) continue;
         throw error;
       }
       // Only the writer of this exact version marks it announced.
-      await this.client
-        .send(
-          new UpdateCommand({
-            TableName: this.tableName,
-            Key: { pk: `DOC#${docId}`, sk: 'STATUS' },
-            UpdateExpression: 'SET announcedSequence = :sequence',
-            ConditionExpression: 'sourceSequencer = :sequencer',
-            ExpressionAttributeValues: { ':sequence': sequence, ':sequencer': sourceSequencer },
-          }),
-        )
-        .catch((error: Error) => {
-          if (error.name !== 'ConditionalCheckFailedException') throw error;
-        });
+      await this.writeIfConditionHolds(
+        new UpdateCommand({
+          TableName: this.tableName,
+          Key: { pk: `DOC#${docId}`, sk: 'STATUS' },
+          UpdateExpression: 'SET announcedSequence = :sequence',
+          ConditionExpression: 'sourceSequencer = :sequencer',
+          ExpressionAttributeValues: { ':sequence': sequence, ':sequencer': sourceSequencer },
+        }),
+      );
       return sequence;
     }
   }
@@ -308,18 +298,14 @@ export class SearchTable {
     sequencer: string,
     etag = '',
   ): Promise<void> {
-    await this.client
-      .send(
-        new PutCommand({
-          TableName: this.tableName,
-          Item: { pk: `SRC#${sourceKey}`, sk: 'SOURCE', sourceKey, docIds: [...docIds], sequencer, etag },
-          ConditionExpression: 'attribute_not_exists(sequencer) OR sequencer <= :sequencer',
-          ExpressionAttributeValues: { ':sequencer': sequencer },
-        }),
-      )
-      .catch((error: Error) => {
-        if (error.name !== 'ConditionalCheckFailedException') throw error;
-      });
+    await this.writeIfConditionHolds(
+      new PutCommand({
+        TableName: this.tableName,
+        Item: { pk: `SRC#${sourceKey}`, sk: 'SOURCE', sourceKey, docIds: [...docIds], sequencer, etag },
+        ConditionExpression: 'attribute_not_exists(sequencer) OR sequencer <= :sequencer',
+        ExpressionAttributeValues: { ':sequencer': sequencer },
+      }),
+    );
   }
 
   // --- change log ---------------------------------------------------------------------------
@@ -409,7 +395,7 @@ export class SearchTable {
         }),
       );
     } catch (error) {
-      if ((error as Error).name !== 'ConditionalCheckFailedException') throw error;
+      if (!isConditionFailure(error)) throw error;
       throw new PointerConflictError(
         `index pointer changed since this reindex started (expected ${expectedCurrent?.version ?? 'no version'}); not swapping to ${next.version}`,
       );
@@ -431,6 +417,17 @@ export class SearchTable {
   }
 
   // --- helpers ------------------------------------------------------------------------------
+
+  /** Send a conditional write; false (and nothing written) when its condition did not hold. */
+  private async writeIfConditionHolds(command: PutCommand | UpdateCommand): Promise<boolean> {
+    try {
+      await this.client.send(command as PutCommand);
+      return true;
+    } catch (error) {
+      if (isConditionFailure(error)) return false;
+      throw error;
+    }
+  }
 
   /** Every item with this sort key (a strongly consistent, paginated scan). */
   private async *scanSortKey(sortKey: string): AsyncGenerator<Item> {
@@ -513,6 +510,11 @@ function toSource(item: Item): SourceRecord {
     sequencer: String(item.sequencer),
     etag: String(item.etag ?? ''),
   };
+}
+
+/** DynamoDB's answer to a write whose condition did not hold. */
+function isConditionFailure(error: unknown): boolean {
+  return (error as Error | undefined)?.name === 'ConditionalCheckFailedException';
 }
 
 function toStatus(item: Item): DocumentStatus {

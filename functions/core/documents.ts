@@ -35,7 +35,8 @@ const metadataValueSchema = z.union([
   z.array(z.union([z.string(), z.number().finite(), z.boolean()])),
 ]);
 
-const documentIdSchema = z
+/** A document id: trimmed, 1–512 characters, no control characters (numbers are accepted as text). */
+export const documentIdSchema = z
   .union([z.string(), z.number().int()])
   .transform((value) => String(value).trim())
   .pipe(
@@ -48,9 +49,6 @@ const documentIdSchema = z
         'id must not contain control characters',
       ),
   );
-
-/** A document id from elsewhere (URL path, CLI): trimmed, 1–512 characters, no control characters. */
-export const documentIdInputSchema = documentIdSchema;
 
 /** Body of `PUT /documents/{docId}`: the id comes from the path. */
 export const documentBodySchema = z

@@ -3,7 +3,7 @@ import type { ContentfulStatusCode } from 'hono/utils/http-status';
 import { DocumentBucket } from '../adapters/document-bucket.js';
 import type { SearchRuntime } from '../adapters/search-runtime.js';
 import type { SearchTable } from '../adapters/search-table.js';
-import { documentBodySchema, documentIdInputSchema } from '../core/documents.js';
+import { documentBodySchema, documentIdSchema } from '../core/documents.js';
 import { BisearchError, InvalidRequestError } from '../core/errors.js';
 
 /** Largest accepted `POST /search` body, bytes. */
@@ -51,7 +51,7 @@ export function createQueryApp(dependencies: QueryRouteDependencies): Hono {
     }
   };
   const documentId = (raw: string): string => {
-    const parsed = documentIdInputSchema.safeParse(decodeURIComponent(raw));
+    const parsed = documentIdSchema.safeParse(decodeURIComponent(raw));
     if (!parsed.success)
       throw new InvalidRequestError(`docId: ${parsed.error.issues[0]?.message ?? 'invalid'}`);
     return parsed.data;

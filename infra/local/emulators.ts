@@ -1,13 +1,18 @@
 import { mkdirSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
-import { CreateTableCommand, DescribeTableCommand, DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { CreateTableCommand, DescribeTableCommand } from '@aws-sdk/client-dynamodb';
 import { CreateBucketCommand, HeadBucketCommand } from '@aws-sdk/client-s3';
 import { CreateQueueCommand, GetQueueAttributesCommand, SendMessageCommand } from '@aws-sdk/client-sqs';
 import dynalite from 'dynalite';
 import { startFauxqs } from 'fauxqs';
 import S3rver from 's3rver';
-import { type AwsConnection, s3Client, sqsClient } from '../../functions/adapters/aws-clients.js';
+import {
+  type AwsConnection,
+  dynamoDocumentClient,
+  s3Client,
+  sqsClient,
+} from '../../functions/adapters/aws-clients.js';
 import {
   DOCUMENTS_PREFIX,
   INGEST_MAX_RECEIVE_COUNT,
@@ -147,11 +152,8 @@ export async function startLocalAws(options: EmulatorOptions = {}): Promise<Loca
 }
 
 async function createTable(connection: AwsConnection, tableName: string): Promise<void> {
-  const client = new DynamoDBClient({
-    region: connection.region as string,
-    endpoint: connection.endpoints?.dynamodb as string,
-    credentials: connection.credentials as { accessKeyId: string; secretAccessKey: string },
-  });
+  // The document client sends any DynamoDB command; only its item marshalling is extra.
+  const client = dynamoDocumentClient(connection);
   const exists = await client.send(new DescribeTableCommand({ TableName: tableName })).then(
     () => true,
     () => false,

@@ -2,8 +2,8 @@ import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node
 import type { AddressInfo } from 'node:net';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { PutObjectCommand } from '@aws-sdk/client-s3';
-import { GetQueueAttributesCommand, SendMessageCommand } from '@aws-sdk/client-sqs';
+import { PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import { GetQueueAttributesCommand, SendMessageCommand, type SQSClient } from '@aws-sdk/client-sqs';
 import { serve } from '@hono/node-server';
 import type {
   APIGatewayProxyEventV2,
@@ -68,6 +68,14 @@ export interface LocalStatus {
   readonly reindexRunning: boolean;
 }
 
+/** AWS clients the local stack uses itself, created once at start. */
+interface LocalClients {
+  readonly s3: S3Client;
+  readonly sqs: SQSClient;
+  readonly table: SearchTable;
+  readonly documents: DocumentBucket;
+}
+
 type ApiHandler = (
   event: APIGatewayProxyEventV2,
   context: unknown,
@@ -87,6 +95,7 @@ export class LocalStack {
     readonly url: string,
     private readonly options: LocalStackOptions,
     private readonly aws: LocalAws,
+    private readonly clients: LocalClients,
     private readonly poller: SqsPoller,
     private readonly query: ApiHandler,
     private readonly steps: Record<string, StepHandler>,
@@ -122,8 +131,16 @@ export class LocalStack {
       string,
       StepHandler
     >;
-    const poller = new SqsPoller({
+    // One set of clients for everything the local stack itself does (the handlers have their own).
+    const s3 = s3Client(aws.connection);
+    const clients: LocalClients = {
+      s3,
       sqs: sqsClient(aws.connection),
+      table: new SearchTable(dynamoDocumentClient(aws.connection), aws.names.tableName),
+      documents: new DocumentBucket(s3, aws.names.documentsBucket),
+    };
+    const poller = new SqsPoller({
+      sqs: clients.sqs,
       queueUrl: aws.ingestQueueUrl,
       handler: (event) => encode(event, localLambdaContext('encode')),
     });
@@ -135,7 +152,7 @@ export class LocalStack {
     // Which uploads the encoder has processed (object ETag = source record ETag), with outcomes.
     app.post('/_local/ingest-status', async (c) => {
       const { objects } = (await c.req.json()) as { objects: Array<{ key: string; etag: string }> };
-      const table = new SearchTable(dynamoDocumentClient(aws.connection), aws.names.tableName);
+      const { table } = clients;
       const answers = [];
       for (const object of objects) {
         const source = await table.sourceDocuments(object.key);
@@ -197,7 +214,7 @@ export class LocalStack {
       },
     );
     const url = `http://${host === '0.0.0.0' ? '127.0.0.1' : host}:${port}`;
-    stack = new LocalStack(url, options, aws, poller, query, steps, machine, server);
+    stack = new LocalStack(url, options, aws, clients, poller, query, steps, machine, server);
 
     // Anything uploaded but not processed before the last stop (SQS here lives in memory) is queued again.
     const requeued = await stack.requeueUnprocessed();
@@ -228,7 +245,7 @@ export class LocalStack {
 
   /** Upload the sample corpus (one JSON document per article), wait for it to be indexed, build the first index. */
   private async ingestSampleCorpus(log: (line: string) => void): Promise<void> {
-    const s3 = s3Client(this.aws.connection);
+    const { s3 } = this.clients;
     const lines = readFileSync(SAMPLE_CORPUS, 'utf8').split('\n').filter(Boolean);
     log(`first start: ingesting ${lines.length} sample help-centre articles…`);
     for (const line of lines) {
@@ -267,9 +284,8 @@ export class LocalStack {
    * is recognised as unchanged content.
    */
   private async requeueUnprocessed(): Promise<number> {
-    const { names, connection, ingestQueueUrl } = this.aws;
-    const table = new SearchTable(dynamoDocumentClient(connection), names.tableName);
-    const documents = new DocumentBucket(s3Client(connection), names.documentsBucket);
+    const { names, ingestQueueUrl } = this.aws;
+    const { table, documents, sqs } = this.clients;
     const sources = new Map<string, string>();
     for await (const source of table.sources()) sources.set(source.sourceKey, source.etag);
     const objects = await documents.list();
@@ -280,7 +296,6 @@ export class LocalStack {
         events.push({ key: object.key, kind: 'ObjectCreated:Put' });
     for (const [key, etag] of sources)
       if (etag && !present.has(key)) events.push({ key, kind: 'ObjectRemoved:Delete' });
-    const sqs = sqsClient(connection);
     for (const event of events) {
       const record = {
         eventVersion: '2.1',
@@ -325,8 +340,7 @@ export class LocalStack {
   }
 
   async status(): Promise<LocalStatus> {
-    const { names, connection } = this.aws;
-    const table = new SearchTable(dynamoDocumentClient(connection), names.tableName);
+    const { table } = this.clients;
     const health = JSON.parse(
       (await this.query(apiGatewayEvent({ method: 'GET', path: '/health' }), localLambdaContext('query')))
         .body ?? '{}',
@@ -348,7 +362,7 @@ export class LocalStack {
 
   private async queueDepth(queueUrl: string): Promise<{ waiting: number; inFlight: number }> {
     const attributes = (
-      await sqsClient(this.aws.connection).send(
+      await this.clients.sqs.send(
         new GetQueueAttributesCommand({
           QueueUrl: queueUrl,
           AttributeNames: ['ApproximateNumberOfMessages', 'ApproximateNumberOfMessagesNotVisible'],
@@ -380,9 +394,10 @@ async function synthesizeStateMachine(modelDirectory: string): Promise<LocalStat
     import('../search-stack.js'),
     import('./state-machine-definition.js'),
   ]);
+  // Only the definition is needed: no bundling, and no copying of the layer assets into the output.
   const app = new App({
     outdir: join(process.env.BISEARCH_WORK_DIR ?? '/tmp', 'cdk.out'),
-    context: { 'aws:cdk:bundling-stacks': [] },
+    context: { 'aws:cdk:bundling-stacks': [], 'aws:cdk:disable-asset-staging': true },
   });
   const stack = new SearchStack(app, 'Local', { config: parseStackConfig({}), modelDirectory });
   return stateMachineFromTemplate(app.synth().getStackByName(stack.stackName).template);

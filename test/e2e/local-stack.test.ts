@@ -66,12 +66,11 @@ describe('npm start: the whole system on one machine', () => {
     const path = write('notes/quasar.md', '# Quasar notes\n\nThe quasar-pelican migrates at dawn.');
     const ingest = await bisearch(dataDirectory, 'ingest', path);
     expect(ingest.stdout).toMatch(/uploaded 1, skipped 0 \(unsupported type\), failed 0/);
-    const found = await eventually(
+    await eventually(
       async () => ((await docIds('pelican migrates dawn')).includes('quasar') ? true : undefined),
       FRESHNESS_BUDGET_MS,
       'upload searchable',
     );
-    expect(found.elapsedMs).toBeLessThan(FRESHNESS_BUDGET_MS);
     expect((await api('GET', '/documents/quasar')).body).toMatchObject({ status: 'indexed', chunks: 1 });
 
     write('notes/quasar.md', '# Quasar notes\n\nThe nebula-heron replaced the old bird.');

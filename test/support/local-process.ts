@@ -89,11 +89,11 @@ export async function eventually<T>(
   check: () => Promise<T | undefined>,
   timeoutMs: number,
   what: string,
-): Promise<{ value: T; elapsedMs: number }> {
+): Promise<T> {
   const started = Date.now();
   for (;;) {
     const value = await check();
-    if (value !== undefined) return { value, elapsedMs: Date.now() - started };
+    if (value !== undefined) return value;
     if (Date.now() - started > timeoutMs) throw new Error(`${what} did not happen within ${timeoutMs} ms`);
     await new Promise((resolve) => setTimeout(resolve, 100));
   }
