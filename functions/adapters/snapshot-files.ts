@@ -1,13 +1,23 @@
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
-import { createReadStream, existsSync, readFileSync } from 'node:fs';
+import {
+  closeSync,
+  createReadStream,
+  createWriteStream,
+  existsSync,
+  openSync,
+  readFileSync,
+  readSync,
+} from 'node:fs';
 import { mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { finished } from 'node:stream/promises';
 import type { Chunk } from '../core/chunking.js';
 import { embeddingInput } from '../core/chunking.js';
 import type { EmbeddedChunk } from '../core/delta.js';
 import { assertSameEmbeddingSpace, type EmbeddingSpace } from '../core/embedding-space.js';
 import { SnapshotIntegrityError } from '../core/errors.js';
-import { LexicalIndex } from '../core/lexical.js';
+import { LexicalIndex, LexicalSegment } from '../core/lexical.js';
 import type { SnapshotView } from '../core/search-engine.js';
 import {
   MANIFEST_FILE,
@@ -17,7 +27,7 @@ import {
   type SnapshotManifest,
   snapshotVersionId,
 } from '../core/snapshot-manifest.js';
-import { exactTopK, type ScoredRow } from '../core/vectors.js';
+import { dot, exactTopK, type ScoredRow } from '../core/vectors.js';
 import { DEFAULT_HNSW, HnswIndexFile, type HnswSettings, writeHnswIndex } from './usearch-index.js';
 
 export interface WriteSnapshotInput {
@@ -75,11 +85,11 @@ export async function writeSnapshot(
       join(staging, SNAPSHOT_FILES.vectors),
       new Uint8Array(vectors.buffer, vectors.byteOffset, vectors.byteLength),
     );
-    const records = chunks.map(({ vector: _vector, ...chunk }) => JSON.stringify(chunk));
-    await writeFile(join(staging, SNAPSHOT_FILES.chunks), records.length ? `${records.join('\n')}\n` : '');
-    const lexical = LexicalIndex.create();
-    lexical.addAll(chunks.map((chunk) => ({ chunkId: chunk.chunkId, text: embeddingInput(chunk) })));
-    await writeFile(join(staging, SNAPSHOT_FILES.lexical), lexical.toJSON());
+    await writeChunkRecords(join(staging, SNAPSHOT_FILES.chunks), chunks);
+    await writeFile(
+      join(staging, SNAPSHOT_FILES.lexical),
+      LexicalSegment.build(chunks.map((chunk) => embeddingInput(chunk))).toBytes(),
+    );
 
     const files: SnapshotManifest['files'] = {};
     for (const name of Object.values(SNAPSHOT_FILES)) files[name] = await fileDigest(join(staging, name));
@@ -112,6 +122,41 @@ export async function writeSnapshot(
   }
 }
 
+/**
+ * Write one JSON record per line, streamed: a million chunks make a file larger than the longest
+ * string V8 can hold (~512 MB), so the records are never joined into one string.
+ */
+async function writeChunkRecords(path: string, chunks: readonly EmbeddedChunk[]): Promise<void> {
+  const out = createWriteStream(path);
+  const pending: string[] = [];
+  const flush = async () => {
+    if (!out.write(pending.join('')))
+      await new Promise<void>((resolve) => out.once('drain', () => resolve()));
+    pending.length = 0;
+  };
+  for (const { vector: _vector, ...chunk } of chunks) {
+    pending.push(`${JSON.stringify(chunk)}\n`);
+    if (pending.length === 1_000) await flush();
+  }
+  await flush();
+  out.end();
+  await finished(out);
+}
+
+/** Parse a chunk-record file line by line (see {@link writeChunkRecords} for why not in one string). */
+async function readChunkRecords(path: string): Promise<Chunk[]> {
+  const chunks: Chunk[] = [];
+  const lines = createInterface({
+    input: createReadStream(path, { highWaterMark: 1 << 20 }),
+    crlfDelay: Infinity,
+  });
+  for await (const line of lines) if (line) chunks.push(JSON.parse(line) as Chunk);
+  return chunks;
+}
+
+/** Candidates fetched per requested result from an i8 index before exact re-ranking. */
+export const I8_RESCORE_FACTOR = 3;
+
 export interface OpenSnapshotOptions {
   /** Refuse the snapshot unless it was built in this embedding space. */
   readonly expectedSpace?: EmbeddingSpace;
@@ -131,6 +176,8 @@ export class FileSnapshot implements SnapshotView {
   private readonly rowByChunkId = new Map<string, number>();
   private readonly rowsByDocId = new Map<string, number[]>();
   private exactVectors: Float32Array | undefined;
+  private lexicalSegment: LexicalSegment | undefined;
+  private rowBuffer: Float32Array | undefined;
 
   private constructor(
     readonly directory: string,
@@ -159,12 +206,10 @@ export class FileSnapshot implements SnapshotView {
     if (options.expectedSpace)
       assertSameEmbeddingSpace(options.expectedSpace, manifest.embedding, `snapshot ${manifest.version}`);
     if (options.verifyChecksums ?? true) await verifySnapshotFiles(directory, manifest);
-    const chunkLines = (await readFile(join(directory, SNAPSHOT_FILES.chunks), 'utf8'))
-      .split('\n')
-      .filter(Boolean);
-    if (chunkLines.length !== manifest.counts.chunks) {
+    const chunks = await readChunkRecords(join(directory, SNAPSHOT_FILES.chunks));
+    if (chunks.length !== manifest.counts.chunks) {
       throw new SnapshotIntegrityError(
-        `${directory}: ${chunkLines.length} chunk records, manifest says ${manifest.counts.chunks}`,
+        `${directory}: ${chunks.length} chunk records, manifest says ${manifest.counts.chunks}`,
       );
     }
     const expectedVectorBytes = manifest.counts.chunks * manifest.embedding.dimensions * 4;
@@ -183,12 +228,7 @@ export class FileSnapshot implements SnapshotView {
       { ...manifest.index, ...(options.expansionSearch ? { expansionSearch: options.expansionSearch } : {}) },
       options.indexMode ?? 'view',
     );
-    return new FileSnapshot(
-      directory,
-      manifest,
-      chunkLines.map((line) => JSON.parse(line) as Chunk),
-      index,
-    );
+    return new FileSnapshot(directory, manifest, chunks, index);
   }
 
   get chunkCount(): number {
@@ -209,8 +249,31 @@ export class FileSnapshot implements SnapshotView {
     return this.rowsByDocId.get(docId) ?? [];
   }
 
+  /**
+   * HNSW top-k. An i8 index ranks near neighbours coarsely (recall@10 ~0.92 on use-lite vectors),
+   * so its answer is over-fetched ({@link I8_RESCORE_FACTOR}×) and re-ranked by the exact float32
+   * vectors, read row by row from `vectors.f32` (page cache) rather than held in memory, which
+   * would undo i8's memory saving.
+   */
   searchApproximate(query: Float32Array, k: number): ScoredRow[] {
-    return this.index.search(query, k);
+    if (this.manifest.index.dtype !== 'i8') return this.index.search(query, k);
+    const candidates = this.index.search(query, Math.min(k * I8_RESCORE_FACTOR, this.chunks.length));
+    const dimensions = this.manifest.embedding.dimensions;
+    const row = this.rowBuffer ?? new Float32Array(dimensions);
+    this.rowBuffer = row;
+    const bytes = new Uint8Array(row.buffer);
+    // Opened per search, not held: a swapped-out snapshot's directory is deleted, and a held
+    // descriptor would keep its gigabytes on disk.
+    const file = openSync(join(this.directory, SNAPSHOT_FILES.vectors), 'r');
+    try {
+      const rescored = candidates.map((candidate) => {
+        readSync(file, bytes, 0, bytes.length, candidate.row * bytes.length);
+        return { row: candidate.row, similarity: dot(query, row) };
+      });
+      return rescored.sort((a, b) => b.similarity - a.similarity || a.row - b.row).slice(0, k);
+    } finally {
+      closeSync(file);
+    }
   }
 
   searchExact(query: Float32Array, k: number, rows?: Iterable<number>): ScoredRow[] {
@@ -223,12 +286,24 @@ export class FileSnapshot implements SnapshotView {
     return this.vectors().subarray(row * dimensions, (row + 1) * dimensions);
   }
 
+  /** A fresh lexical index over the snapshot's BM25 segment (read once, then shared: it is immutable). */
   loadLexicalIndex(): LexicalIndex {
-    return LexicalIndex.fromJSON(this.lexicalJson());
-  }
-
-  private lexicalJson(): string {
-    return readFileSync(join(this.directory, SNAPSHOT_FILES.lexical), 'utf8');
+    if (!this.lexicalSegment) {
+      const path = join(this.directory, SNAPSHOT_FILES.lexical);
+      try {
+        this.lexicalSegment = LexicalSegment.fromBytes(readFileSync(path));
+      } catch (cause) {
+        throw new SnapshotIntegrityError(`${path}: ${(cause as Error).message}`, { cause });
+      }
+      if (this.lexicalSegment.rowCount !== this.chunks.length)
+        throw new SnapshotIntegrityError(
+          `${path}: ${this.lexicalSegment.rowCount} rows, snapshot has ${this.chunks.length} chunks`,
+        );
+    }
+    return LexicalIndex.over(this.lexicalSegment, {
+      chunkIdOf: (row) => this.chunkAt(row).chunkId,
+      rowOf: (chunkId) => this.rowByChunkId.get(chunkId),
+    });
   }
 
   private vectors(): Float32Array {

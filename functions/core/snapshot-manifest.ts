@@ -3,7 +3,7 @@ import type { EmbeddingSpace } from './embedding-space.js';
 import { SnapshotIntegrityError } from './errors.js';
 
 /** Version of the on-disk snapshot layout; bumped on incompatible changes. */
-export const SNAPSHOT_FORMAT_VERSION = 1;
+export const SNAPSHOT_FORMAT_VERSION = 2;
 
 /** Storage precision of the HNSW vectors. `f32` exact, `f16` half, `i8` scalar-quantised. */
 export type VectorDtype = 'f32' | 'f16' | 'i8';
@@ -16,8 +16,8 @@ export const SNAPSHOT_FILES = {
   vectors: 'vectors.f32',
   /** One JSON chunk record per line; line number = row = usearch key. */
   chunks: 'chunks.jsonl',
-  /** Serialised BM25 index over the same chunks. */
-  lexical: 'lexical.json',
+  /** BM25 inverted index over the same rows (binary `LexicalSegment`, format 2; JSON in format 1). */
+  lexical: 'lexical.bm25',
 } as const;
 
 export const MANIFEST_FILE = 'manifest.json';

@@ -221,7 +221,7 @@ describe('reindex state machine as synthesized, with the real step handlers on e
     const damaged = `99991231T000000Z-damaged`;
     const prefix = IndexBucket.versionPrefix(damaged);
     const s3 = s3Client(stack.aws.connection);
-    for (const file of ['index.usearch', 'vectors.f32', 'chunks.jsonl', 'lexical.json', 'manifest.json']) {
+    for (const file of ['index.usearch', 'vectors.f32', 'chunks.jsonl', 'lexical.bm25', 'manifest.json']) {
       const object = await s3.send(
         new GetObjectCommand({ Bucket: stack.aws.names.indexBucket, Key: `${serving?.prefix}${file}` }),
       );

@@ -7,7 +7,7 @@ import {
   reciprocalRankAtK,
 } from '../../functions/core/eval-metrics.js';
 import { normalizedScoreFusion, reciprocalRankFusion } from '../../functions/core/fusion.js';
-import { analyzeEnglish, LexicalIndex } from '../../functions/core/lexical.js';
+import { analyzeEnglish, kthLargest, LexicalIndex, LexicalSegment } from '../../functions/core/lexical.js';
 import { exactTopK, TopK } from '../../functions/core/vectors.js';
 
 describe('English analyser and BM25 index', () => {
@@ -27,7 +27,7 @@ describe('English analyser and BM25 index', () => {
     expect(index.search('the of and', 10)).toEqual([]);
   });
 
-  it('scores classic BM25 (k1 0.9, b 0.4) without MiniSearch coordination boost', () => {
+  it('scores classic BM25 (k1 0.9, b 0.4) summed over the query terms', () => {
     const index = LexicalIndex.create();
     index.addAll([
       { chunkId: 'x', text: 'alpha beta' },
@@ -38,20 +38,57 @@ describe('English analyser and BM25 index', () => {
     expect(hit?.score).toBeCloseTo(2 * Math.log(2), 10);
   });
 
-  it('survives a JSON round trip, supports removal and re-adding, and filters before the limit', () => {
-    const index = LexicalIndex.create();
-    index.addAll([
-      { chunkId: 'a', text: 'billing invoice download' },
-      { chunkId: 'b', text: 'billing address change' },
-    ]);
-    const restored = LexicalIndex.fromJSON(index.toJSON());
-    expect(restored.search('billing', 10)).toEqual(index.search('billing', 10));
-    restored.remove('a');
-    expect(restored.search('invoice', 10)).toEqual([]);
-    restored.addAll([{ chunkId: 'a', text: 'invoice copies' }]);
-    expect(restored.search('invoice', 10).map((hit) => hit.chunkId)).toEqual(['a']);
-    expect(restored.search('billing', 1, (id) => id !== 'b')).toEqual([]);
-    expect(restored.size).toBe(2);
+  it('a frozen segment scores exactly like the mutable index, survives a binary round trip and hides removed rows', () => {
+    const texts = [
+      'billing invoice download',
+      'billing address change',
+      'invoice invoice copies for billing',
+    ];
+    const ids = ['a', 'b', 'c'];
+    const mutable = LexicalIndex.create();
+    mutable.addAll(texts.map((text, row) => ({ chunkId: ids[row] as string, text })));
+    const segment = LexicalSegment.fromBytes(LexicalSegment.build(texts).toBytes());
+    const rows = { chunkIdOf: (row: number) => ids[row] as string, rowOf: (id: string) => ids.indexOf(id) };
+    const frozen = LexicalIndex.over(segment, rows);
+    const scored = (index: LexicalIndex) =>
+      index.search('billing invoice', 10).map(({ chunkId, score }) => ({ chunkId, score }));
+    expect(scored(frozen)).toEqual(scored(mutable));
+    expect(frozen.search('billing invoice', 10).map((hit) => hit.row)).toEqual([2, 0, 1]);
+    expect(frozen.search('billing invoice', 10).map((hit) => hit.chunkId)).toEqual(['c', 'a', 'b']);
+
+    frozen.remove('a');
+    expect(frozen.has('a')).toBe(false);
+    expect(frozen.search('download', 10)).toEqual([]);
+    frozen.addAll([{ chunkId: 'a', text: 'download copies' }]);
+    expect(frozen.search('download', 10).map((hit) => hit.chunkId)).toEqual(['a']);
+    expect(frozen.search('billing', 1, (id) => id !== 'c').map((hit) => hit.chunkId)).toEqual(['b']);
+    expect(frozen.size).toBe(3);
+    // Another index over the same segment starts with nothing removed: the segment is shared, never modified.
+    expect(
+      LexicalIndex.over(segment, rows)
+        .search('download', 10)
+        .map((hit) => hit.chunkId),
+    ).toEqual(['a']);
+  });
+
+  it('kthLargest selects the k-th largest value, ties included', () => {
+    let seed = 7;
+    const random = () => {
+      seed = (seed * 1103515245 + 12345) % 2 ** 31;
+      return seed / 2 ** 31;
+    };
+    for (const count of [1, 2, 17, 1000]) {
+      const values = Float64Array.from({ length: count }, () => Math.floor(random() * 50));
+      const sorted = [...values].sort((a, b) => b - a);
+      for (const k of [1, Math.ceil(count / 2), count])
+        expect(kthLargest(Float64Array.from(values), count, k)).toBe(sorted[k - 1]);
+    }
+  });
+
+  it('rejects a damaged segment file', () => {
+    const bytes = LexicalSegment.build(['alpha beta', 'gamma']).toBytes();
+    expect(() => LexicalSegment.fromBytes(bytes.subarray(0, bytes.length - 8))).toThrow(/expected \d+ bytes/);
+    expect(() => LexicalSegment.fromBytes(new Uint8Array(64))).toThrow(/bad magic/);
   });
 });
 

@@ -60,7 +60,7 @@ describe('snapshot files', () => {
         hnsw: { dtype },
       });
       expect(manifest).toMatchObject({
-        formatVersion: 1,
+        formatVersion: 2,
         watermark: 7,
         embedding: SPACE,
         counts: { chunks: 400, documents: 200 },
@@ -146,7 +146,7 @@ describe('snapshot files', () => {
     it('a missing file, a bad manifest or an unknown format version are refused', async () => {
       const missing = copy();
       rmSync(join(missing, SNAPSHOT_FILES.lexical));
-      await expect(FileSnapshot.open(missing)).rejects.toThrow(/lexical\.json is missing/);
+      await expect(FileSnapshot.open(missing)).rejects.toThrow(/lexical\.bm25 is missing/);
       const garbled = copy();
       writeFileSync(join(garbled, MANIFEST_FILE), '{');
       await expect(FileSnapshot.open(garbled)).rejects.toBeInstanceOf(SnapshotIntegrityError);
