@@ -47,7 +47,28 @@ export interface SearchResponse {
   readonly results: SearchResult[];
   readonly index: { readonly version: string | null; readonly deltaSize: number };
   /** Milliseconds spent in each part of the request. */
-  readonly timingsMs: { embed: number; search: number; rerank: number; total: number };
+  readonly timingsMs: SearchTimings;
+}
+
+/**
+ * Milliseconds spent in each stage of one search. `search` = `dense` + `lexical` + `fusion`
+ * (everything between the query vector and the ranked list); `total` includes validation too.
+ */
+export interface SearchTimings {
+  /** Query embedding (0 in lexical mode). */
+  readonly embed: number;
+  /** Dense candidates: HNSW (or exact) search of snapshot and delta, hidden rows removed, best chunk per document. */
+  readonly dense: number;
+  /** BM25 candidates from snapshot and delta, best chunk per document. */
+  readonly lexical: number;
+  /** Combining the dense and lexical lists (0 unless hybrid). */
+  readonly fusion: number;
+  readonly search: number;
+  /** Cross-encoder rescoring (0 without rerank). */
+  readonly rerank: number;
+  /** Building the answer records (text, title, metadata) for the top k. */
+  readonly hydrate: number;
+  readonly total: number;
 }
 
 /**
@@ -221,7 +242,10 @@ export class SearchEngine {
         if (denseDocuments.length >= request.k || chunks.length < count || count >= available) break;
       }
     }
-    // BM25 scores every matching chunk anyway, so a wide limit costs only the sort.
+    const denseMs = queryVector ? performance.now() - searchStarted : 0;
+    const lexicalStarted = performance.now();
+    // A wide lexical list: normalised fusion scales by each list's minimum, so its length is part of
+    // the tuned ranking (README "Hybrid fusion"); selecting 1,000 of the scored chunks costs ~0.3 ms.
     const lexicalDocuments =
       request.mode === 'dense'
         ? []
@@ -235,10 +259,13 @@ export class SearchEngine {
               request.filter,
             ),
           );
+    const lexicalMs = request.mode === 'dense' ? 0 : performance.now() - lexicalStarted;
+    const fusionStarted = performance.now();
     let ranked: Candidate[];
     if (request.mode === 'dense') ranked = denseDocuments;
     else if (request.mode === 'lexical') ranked = lexicalDocuments;
     else ranked = this.fuse(denseDocuments, lexicalDocuments);
+    const fusionMs = request.mode === 'hybrid' ? performance.now() - fusionStarted : 0;
     const searchMs = performance.now() - searchStarted;
 
     let rerankMs = 0;
@@ -260,6 +287,7 @@ export class SearchEngine {
       rerankMs = performance.now() - rerankStarted;
     }
 
+    const hydrateStarted = performance.now();
     const results = ranked.slice(0, request.k).map(({ chunk, score }) => ({
       docId: chunk.docId,
       chunkId: chunk.chunkId,
@@ -271,7 +299,16 @@ export class SearchEngine {
     return {
       results,
       index: { version: snapshot?.manifest.version ?? null, deltaSize: delta.size },
-      timingsMs: { embed: embedMs, search: searchMs, rerank: rerankMs, total: performance.now() - started },
+      timingsMs: {
+        embed: embedMs,
+        dense: denseMs,
+        lexical: lexicalMs,
+        fusion: fusionMs,
+        search: searchMs,
+        rerank: rerankMs,
+        hydrate: performance.now() - hydrateStarted,
+        total: performance.now() - started,
+      },
     };
   }
 
@@ -340,7 +377,8 @@ export class SearchEngine {
       : undefined;
     const candidates: Candidate[] = [];
     for (const hit of lexical.search(query, count, accept)) {
-      const chunk = resolve(hit.chunkId);
+      // A segment hit names its snapshot row: no lookup by id (1,000 hits per hybrid query).
+      const chunk = hit.row !== undefined && snapshot ? snapshot.chunkAt(hit.row) : resolve(hit.chunkId);
       if (chunk) candidates.push({ chunk, score: hit.score });
     }
     return candidates;

@@ -5,6 +5,7 @@ import type { SearchRuntime } from '../adapters/search-runtime.js';
 import type { SearchTable } from '../adapters/search-table.js';
 import { documentBodySchema, documentIdSchema } from '../core/documents.js';
 import { BisearchError, InvalidRequestError } from '../core/errors.js';
+import type { SearchTimings } from '../core/search-engine.js';
 
 /** Largest accepted `POST /search` body, bytes. */
 export const MAX_SEARCH_BODY_BYTES = 64 * 1024;
@@ -18,10 +19,7 @@ export interface QueryRouteDependencies {
   /** Called with unexpected errors (logged with the stack; the client sees a generic 500). */
   readonly onUnexpectedError: (error: unknown) => void;
   /** Called after each search with its timings and result count (metrics). */
-  readonly onSearch?: (
-    timings: { embed: number; search: number; rerank: number; total: number },
-    results: number,
-  ) => void;
+  readonly onSearch?: (timings: SearchTimings, results: number) => void;
 }
 
 class PayloadTooLargeError extends BisearchError {

@@ -55,6 +55,8 @@ const app = createQueryApp({
   onSearch: (timings, results) => {
     metrics.addMetric('EmbedTime', MetricUnit.Milliseconds, timings.embed);
     metrics.addMetric('SearchTime', MetricUnit.Milliseconds, timings.search);
+    metrics.addMetric('DenseTime', MetricUnit.Milliseconds, timings.dense);
+    metrics.addMetric('LexicalTime', MetricUnit.Milliseconds, timings.lexical);
     metrics.addMetric('RerankTime', MetricUnit.Milliseconds, timings.rerank);
     metrics.addMetric('QueryTime', MetricUnit.Milliseconds, timings.total);
     metrics.addMetric('Results', MetricUnit.Count, results);
