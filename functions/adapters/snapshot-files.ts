@@ -10,7 +10,6 @@ import {
 } from 'node:fs';
 import { mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { createInterface } from 'node:readline';
 import { finished } from 'node:stream/promises';
 import type { Chunk } from '../core/chunking.js';
 import { embeddingInput } from '../core/chunking.js';
@@ -143,15 +142,76 @@ async function writeChunkRecords(path: string, chunks: readonly EmbeddedChunk[])
   await finished(out);
 }
 
-/** Parse a chunk-record file line by line (see {@link writeChunkRecords} for why not in one string). */
-async function readChunkRecords(path: string): Promise<Chunk[]> {
-  const chunks: Chunk[] = [];
-  const lines = createInterface({
-    input: createReadStream(path, { highWaterMark: 1 << 20 }),
-    crlfDelay: Infinity,
-  });
-  for await (const line of lines) if (line) chunks.push(JSON.parse(line) as Chunk);
-  return chunks;
+/**
+ * A snapshot's chunk records, kept as the file's bytes and parsed one record at a time on first
+ * use. Parsing a million records up front took seconds at every cold start and ~1.5 GB of heap;
+ * a query touches about a thousand. Rows are sorted by document id then ordinal (see
+ * {@link writeSnapshot}), so a document's rows are found by binary search, without an id map.
+ */
+export class ChunkRecords {
+  private readonly parsed: (Chunk | undefined)[];
+
+  private constructor(
+    private readonly path: string,
+    private readonly bytes: Buffer,
+    /** Byte offset where each record starts; `starts[count]` is one past the last record's newline. */
+    private readonly starts: Float64Array,
+  ) {
+    this.parsed = new Array(starts.length - 1);
+  }
+
+  static async read(path: string): Promise<ChunkRecords> {
+    const bytes = await readFile(path);
+    const starts: number[] = [0];
+    for (let newline = bytes.indexOf(10); newline !== -1; newline = bytes.indexOf(10, newline + 1))
+      starts.push(newline + 1);
+    // A last record without its newline still counts.
+    if ((starts.at(-1) as number) < bytes.length) starts.push(bytes.length + 1);
+    return new ChunkRecords(path, bytes, Float64Array.from(starts));
+  }
+
+  get count(): number {
+    return this.starts.length - 1;
+  }
+
+  at(row: number): Chunk {
+    const cached = this.parsed[row];
+    if (cached) return cached;
+    if (!(row >= 0 && row < this.count)) throw new RangeError(`row ${row} is outside ${this.path}`);
+    const text = this.bytes.toString(
+      'utf8',
+      this.starts[row] as number,
+      (this.starts[row + 1] as number) - 1,
+    );
+    let chunk: Chunk;
+    try {
+      chunk = JSON.parse(text) as Chunk;
+    } catch (cause) {
+      throw new SnapshotIntegrityError(`${this.path}: record ${row} is not valid JSON`, { cause });
+    }
+    this.parsed[row] = chunk;
+    return chunk;
+  }
+
+  /** Rows of a document, in ordinal order (binary search over the sorted records). */
+  rowsOf(docId: string): number[] {
+    let low = 0;
+    let high = this.count;
+    while (low < high) {
+      const middle = (low + high) >>> 1;
+      if (this.at(middle).docId < docId) low = middle + 1;
+      else high = middle;
+    }
+    const rows: number[] = [];
+    for (let row = low; row < this.count && this.at(row).docId === docId; row += 1) rows.push(row);
+    return rows;
+  }
+
+  rowOf(chunkId: string): number | undefined {
+    const separator = chunkId.lastIndexOf('#');
+    if (separator < 0) return undefined;
+    return this.rowsOf(chunkId.slice(0, separator)).find((row) => this.at(row).chunkId === chunkId);
+  }
 }
 
 /** Candidates fetched per requested result from an i8 index before exact re-ranking. */
@@ -169,12 +229,11 @@ export interface OpenSnapshotOptions {
 }
 
 /**
- * A snapshot directory opened for search. The HNSW index is memory-mapped; chunk records are held
- * in memory for hydration and filters; the float32 vectors are read on the first exact search.
+ * A snapshot directory opened for search. The HNSW index is memory-mapped; chunk records are read
+ * as bytes and parsed when first used ({@link ChunkRecords}); the float32 vectors are read on the
+ * first exact search.
  */
 export class FileSnapshot implements SnapshotView {
-  private readonly rowByChunkId = new Map<string, number>();
-  private readonly rowsByDocId = new Map<string, number[]>();
   private exactVectors: Float32Array | undefined;
   private lexicalSegment: LexicalSegment | undefined;
   private rowBuffer: Float32Array | undefined;
@@ -182,16 +241,9 @@ export class FileSnapshot implements SnapshotView {
   private constructor(
     readonly directory: string,
     readonly manifest: SnapshotManifest,
-    private readonly chunks: Chunk[],
+    private readonly records: ChunkRecords,
     private readonly index: HnswIndexFile,
-  ) {
-    chunks.forEach((chunk, row) => {
-      this.rowByChunkId.set(chunk.chunkId, row);
-      const rows = this.rowsByDocId.get(chunk.docId);
-      if (rows) rows.push(row);
-      else this.rowsByDocId.set(chunk.docId, [row]);
-    });
-  }
+  ) {}
 
   /**
    * Open and verify a snapshot: manifest schema and format, embedding space, sha256 and size of
@@ -206,10 +258,10 @@ export class FileSnapshot implements SnapshotView {
     if (options.expectedSpace)
       assertSameEmbeddingSpace(options.expectedSpace, manifest.embedding, `snapshot ${manifest.version}`);
     if (options.verifyChecksums ?? true) await verifySnapshotFiles(directory, manifest);
-    const chunks = await readChunkRecords(join(directory, SNAPSHOT_FILES.chunks));
-    if (chunks.length !== manifest.counts.chunks) {
+    const records = await ChunkRecords.read(join(directory, SNAPSHOT_FILES.chunks));
+    if (records.count !== manifest.counts.chunks) {
       throw new SnapshotIntegrityError(
-        `${directory}: ${chunks.length} chunk records, manifest says ${manifest.counts.chunks}`,
+        `${directory}: ${records.count} chunk records, manifest says ${manifest.counts.chunks}`,
       );
     }
     const expectedVectorBytes = manifest.counts.chunks * manifest.embedding.dimensions * 4;
@@ -228,25 +280,23 @@ export class FileSnapshot implements SnapshotView {
       { ...manifest.index, ...(options.expansionSearch ? { expansionSearch: options.expansionSearch } : {}) },
       options.indexMode ?? 'view',
     );
-    return new FileSnapshot(directory, manifest, chunks, index);
+    return new FileSnapshot(directory, manifest, records, index);
   }
 
   get chunkCount(): number {
-    return this.chunks.length;
+    return this.records.count;
   }
 
   chunkAt(row: number): Chunk {
-    const chunk = this.chunks[row];
-    if (!chunk) throw new RangeError(`row ${row} is outside snapshot ${this.manifest.version}`);
-    return chunk;
+    return this.records.at(row);
   }
 
   rowOfChunk(chunkId: string): number | undefined {
-    return this.rowByChunkId.get(chunkId);
+    return this.records.rowOf(chunkId);
   }
 
   rowsOfDocument(docId: string): readonly number[] {
-    return this.rowsByDocId.get(docId) ?? [];
+    return this.records.rowsOf(docId);
   }
 
   /**
@@ -257,7 +307,7 @@ export class FileSnapshot implements SnapshotView {
    */
   searchApproximate(query: Float32Array, k: number): ScoredRow[] {
     if (this.manifest.index.dtype !== 'i8') return this.index.search(query, k);
-    const candidates = this.index.search(query, Math.min(k * I8_RESCORE_FACTOR, this.chunks.length));
+    const candidates = this.index.search(query, Math.min(k * I8_RESCORE_FACTOR, this.chunkCount));
     const dimensions = this.manifest.embedding.dimensions;
     const row = this.rowBuffer ?? new Float32Array(dimensions);
     this.rowBuffer = row;
@@ -295,14 +345,14 @@ export class FileSnapshot implements SnapshotView {
       } catch (cause) {
         throw new SnapshotIntegrityError(`${path}: ${(cause as Error).message}`, { cause });
       }
-      if (this.lexicalSegment.rowCount !== this.chunks.length)
+      if (this.lexicalSegment.rowCount !== this.chunkCount)
         throw new SnapshotIntegrityError(
-          `${path}: ${this.lexicalSegment.rowCount} rows, snapshot has ${this.chunks.length} chunks`,
+          `${path}: ${this.lexicalSegment.rowCount} rows, snapshot has ${this.chunkCount} chunks`,
         );
     }
     return LexicalIndex.over(this.lexicalSegment, {
       chunkIdOf: (row) => this.chunkAt(row).chunkId,
-      rowOf: (chunkId) => this.rowByChunkId.get(chunkId),
+      rowOf: (chunkId) => this.rowOfChunk(chunkId),
     });
   }
 

@@ -101,6 +101,13 @@ describe('snapshot files', () => {
         const [best] = snapshot.searchApproximate(query, 1);
         expect(best?.similarity).toBeCloseTo(snapshot.searchExact(query, 1)[0]?.similarity as number, 6);
       }
+      // Records are parsed on demand and found by binary search over the sorted rows.
+      for (const chunk of chunks.slice(0, 40))
+        expect(snapshot.chunkAt(snapshot.rowOfChunk(chunk.chunkId) as number).chunkId).toBe(chunk.chunkId);
+      expect(snapshot.rowOfChunk('doc-3#7')).toBeUndefined();
+      expect(snapshot.rowOfChunk('no-separator')).toBeUndefined();
+      expect(snapshot.rowsOfDocument('doc-1999')).toEqual([]);
+      expect(snapshot.rowsOfDocument('doc-0')).toEqual([0, 1]);
       const restoredVector = snapshot.vectorAt(snapshot.rowOfChunk('doc-0#1') as number);
       expect(Array.from(restoredVector)).toEqual(Array.from((chunks[1] as EmbeddedChunk).vector));
       expect(snapshot.loadLexicalIndex().search('chunk 17', 1)[0]?.chunkId).toBe(chunks[17]?.chunkId);
