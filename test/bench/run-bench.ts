@@ -1,148 +1,261 @@
 /**
- * `npm run bench [-- --quick]`: a first speed baseline of the retrieval core, with medians and
- * ratios measured side by side in one run (this machine is shared and noisy). Vectors are real:
- * SciFact passages embedded with the resolved model (cached by content hash under .bisearch/eval).
- * Never asserts timings; the full benchmark suite is tracked in its own issue.
+ * `npm run bench [-- --quick] [-- --only sections] [-- --publish]`: query latency per stage, ANN
+ * peers, cold start, snapshot download, memory, embedding throughput and freshness, side by side
+ * in one run. Writes `test/bench/results/<time>.json` (every figure, the settings, the machine)
+ * and `<time>.md` with SVG charts; `--publish` also writes `test/bench/RESULTS.md` and its charts.
+ * Never asserts timings: `npm test` only smoke-tests `--quick`.
  */
-import { mkdirSync, writeFileSync } from 'node:fs';
-import { availableParallelism, cpus } from 'node:os';
+import { copyFileSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { parseArgs } from 'node:util';
-import { readBeirDataset } from '../../functions/adapters/beir-dataset.js';
-import { FileVectorCache } from '../../functions/adapters/file-vector-cache.js';
-import { resolveModelDirectory } from '../../functions/adapters/model-resolution.js';
-import { OnnxEmbedder } from '../../functions/adapters/onnx-embedder.js';
-import { FileSnapshot, writeSnapshot } from '../../functions/adapters/snapshot-files.js';
-import { chunkDocuments, embedChunks } from '../../functions/core/indexing.js';
-import { SearchEngine } from '../../functions/core/search-engine.js';
+import { Command, Option } from 'commander';
+import { DEFAULT_HNSW } from '../../functions/adapters/usearch-index.js';
+import { embeddingInput } from '../../functions/core/chunking.js';
+import type { VectorDtype } from '../../functions/core/snapshot-manifest.js';
+import { type BaseCorpus, deriveCorpus, loadBaseCorpus, queryMatrix } from './lib/derived-corpus.js';
+import { type MachineInfo, machineInfo, progress } from './lib/measure.js';
+import { checkTargets, writeReport } from './lib/report.js';
+import { type AnnResults, benchAnn } from './sections/ann.js';
+import {
+  benchColdStart,
+  benchMemory,
+  bundleProbe,
+  type ColdStartResult,
+  type MemoryResult,
+} from './sections/cold-start.js';
+import { benchDownload, type DownloadResult } from './sections/download.js';
+import { benchEmbedding, type EmbeddingResults } from './sections/embedding.js';
+import { benchFreshness, type FreshnessResult } from './sections/freshness.js';
+import { benchQueryPath, cachedSnapshot, type QueryPathResult } from './sections/query-path.js';
 
-const { values } = parseArgs({
-  options: {
-    quick: { type: 'boolean', default: false },
-    dataset: { type: 'string', default: '../shared/datasets/scifact' },
-    'work-dir': { type: 'string', default: '.bisearch/eval' },
-    out: { type: 'string' },
-  },
-});
-const documents = values.quick ? 300 : 5_183;
-const queries = values.quick ? 30 : 300;
+const SECTIONS = ['embedding', 'ann', 'query', 'cold', 'memory', 'download', 'freshness'] as const;
+type Section = (typeof SECTIONS)[number];
 
-/** Percentile (nearest rank) of a sample, in the sample's unit. */
-function percentile(sample: number[], p: number): number {
-  const sorted = [...sample].sort((a, b) => a - b);
-  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)] ?? Number.NaN;
+/** Everything one run measured (the JSON file). */
+export interface BenchResults {
+  readonly createdAt: string;
+  readonly machine: MachineInfo;
+  readonly settings: {
+    readonly quick: boolean;
+    readonly sections: Section[];
+    readonly model: string;
+    readonly baseChunks: number;
+    readonly queries: number;
+    readonly sizes: number[];
+    readonly hnsw: typeof DEFAULT_HNSW;
+  };
+  embedding?: EmbeddingResults;
+  ann?: AnnResults;
+  queryPath?: QueryPathResult[];
+  snapshotBuilds?: { chunks: number; dtype: VectorDtype; buildSeconds: number | null }[];
+  coldStart?: ColdStartResult[];
+  memory?: MemoryResult[];
+  download?: DownloadResult[];
+  freshness?: FreshnessResult;
 }
-const summary = (sample: number[]) => ({
-  p50: percentile(sample, 50),
-  p95: percentile(sample, 95),
-  p99: percentile(sample, 99),
-});
-async function time<T>(work: () => Promise<T> | T): Promise<[T, number]> {
-  const started = performance.now();
-  const result = await work();
-  return [result, performance.now() - started];
-}
-const log = (line: string) => process.stderr.write(`${line}\n`);
 
-const dataset = readBeirDataset(resolve(values.dataset));
-const corpus = dataset.corpus.slice(0, documents);
-const queryTexts = [...dataset.queries.values()].slice(0, queries);
-const model = await resolveModelDirectory();
-const embedder = await OnnxEmbedder.load(model.directory);
-const chunks = chunkDocuments(corpus, embedder);
-log(
-  `bench: ${corpus.length} documents, ${chunks.length} chunks, ${queryTexts.length} queries, model ${embedder.space.modelId}`,
+const program = new Command('bench')
+  .description('Measure bisearch: query path, ANN peers, cold start, download, memory, embedding, freshness.')
+  .option('--quick', 'small corpora and few repetitions (seconds, for CI)', false)
+  .addOption(new Option('--only <sections>', `comma-separated subset of ${SECTIONS.join(',')}`))
+  .option('--dataset <dir>', 'BEIR dataset directory', '../shared/datasets/scifact')
+  .option('--work-dir <dir>', 'snapshots (reused across runs) and scratch', '.bisearch/bench')
+  .option(
+    '--embedding-cache <dir>',
+    'vectors by content hash, shared with npm run eval',
+    '.bisearch/eval/embeddings',
+  )
+  .option('--out <file>', 'results JSON (default test/bench/results/<time>.json)')
+  .option('--publish', 'also write test/bench/RESULTS.md and test/bench/charts/', false)
+  .parse();
+const options = program.opts<{
+  quick: boolean;
+  only?: string;
+  dataset: string;
+  workDir: string;
+  embeddingCache: string;
+  out?: string;
+  publish: boolean;
+}>();
+const sections = (options.only ? options.only.split(',') : [...SECTIONS]) as Section[];
+const unknown = sections.filter((section) => !SECTIONS.includes(section));
+if (unknown.length)
+  program.error(`unknown section(s) ${unknown.join(', ')}; choose from ${SECTIONS.join(', ')}`);
+const quick = options.quick;
+const workDirectory = resolve(options.workDir);
+const plan = quick
+  ? {
+      documents: 50,
+      queries: 20,
+      sizes: [2_000],
+      memorySizes: [2_000],
+      annSize: 2_000,
+      expansions: [16, 64, 128],
+      coldRuns: 1,
+      downloadRuns: 1,
+      freshnessDocuments: 3,
+      passages: 32,
+      batchSizes: [1, 8],
+      threadCounts: [1],
+      repetitions: 1,
+    }
+  : {
+      documents: Number.POSITIVE_INFINITY,
+      queries: 300,
+      sizes: [10_000, 100_000, 1_000_000],
+      memorySizes: [100_000, 1_000_000],
+      annSize: 100_000,
+      expansions: [16, 32, 64, 128, 256, 512],
+      coldRuns: 5,
+      downloadRuns: 3,
+      freshnessDocuments: 50,
+      passages: 256,
+      batchSizes: [1, 8, 32, 64],
+      threadCounts: [1, 2],
+      repetitions: 3,
+    };
+const started = performance.now();
+const createdAt = new Date().toISOString();
+
+// The base corpus is real (see lib/derived-corpus.ts); everything larger is derived from it.
+const base: BaseCorpus = await loadBaseCorpus({
+  dataset: resolve(options.dataset),
+  cacheDirectory: resolve(options.embeddingCache),
+  documents: plan.documents,
+  queries: plan.queries,
+});
+progress(
+  `base corpus: ${base.chunks.length} chunks, ${base.queries.length} queries, model ${base.embedder.space.modelId}`,
 );
-
-// Embedding: single-query latency, and passage throughput by batch size on the same 256 passages.
-const singleQuery: number[] = [];
-for (const text of queryTexts) singleQuery.push((await time(() => embedder.embedQuery(text)))[1]);
-const passages = chunks.slice(0, 256).map((chunk) => `${chunk.title ?? ''} ${chunk.text}`);
-const throughput: Record<string, number> = {};
-for (const batchSize of [1, 8, 32]) {
-  const batched = await OnnxEmbedder.load(model.directory, { batchSize });
-  const [, ms] = await time(() => batched.embedDocuments(passages));
-  throughput[`batch${batchSize}`] = passages.length / (ms / 1000);
-  await batched.dispose();
-}
-
-// Search: HNSW vs exact on the same snapshot and query vectors, then the whole hybrid path.
-const cache = FileVectorCache.open(join(resolve(values['work-dir']), 'embeddings'), embedder.space);
-const embedded = await embedChunks(chunks, embedder, { cache });
-const snapshotParent = join(resolve(values['work-dir']), 'bench-snapshots');
-const { directory } = await writeSnapshot(snapshotParent, { chunks: embedded, space: embedder.space });
-const snapshot = await FileSnapshot.open(directory);
-const vectors = await Promise.all(queryTexts.map((text) => embedder.embedQuery(text)));
-const hnsw: number[] = [];
-const exact: number[] = [];
-for (const vector of vectors) {
-  hnsw.push((await time(() => snapshot.searchApproximate(vector, 10)))[1]);
-  exact.push((await time(() => snapshot.searchExact(vector, 10)))[1]);
-}
-const engine = new SearchEngine(snapshot, embedder);
-const hybridSearch: number[] = [];
-const hybridTotal: number[] = [];
-for (const text of queryTexts) {
-  const response = await engine.search({ query: text, k: 10 });
-  hybridSearch.push(response.timingsMs.search);
-  hybridTotal.push(response.timingsMs.total);
-}
-await embedder.dispose();
-
-const results = {
-  createdAt: new Date().toISOString(),
-  machine: { cores: availableParallelism(), cpu: cpus()[0]?.model ?? 'unknown', node: process.version },
+const results: BenchResults = {
+  createdAt,
+  machine: machineInfo(),
   settings: {
-    quick: values.quick,
-    documents: corpus.length,
-    chunks: chunks.length,
-    queries: queryTexts.length,
-    model: embedder.space,
-    hnsw: snapshot.manifest.index,
-  },
-  embedding: {
-    singleQueryMs: summary(singleQuery),
-    passagesPerSecond: throughput,
-    batch32OverBatch1: (throughput.batch32 ?? 0) / (throughput.batch1 ?? 1),
-  },
-  search: {
-    hnswMs: summary(hnsw),
-    exactMs: summary(exact),
-    exactOverHnswP50: percentile(exact, 50) / percentile(hnsw, 50),
-    hybridSearchMs: summary(hybridSearch),
-    hybridTotalMs: summary(hybridTotal),
+    quick,
+    sections,
+    model: base.embedder.space.modelId,
+    baseChunks: base.chunks.length,
+    queries: base.queries.length,
+    sizes: plan.sizes,
+    hnsw: DEFAULT_HNSW,
   },
 };
-const out =
-  values.out ??
-  join(
-    'test',
-    'bench',
-    'results',
-    `${results.createdAt.replace(/[:.]/g, '-')}${values.quick ? '-quick' : ''}.json`,
-  );
-mkdirSync(resolve(out, '..'), { recursive: true });
+const queryTexts = base.queries.map((query) => query.text);
+const snapshotParent = join(workDirectory, 'snapshots');
+const snapshotBuilds: NonNullable<BenchResults['snapshotBuilds']> = [];
+/** A (cached) snapshot of `size` derived chunks in `dtype`. */
+const snapshotOf = async (size: number, dtype: VectorDtype) => {
+  const key = `${base.embedder.space.modelId.replace(/[^\w.-]+/g, '_')}-${base.chunks.length}-${size}-${dtype}`;
+  const built = await cachedSnapshot(snapshotParent, key, () => ({
+    chunks: deriveCorpus(base.chunks, size).chunks,
+    space: base.embedder.space,
+    dtype,
+  }));
+  snapshotBuilds.push({ chunks: size, dtype, buildSeconds: built.buildSeconds });
+  return built.directory;
+};
+
+if (sections.includes('embedding')) {
+  results.embedding = await benchEmbedding({
+    modelDirectory: base.modelDirectory,
+    tinyBertDirectory: resolve('../shared/models/tiny-bert-biencoder'),
+    passages: base.chunks.slice(0, plan.passages).map((chunk) => embeddingInput(chunk)),
+    queries: queryTexts.slice(0, 100),
+    batchSizes: plan.batchSizes,
+    threadCounts: plan.threadCounts,
+    repetitions: plan.repetitions,
+    workDirectory,
+  });
+}
+if (sections.includes('ann')) {
+  const derived = deriveCorpus(base.chunks, plan.annSize);
+  results.ann = await benchAnn({
+    matrix: derived.matrix,
+    dimensions: derived.dimensions,
+    queries: queryMatrix(base.queries),
+    expansions: plan.expansions,
+    workDirectory,
+  });
+}
+if (sections.includes('query')) {
+  results.queryPath = [];
+  for (const size of plan.sizes) {
+    const directory = await snapshotOf(size, DEFAULT_HNSW.dtype);
+    results.queryPath.push(
+      ...(await benchQueryPath({
+        snapshotDirectory: directory,
+        base,
+        modes: ['hybrid', 'dense'],
+        passes: quick ? 1 : 2,
+      })),
+    );
+  }
+}
+const needsProbe = sections.includes('cold') || sections.includes('memory');
+const probe = needsProbe ? await bundleProbe() : '';
+if (sections.includes('cold')) {
+  results.coldStart = [];
+  for (const size of quick ? plan.sizes : plan.memorySizes) {
+    results.coldStart.push(
+      ...(await benchColdStart(probe, {
+        snapshot: await snapshotOf(size, DEFAULT_HNSW.dtype),
+        chunks: size,
+        modelDirectory: base.modelDirectory,
+        query: queryTexts[0] as string,
+        runs: plan.coldRuns,
+      })),
+    );
+  }
+}
+if (sections.includes('memory')) {
+  results.memory = [];
+  for (const size of plan.memorySizes) {
+    for (const dtype of ['f32', 'f16', 'i8'] as VectorDtype[]) {
+      results.memory.push(
+        ...(await benchMemory(probe, {
+          snapshot: await snapshotOf(size, dtype),
+          chunks: size,
+          dtype,
+          modelDirectory: base.modelDirectory,
+          queries: queryTexts.slice(0, 100),
+        })),
+      );
+    }
+  }
+}
+if (sections.includes('download')) {
+  const snapshotDirectory = await snapshotOf(quick ? (plan.sizes[0] as number) : 100_000, DEFAULT_HNSW.dtype);
+  results.download = [];
+  for (const serverProcesses of [1, 2])
+    results.download.push(
+      await benchDownload({ snapshotDirectory, workDirectory, runs: plan.downloadRuns, serverProcesses }),
+    );
+}
+await base.embedder.dispose();
+if (sections.includes('freshness'))
+  results.freshness = await benchFreshness({ documents: plan.freshnessDocuments });
+if (snapshotBuilds.length) results.snapshotBuilds = snapshotBuilds;
+
+const stamp = `${createdAt.replace(/[:.]/g, '-')}${quick ? '-quick' : ''}`;
+const out = resolve(options.out ?? join('test', 'bench', 'results', `${stamp}.json`));
+mkdirSync(join(out, '..'), { recursive: true });
 writeFileSync(out, `${JSON.stringify(results, null, 2)}\n`);
-const ms = (value: number) => value.toFixed(3);
+const markdown = await writeReport(results, out.replace(/\.json$/, '.md'), `${stamp}-`);
+if (options.publish) {
+  const chartDirectory = resolve('test/bench/charts');
+  mkdirSync(chartDirectory, { recursive: true });
+  const published = await writeReport(results, resolve('test/bench/RESULTS.md'), 'charts/');
+  copyFileSync(out, join(chartDirectory, '..', 'results.json'));
+  progress(`published ${published}`);
+}
+const checks = checkTargets(results);
 process.stdout.write(
   [
-    `bisearch bench (${results.settings.chunks} chunks, ${results.settings.queries} queries, ${results.machine.cores} cores, ${results.machine.cpu})`,
-    '| measurement | p50 ms | p95 ms | p99 ms |',
-    '|---|---|---|---|',
-    ...(
-      [
-        ['query embedding', results.embedding.singleQueryMs],
-        ['HNSW top-10', results.search.hnswMs],
-        ['exact top-10', results.search.exactMs],
-        ['hybrid search (no embedding)', results.search.hybridSearchMs],
-        ['hybrid total', results.search.hybridTotalMs],
-      ] as const
-    ).map(([name, s]) => `| ${name} | ${ms(s.p50)} | ${ms(s.p95)} | ${ms(s.p99)} |`),
-    `exact / HNSW at p50: ${results.search.exactOverHnswP50.toFixed(1)}×`,
-    `passages/s: ${Object.entries(throughput)
-      .map(([k, v]) => `${k} ${v.toFixed(1)}`)
-      .join(', ')} (batch 32 / batch 1: ${results.embedding.batch32OverBatch1.toFixed(2)}×)`,
+    `bisearch bench${quick ? ' --quick' : ''}: ${results.machine.cores} cores, ${results.machine.cpu}, ${((performance.now() - started) / 1000).toFixed(0)} s`,
+    ...checks.map(
+      (check) => `${check.met === null ? '·' : check.met ? '✓' : '✗'} ${check.target}: ${check.measured}`,
+    ),
     `results: ${out}`,
+    `summary: ${markdown}`,
     '',
   ].join('\n'),
 );

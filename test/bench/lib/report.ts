@@ -1,0 +1,347 @@
+/**
+ * Turns a bench result into a markdown summary with SVG charts (rendered by Vega-Lite, no
+ * browser needed) and checks the targets of the benchmark issue against the figures.
+ */
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import * as vega from 'vega';
+import { compile, type TopLevelSpec } from 'vega-lite';
+import type { BenchResults } from '../run-bench.js';
+
+async function renderSvg(spec: TopLevelSpec): Promise<string> {
+  const view = new vega.View(vega.parse(compile(spec).spec), { renderer: 'none' });
+  return view.toSVG();
+}
+
+/** One target of the issue: what it asks, what was measured, and whether it holds. */
+export interface TargetCheck {
+  readonly target: string;
+  readonly measured: string;
+  readonly met: boolean | null;
+}
+
+const fixed = (value: number | null | undefined, digits = 2) =>
+  value === null || value === undefined || !Number.isFinite(value) ? 'n/a' : value.toFixed(digits);
+
+export function checkTargets(results: BenchResults): TargetCheck[] {
+  const checks: TargetCheck[] = [];
+  const ann = results.ann;
+  if (ann) {
+    const at95 = ann.atEqualRecall.find((row) => row.recallTarget === 0.95);
+    for (const dtype of ['f32', 'f16', 'i8']) {
+      const ratio = at95?.usearchOverHnswlib[`usearch ${dtype}`] ?? null;
+      checks.push({
+        target: `usearch ${dtype} at least as fast as hnswlib-node at recall@10 ≥ 0.95`,
+        measured: `${fixed(ratio)}× hnswlib QPS (${fixed(at95?.qps[`usearch ${dtype}`], 0)} vs ${fixed(at95?.qps['hnswlib-node'], 0)} QPS, ${ann.vectors} vectors)`,
+        met: ratio === null ? null : ratio >= 1,
+      });
+    }
+    const i8 = ann.curve.find((point) => point.library === 'usearch i8' && point.ef === 128);
+    checks.push({
+      target: 'i8 recall@10 ≥ 0.97 of exact (default ef 128)',
+      measured: `${fixed(i8?.recallAt10, 3)}`,
+      met: i8 ? i8.recallAt10 >= 0.97 : null,
+    });
+  }
+  const hybrid100k = results.queryPath?.find(
+    (row) => row.chunks >= 100_000 && row.chunks < 1_000_000 && row.mode === 'hybrid',
+  );
+  if (hybrid100k) {
+    const { p50, p99 } = hybrid100k.stagesMs.totalWithoutEmbed;
+    checks.push({
+      target: `warm hybrid query at ${hybrid100k.chunks} chunks, excluding embedding: p50 ≤ 2 ms, p99 ≤ 10 ms`,
+      measured: `p50 ${fixed(p50)} ms, p99 ${fixed(p99)} ms`,
+      met: p50 <= 2 && p99 <= 10,
+    });
+  }
+  const largest = Math.max(...(results.coldStart ?? []).map((row) => row.chunks));
+  const view = results.coldStart?.find((row) => row.chunks === largest && row.indexMode === 'view');
+  const load = results.coldStart?.find((row) => row.chunks === largest && row.indexMode === 'load');
+  if (view && load) {
+    checks.push({
+      target: `cold start to first answer, ${largest} chunks on local disk, view(): ≤ 1.5 s (and ratio to load())`,
+      measured: `view ${fixed(view.medianMs.firstAnswerMs, 0)} ms, load ${fixed(load.medianMs.firstAnswerMs, 0)} ms (load / view ${fixed(load.medianMs.firstAnswerMs / view.medianMs.firstAnswerMs)}×); snapshot open: view ${fixed(view.medianMs.snapshotMs - view.medianMs.modelMs, 0)} ms, load ${fixed(load.medianMs.snapshotMs - load.medianMs.modelMs, 0)} ms`,
+      met: view.medianMs.firstAnswerMs <= 1_500,
+    });
+  }
+  for (const download of results.download ?? []) {
+    checks.push({
+      target: `parallel ranged download ≥ 2× single GET (local S3 emulator, ${download.serverProcesses} server process(es))`,
+      measured: `${fixed(download.ratio)}× (${fixed(download.rangedMiBPerSecond, 0)} vs ${fixed(download.singleGetMiBPerSecond, 0)} MiB/s)`,
+      met: download.ratio >= 2,
+    });
+  }
+  const embedding = results.embedding;
+  if (embedding) {
+    for (const row of embedding.overhead) {
+      checks.push({
+        target: `embedding path adds ≤ 10% over the bare onnxruntime session (${row.model})`,
+        measured: `${fixed(row.overhead * 100, 1)}% (${fixed(row.bisearchMs, 1)} vs ${fixed(row.rawSessionMs, 1)} ms for ${row.passages} passages)`,
+        met: row.overhead <= 0.1,
+      });
+    }
+    if ('ratio' in embedding.transformers) {
+      checks.push({
+        target: 'no slower than @huggingface/transformers on the same model (tiny-bert)',
+        measured: `transformers.js takes ${fixed(embedding.transformers.ratio)}× bisearch's time (max |Δ| ${embedding.transformers.maxAbsDifference.toExponential(1)})`,
+        met: embedding.transformers.ratio >= 1,
+      });
+    }
+  }
+  return checks;
+}
+
+/** Write the markdown summary and its charts next to each other; returns the markdown path. */
+export async function writeReport(
+  results: BenchResults,
+  markdownPath: string,
+  chartPrefix: string,
+): Promise<string> {
+  const lines: string[] = [];
+  const chart = async (name: string, spec: TopLevelSpec) => {
+    const file = `${chartPrefix}${name}.svg`;
+    writeFileSync(join(markdownPath, '..', file), await renderSvg(spec));
+    return file;
+  };
+  const { machine, settings } = results;
+  lines.push(
+    `# bisearch benchmark${settings.quick ? ' (quick)' : ''}`,
+    '',
+    `Measured ${results.createdAt} on ${machine.cores} cores (${machine.cpu}), ${machine.memoryGiB} GiB, Node ${machine.node}, ${machine.platform}, commit ${machine.commit}. Reproduce: \`npm run bench${settings.quick ? ' -- --quick' : ''}\`.`,
+    '',
+    `Model ${settings.model}; base corpus: ${settings.baseChunks} real SciFact chunks (windowed) and ${settings.queries} real SciFact queries; larger corpora derived from them (test/bench/lib/derived-corpus.ts: \`normalise(a + 0.3·b + ε)\`, ‖ε‖ ≈ 0.15, texts copied). HNSW M ${settings.hnsw.connectivity}, ef_construction ${settings.hnsw.expansionAdd}, ef ${settings.hnsw.expansionSearch} unless stated. Shared, noisy machine: percentiles over many queries, ratios measured side by side.`,
+    '',
+    '## Targets',
+    '',
+    '| target | measured | met |',
+    '|---|---|---|',
+    ...checkTargets(results).map(
+      (check) =>
+        `| ${check.target} | ${check.measured} | ${check.met === null ? 'n/a' : check.met ? 'yes' : '**no**'} |`,
+    ),
+    '',
+  );
+
+  if (results.queryPath?.length) {
+    lines.push(
+      '## Warm query path (in process, k = 10)',
+      '',
+      'Milliseconds per stage as the engine reports them (`timingsMs`); "engine" is everything but the query embedding.',
+      '',
+      '| chunks | mode | stage | p50 | p95 | p99 |',
+      '|---|---|---|---|---|---|',
+    );
+    for (const row of results.queryPath) {
+      for (const stage of [
+        'embed',
+        'dense',
+        'lexical',
+        'fusion',
+        'hydrate',
+        'totalWithoutEmbed',
+        'total',
+      ] as const) {
+        if (row.mode === 'dense' && (stage === 'lexical' || stage === 'fusion')) continue;
+        const { p50, p95, p99 } = row.stagesMs[stage];
+        const label = stage === 'totalWithoutEmbed' ? '**engine (no embed)**' : stage;
+        lines.push(
+          `| ${row.chunks} | ${row.mode} | ${label} | ${fixed(p50, 3)} | ${fixed(p95, 3)} | ${fixed(p99, 3)} |`,
+        );
+      }
+    }
+    const data = results.queryPath.flatMap((row) =>
+      (['dense', 'lexical', 'fusion', 'hydrate', 'totalWithoutEmbed'] as const)
+        .filter((stage) => row.mode === 'hybrid' || (stage !== 'lexical' && stage !== 'fusion'))
+        .flatMap((stage) =>
+          (['p50', 'p95', 'p99'] as const).map((p) => ({
+            corpus: `${row.chunks.toLocaleString('en')} chunks, ${row.mode}`,
+            order: row.chunks * 10 + (row.mode === 'hybrid' ? 0 : 1),
+            stage: stage === 'totalWithoutEmbed' ? 'engine total' : stage,
+            percentile: p,
+            ms: row.stagesMs[stage][p],
+          })),
+        ),
+    );
+    const file = await chart('query-latency', {
+      $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
+      title: 'Warm query latency per stage (excluding query embedding), ms',
+      data: { values: data },
+      facet: { row: { field: 'corpus', type: 'nominal', title: null, sort: { field: 'order', op: 'min' } } },
+      resolve: { scale: { y: 'independent' } },
+      spec: {
+        width: 420,
+        height: 110,
+        mark: 'bar',
+        encoding: {
+          y: { field: 'stage', type: 'nominal', title: null },
+          yOffset: { field: 'percentile' },
+          x: { field: 'ms', type: 'quantitative', scale: { type: 'symlog' } },
+          color: { field: 'percentile', type: 'nominal' },
+        },
+      },
+    });
+    lines.push('', `![query latency per stage](${file})`, '');
+  }
+
+  if (results.ann) {
+    const ann = results.ann;
+    lines.push(
+      `## ANN peers (${ann.vectors} vectors × ${ann.dimensions} dims, ${ann.queries} queries, k = 10, one search thread)`,
+      '',
+      '| library | build s | build threads | index MiB |',
+      '|---|---|---|---|',
+      ...ann.builds.map(
+        (build) =>
+          `| ${build.library} | ${fixed(build.buildSeconds, 1)} | ${build.threads} | ${fixed(build.indexBytes / 2 ** 20, 1)} |`,
+      ),
+      '',
+      '| library | ef | recall@10 | QPS |',
+      '|---|---|---|---|',
+      ...ann.curve.map(
+        (point) =>
+          `| ${point.library} | ${point.ef} | ${fixed(point.recallAt10, 4)} | ${fixed(point.qps, 0)} |`,
+      ),
+      ...ann.exact.map(
+        (row) => `| ${row.library} | exact | ${fixed(row.recallAt10, 4)} | ${fixed(row.qps, 0)} |`,
+      ),
+      '',
+      'Best QPS reaching a recall@10, and usearch / hnswlib-node at that recall:',
+      '',
+      '| recall ≥ | usearch f32 | usearch f16 | usearch i8 | hnswlib-node | f32 / hnswlib | f16 / hnswlib | i8 / hnswlib |',
+      '|---|---|---|---|---|---|---|---|',
+      ...ann.atEqualRecall.map(
+        (row) =>
+          `| ${row.recallTarget} | ${fixed(row.qps['usearch f32'], 0)} | ${fixed(row.qps['usearch f16'], 0)} | ${fixed(row.qps['usearch i8'], 0)} | ${fixed(row.qps['hnswlib-node'], 0)} | ${fixed(row.usearchOverHnswlib['usearch f32'])} | ${fixed(row.usearchOverHnswlib['usearch f16'])} | ${fixed(row.usearchOverHnswlib['usearch i8'])} |`,
+      ),
+      '',
+      ...Object.entries(ann.unavailable).map(([library, why]) => `- ${library}: ${why}`),
+    );
+    const file = await chart('ann-recall-qps', {
+      $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
+      title: `Recall@10 vs QPS (${ann.vectors} vectors, one thread; labels: ef)`,
+      width: 480,
+      height: 300,
+      data: { values: ann.curve },
+      layer: [
+        {
+          mark: { type: 'line', point: true },
+          encoding: {
+            x: { field: 'recallAt10', type: 'quantitative', scale: { zero: false }, title: 'recall@10' },
+            y: { field: 'qps', type: 'quantitative', scale: { type: 'log' }, title: 'queries / s' },
+            color: { field: 'library', type: 'nominal' },
+          },
+        },
+        {
+          mark: { type: 'text', dy: -8, fontSize: 9 },
+          encoding: {
+            x: { field: 'recallAt10', type: 'quantitative' },
+            y: { field: 'qps', type: 'quantitative', scale: { type: 'log' } },
+            text: { field: 'ef' },
+            color: { field: 'library', type: 'nominal' },
+          },
+        },
+      ],
+    });
+    lines.push('', `![recall–QPS curve](${file})`, '');
+  }
+
+  if (results.coldStart?.length) {
+    lines.push(
+      '## Cold start (new process → first answer, snapshot on local disk, checksums not re-verified)',
+      '',
+      'Milliseconds since process start (medians); each step includes the ones before it.',
+      '',
+      '| chunks | index | imports | model loaded | snapshot open | engine ready | first answer | wall (spawn → report) |',
+      '|---|---|---|---|---|---|---|---|',
+      ...results.coldStart.map(
+        (row) =>
+          `| ${row.chunks} | ${row.indexMode}() | ${fixed(row.medianMs.importsMs, 0)} | ${fixed(row.medianMs.modelMs, 0)} | ${fixed(row.medianMs.snapshotMs, 0)} | ${fixed(row.medianMs.engineMs, 0)} | ${fixed(row.medianMs.firstAnswerMs, 0)} | ${fixed(row.medianMs.wallMs, 0)} |`,
+      ),
+      '',
+    );
+  }
+  if (results.download?.length) {
+    lines.push(
+      '## Snapshot download (local S3 emulator: s3rver in processes of its own, loopback)',
+      '',
+      '| server processes | snapshot MiB | runs | ranged GETs MiB/s | one GET per file MiB/s | ratio |',
+      '|---|---|---|---|---|---|',
+      ...results.download.map(
+        (download) =>
+          `| ${download.serverProcesses} | ${fixed(download.snapshotBytes / 2 ** 20, 0)} | ${download.runs} | ${fixed(download.rangedMiBPerSecond, 0)} | ${fixed(download.singleGetMiBPerSecond, 0)} | **${fixed(download.ratio)}×** |`,
+      ),
+      '',
+      `Ranged: ${results.download[0]?.rangedSettings.partMiB} MiB parts, ${results.download[0]?.rangedSettings.concurrency} in flight (IndexBucket.downloadSnapshot, what the query Lambda runs); medians of alternating runs.`,
+      '',
+    );
+  }
+  if (results.memory?.length) {
+    lines.push(
+      '## Memory of the query process (after answering the queries)',
+      '',
+      '| chunks | dtype | index | RSS MiB | JS heap MiB | external MiB |',
+      '|---|---|---|---|---|---|',
+      ...results.memory.map(
+        (row) =>
+          `| ${row.chunks} | ${row.dtype} | ${row.indexMode}() | ${fixed(row.rssMiB, 0)} | ${fixed(row.heapUsedMiB, 0)} | ${fixed(row.externalMiB, 0)} |`,
+      ),
+      '',
+    );
+  }
+  if (results.embedding) {
+    const embedding = results.embedding;
+    lines.push(
+      `## Embedding (${embedding.model})`,
+      '',
+      `Session creation: OnnxEmbedder.load ${fixed(embedding.sessionCreateMs.embedderLoad, 0)} ms (tokenizer, session, probe run), bare InferenceSession.create ${fixed(embedding.sessionCreateMs.rawSession, 0)} ms. Single query: p50 ${fixed(embedding.singleQueryMs.p50)} ms, p95 ${fixed(embedding.singleQueryMs.p95)} ms, p99 ${fixed(embedding.singleQueryMs.p99)} ms.`,
+      '',
+      '| batch size | intra-op threads | passages / s |',
+      '|---|---|---|',
+      ...embedding.throughput.map(
+        (row) => `| ${row.batchSize} | ${row.threads} | ${fixed(row.passagesPerSecond, 1)} |`,
+      ),
+      '',
+      `Length-sorted batches (bisearch) ${fixed(embedding.lengthSorted.sortedPerSecond, 1)} passages/s against naive batches in input order ${fixed(embedding.lengthSorted.naivePerSecond, 1)}: ${fixed(embedding.lengthSorted.speedup)}× (batch ${embedding.lengthSorted.batchSize}).`,
+      '',
+      '| model | passages | bisearch ms | bare session ms | overhead |',
+      '|---|---|---|---|---|',
+      ...embedding.overhead.map(
+        (row) =>
+          `| ${row.model} | ${row.passages} | ${fixed(row.bisearchMs, 1)} | ${fixed(row.rawSessionMs, 1)} | ${fixed(row.overhead * 100, 1)}% |`,
+      ),
+      '',
+    );
+    const transformers = embedding.transformers;
+    lines.push(
+      'ratio' in transformers
+        ? `tiny-bert, ${transformers.passages} passages in batches of 32: bisearch ${fixed(transformers.bisearchMs, 1)} ms, @huggingface/transformers ${fixed(transformers.transformersMs, 1)} ms (${fixed(transformers.ratio)}×); single query ${fixed(transformers.singleQueryMs.bisearch, 2)} vs ${fixed(transformers.singleQueryMs.transformers, 2)} ms; largest difference between their vectors ${transformers.maxAbsDifference.toExponential(1)}.`
+        : `@huggingface/transformers: ${transformers.unavailable}`,
+      '',
+    );
+    const file = await chart('embedding-throughput', {
+      $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
+      title: `${embedding.model}: passages / s by batch size and threads`,
+      width: 360,
+      height: 220,
+      data: { values: embedding.throughput.map((row) => ({ ...row, threads: `${row.threads} thread(s)` })) },
+      mark: { type: 'line', point: true },
+      encoding: {
+        x: { field: 'batchSize', type: 'quantitative', scale: { type: 'log', base: 2 }, title: 'batch size' },
+        y: { field: 'passagesPerSecond', type: 'quantitative', title: 'passages / s' },
+        color: { field: 'threads', type: 'nominal' },
+      },
+    });
+    lines.push(`![embedding throughput](${file})`, '');
+  }
+  if (results.freshness) {
+    const { uploadToSearchableMs: ms, documents, pollIntervalMs } = results.freshness;
+    lines.push(
+      '## Freshness (local stack: PUT /documents → S3 event → SQS → encode → delta → searchable)',
+      '',
+      `${documents} documents one at a time, polled every ${pollIntervalMs} ms: p50 ${fixed(ms.p50, 0)} ms, p95 ${fixed(ms.p95, 0)} ms, p99 ${fixed(ms.p99, 0)} ms, max ${fixed(ms.max, 0)} ms.`,
+      '',
+    );
+  }
+  writeFileSync(markdownPath, `${lines.join('\n')}\n`);
+  return markdownPath;
+}

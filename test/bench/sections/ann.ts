@@ -1,0 +1,267 @@
+/**
+ * ANN peers on the same vectors and queries: usearch (f32, f16, i8) against hnswlib-node and exact
+ * brute force (usearch's SIMD `exactSearch` and bisearch's own JS `exactTopK`). For each: build
+ * time, index size, and recall@10 and single-thread QPS at several search expansions (ef), i.e.
+ * a recall–QPS curve; then the QPS ratio usearch / hnswlib at equal recall.
+ */
+import { mkdirSync, rmSync, statSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { join } from 'node:path';
+import usearch from 'usearch';
+import { DEFAULT_HNSW, HnswIndexFile, writeHnswIndex } from '../../../functions/adapters/usearch-index.js';
+import type { VectorDtype } from '../../../functions/core/snapshot-manifest.js';
+import { exactTopK } from '../../../functions/core/vectors.js';
+import { exactNeighbours, recallAtK } from '../lib/derived-corpus.js';
+import { progress, timed } from '../lib/measure.js';
+
+export interface AnnCurvePoint {
+  readonly library: string;
+  readonly ef: number;
+  readonly recallAt10: number;
+  /** Queries per second on one thread, k = 10. */
+  readonly qps: number;
+}
+
+export interface AnnBuild {
+  readonly library: string;
+  readonly buildSeconds: number;
+  readonly threads: number | 'all';
+  readonly indexBytes: number;
+}
+
+export interface AnnResults {
+  readonly vectors: number;
+  readonly dimensions: number;
+  readonly queries: number;
+  readonly settings: { readonly connectivity: number; readonly expansionAdd: number };
+  readonly builds: AnnBuild[];
+  readonly curve: AnnCurvePoint[];
+  readonly exact: { readonly library: string; readonly qps: number; readonly recallAt10: number }[];
+  /** Best QPS at recall@10 ≥ the target, per library, and usearch / hnswlib ratios. */
+  readonly atEqualRecall: {
+    readonly recallTarget: number;
+    readonly qps: Record<string, number | null>;
+    readonly usearchOverHnswlib: Record<string, number | null>;
+  }[];
+  readonly unavailable: Record<string, string>;
+}
+
+const K = 10;
+
+export async function benchAnn(options: {
+  readonly matrix: Float32Array;
+  readonly dimensions: number;
+  readonly queries: Float32Array;
+  readonly expansions: readonly number[];
+  readonly workDirectory: string;
+  readonly hnswlibThreadsNote?: string;
+}): Promise<AnnResults> {
+  const { matrix, dimensions, queries, expansions } = options;
+  const count = matrix.length / dimensions;
+  const queryCount = queries.length / dimensions;
+  const queryVectors = Array.from({ length: queryCount }, (_, q) =>
+    queries.subarray(q * dimensions, (q + 1) * dimensions),
+  );
+  const truth = exactNeighbours(matrix, dimensions, queries, K);
+  const directory = join(options.workDirectory, 'ann');
+  rmSync(directory, { recursive: true, force: true });
+  mkdirSync(directory, { recursive: true });
+  const builds: AnnBuild[] = [];
+  const curve: AnnCurvePoint[] = [];
+  const unavailable: Record<string, string> = {};
+  const { connectivity, expansionAdd } = DEFAULT_HNSW;
+
+  /** Run every query once unmeasured, then time them all; returns QPS and recall. */
+  const measure = (search: (query: Float32Array) => number[]) => {
+    for (const query of queryVectors) search(query);
+    const answers: number[][] = [];
+    const started = performance.now();
+    for (const query of queryVectors) answers.push(search(query));
+    const seconds = (performance.now() - started) / 1000;
+    return { qps: queryCount / seconds, recallAt10: recallAtK(truth, answers, K) };
+  };
+
+  for (const dtype of ['f32', 'f16', 'i8'] as VectorDtype[]) {
+    const path = join(directory, `usearch-${dtype}.usearch`);
+    const settings = { ...DEFAULT_HNSW, dtype };
+    progress(`ann: building usearch ${dtype} over ${count} vectors (all cores)`);
+    const [, buildMs] = await timed(() => writeHnswIndex(path, matrix, dimensions, settings));
+    builds.push({
+      library: `usearch ${dtype}`,
+      buildSeconds: buildMs / 1000,
+      threads: 'all',
+      indexBytes: statSync(path).size,
+    });
+    for (const ef of expansions) {
+      const index = HnswIndexFile.open(
+        path,
+        { dimensions, dtype, count },
+        { ...settings, expansionSearch: ef },
+      );
+      curve.push({
+        library: `usearch ${dtype}`,
+        ef,
+        ...measure((query) => index.search(query, K).map((hit) => hit.row)),
+      });
+    }
+  }
+  // Before/after of the i8 fix: the same settings, but usearch quantising the float32 rows itself.
+  {
+    const cast = new usearch.Index({
+      dimensions,
+      metric: usearch.MetricKind.Cos,
+      quantization: 'i8' as never,
+      connectivity,
+      expansion_add: expansionAdd,
+      expansion_search: DEFAULT_HNSW.expansionSearch,
+      multi: false,
+    });
+    progress("ann: building usearch i8 with usearch's own f32→i8 cast (before the fix)");
+    const [, castMs] = await timed(() =>
+      cast.add(
+        BigUint64Array.from({ length: count }, (_, row) => BigInt(row)),
+        matrix,
+        0,
+      ),
+    );
+    const path = join(directory, 'usearch-i8-cast.usearch');
+    cast.save(path);
+    builds.push({
+      library: 'usearch i8 (usearch cast)',
+      buildSeconds: castMs / 1000,
+      threads: 'all',
+      indexBytes: statSync(path).size,
+    });
+    for (const ef of expansions) {
+      const viewed = new usearch.Index({
+        dimensions,
+        metric: usearch.MetricKind.Cos,
+        quantization: 'i8' as never,
+        connectivity,
+        expansion_add: expansionAdd,
+        expansion_search: ef,
+        multi: false,
+      });
+      viewed.view(path);
+      curve.push({
+        library: 'usearch i8 (usearch cast)',
+        ef,
+        ...measure((query) =>
+          Array.from((viewed.search(query, K, 1) as { keys: BigUint64Array }).keys, Number),
+        ),
+      });
+    }
+  }
+  // hnswlib-node adds one point per call on one thread, so usearch is also built on one thread
+  // for a like-for-like build time.
+  progress('ann: building usearch f32 on one thread (like-for-like with hnswlib-node)');
+  const single = new usearch.Index({
+    dimensions,
+    metric: usearch.MetricKind.Cos,
+    quantization: 'f32' as never,
+    connectivity,
+    expansion_add: expansionAdd,
+    expansion_search: 64,
+    multi: false,
+  });
+  const keys = BigUint64Array.from({ length: count }, (_, row) => BigInt(row));
+  const [, singleMs] = await timed(() => single.add(keys, matrix, 1));
+  builds.push({
+    library: 'usearch f32',
+    buildSeconds: singleMs / 1000,
+    threads: 1,
+    indexBytes: builds[0]?.indexBytes ?? 0,
+  });
+
+  try {
+    const require = createRequire(import.meta.url);
+    const { HierarchicalNSW } = require('hnswlib-node') as typeof import('hnswlib-node');
+    progress(`ann: building hnswlib-node over ${count} vectors (one thread)`);
+    const index = new HierarchicalNSW('cosine', dimensions);
+    const [, hnswMs] = await timed(() => {
+      index.initIndex({ maxElements: count, m: connectivity, efConstruction: expansionAdd, randomSeed: 100 });
+      for (let row = 0; row < count; row += 1)
+        index.addPoint(Array.from(matrix.subarray(row * dimensions, (row + 1) * dimensions)), row);
+    });
+    const path = join(directory, 'hnswlib.bin');
+    index.writeIndexSync(path);
+    builds.push({
+      library: 'hnswlib-node',
+      buildSeconds: hnswMs / 1000,
+      threads: 1,
+      indexBytes: statSync(path).size,
+    });
+    // Its binding takes plain arrays: convert the queries once, outside the timed loop.
+    const plainQueries = new Map(queryVectors.map((query) => [query, Array.from(query)]));
+    for (const ef of expansions) {
+      index.setEf(ef);
+      curve.push({
+        library: 'hnswlib-node',
+        ef,
+        ...measure((query) => index.searchKnn(plainQueries.get(query) as number[], K).neighbors),
+      });
+    }
+  } catch (error) {
+    unavailable['hnswlib-node'] = (error as Error).message;
+  }
+  try {
+    await import('faiss-node' as string);
+    unavailable['faiss-node'] = 'installed but not benchmarked';
+  } catch {
+    unavailable['faiss-node'] =
+      'not installable here: its install script downloads a prebuilt binary from GitHub or clones faiss from GitHub, and only the npm registry is reachable';
+  }
+
+  progress('ann: exact brute force');
+  const exact = [
+    {
+      library: 'usearch exactSearch (SIMD, 1 thread)',
+      ...measure((query) => {
+        // slice(): exactSearch reads a subarray's buffer from its start, ignoring its offset.
+        const matches = usearch.exactSearch(
+          matrix,
+          query.slice(),
+          dimensions,
+          K,
+          usearch.MetricKind.Cos,
+          1,
+        ) as {
+          keys: BigUint64Array;
+        };
+        return Array.from(matches.keys, (key) => Number(key));
+      }),
+    },
+    {
+      library: 'bisearch exactTopK (JS)',
+      ...measure((query) => exactTopK(matrix, dimensions, query, K).map((hit) => hit.row)),
+    },
+  ];
+
+  const libraries = [...new Set(curve.map((point) => point.library))];
+  const atEqualRecall = [0.9, 0.95, 0.99].map((recallTarget) => {
+    const qps: Record<string, number | null> = {};
+    for (const library of libraries) {
+      const reaching = curve.filter((point) => point.library === library && point.recallAt10 >= recallTarget);
+      qps[library] = reaching.length ? Math.max(...reaching.map((point) => point.qps)) : null;
+    }
+    const usearchOverHnswlib: Record<string, number | null> = {};
+    for (const library of libraries.filter((name) => name.startsWith('usearch'))) {
+      const ours = qps[library];
+      const theirs = qps['hnswlib-node'];
+      usearchOverHnswlib[library] = ours && theirs ? ours / theirs : null;
+    }
+    return { recallTarget, qps, usearchOverHnswlib };
+  });
+  rmSync(directory, { recursive: true, force: true });
+  return {
+    vectors: count,
+    dimensions,
+    queries: queryCount,
+    settings: { connectivity, expansionAdd },
+    builds,
+    curve,
+    exact,
+    atEqualRecall,
+    unavailable,
+  };
+}
