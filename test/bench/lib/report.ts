@@ -55,7 +55,9 @@ export function checkTargets(results: BenchResults): TargetCheck[] {
     });
   }
   const largest = Math.max(...(results.coldStart ?? []).map((row) => row.chunks));
-  const view = results.coldStart?.find((row) => row.chunks === largest && row.indexMode === 'view');
+  const view = results.coldStart?.find(
+    (row) => row.chunks === largest && row.indexMode === 'view' && !row.verified,
+  );
   const load = results.coldStart?.find((row) => row.chunks === largest && row.indexMode === 'load');
   if (view && load) {
     checks.push({
@@ -247,15 +249,15 @@ export async function writeReport(
 
   if (results.coldStart?.length) {
     lines.push(
-      '## Cold start (new process → first answer, snapshot on local disk, checksums not re-verified)',
+      '## Cold start (new process → first answer, snapshot already on local disk)',
       '',
-      'Milliseconds since process start (medians); each step includes the ones before it.',
+      'Milliseconds since process start (medians); each step includes the ones before it. "+ sha256" re-verifies every file on open, as the query runtime does after a download.',
       '',
       '| chunks | index | imports | model loaded | snapshot open | engine ready | first answer | wall (spawn → report) |',
       '|---|---|---|---|---|---|---|---|',
       ...results.coldStart.map(
         (row) =>
-          `| ${row.chunks} | ${row.indexMode}() | ${fixed(row.medianMs.importsMs, 0)} | ${fixed(row.medianMs.modelMs, 0)} | ${fixed(row.medianMs.snapshotMs, 0)} | ${fixed(row.medianMs.engineMs, 0)} | ${fixed(row.medianMs.firstAnswerMs, 0)} | ${fixed(row.medianMs.wallMs, 0)} |`,
+          `| ${row.chunks} | ${row.indexMode}()${row.verified ? ' + sha256' : ''} | ${fixed(row.medianMs.importsMs, 0)} | ${fixed(row.medianMs.modelMs, 0)} | ${fixed(row.medianMs.snapshotMs, 0)} | ${fixed(row.medianMs.engineMs, 0)} | ${fixed(row.medianMs.firstAnswerMs, 0)} | ${fixed(row.medianMs.wallMs, 0)} |`,
       ),
       '',
     );

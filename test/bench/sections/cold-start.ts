@@ -80,39 +80,52 @@ export async function runProbe(
 export interface ColdStartResult {
   readonly chunks: number;
   readonly indexMode: 'view' | 'load';
+  /** Whether the probe re-verified every file's sha256 on open (the runtime does, after a download). */
+  readonly verified: boolean;
   readonly runs: number;
   /** Medians over the runs, ms since process start. */
   readonly medianMs: Omit<ProbeReport, 'rssMiB' | 'heapUsedMiB' | 'externalMiB'>;
   readonly wallMs: Percentiles;
 }
 
-/** `runs` cold starts with each index mode, alternating so both see the same machine noise. */
+const VARIANTS = [
+  { indexMode: 'view', verify: false },
+  { indexMode: 'load', verify: false },
+  { indexMode: 'view', verify: true },
+] as const;
+
+/**
+ * `runs` cold starts of each variant (view, load, view with checksum verification), alternating
+ * so all see the same machine noise.
+ */
 export async function benchColdStart(
   probe: string,
   options: { snapshot: string; chunks: number; modelDirectory: string; query: string; runs: number },
 ): Promise<ColdStartResult[]> {
-  const reports: Record<'view' | 'load', ProbeReport[]> = { view: [], load: [] };
+  const reports: ProbeReport[][] = VARIANTS.map(() => []);
   for (let run = 0; run < options.runs; run += 1) {
-    for (const indexMode of ['view', 'load'] as const) {
-      reports[indexMode].push(
+    for (const [variant, { indexMode, verify }] of VARIANTS.entries()) {
+      reports[variant]?.push(
         await runProbe(probe, {
           snapshot: options.snapshot,
           modelDirectory: options.modelDirectory,
           indexMode,
+          verify,
           queries: [options.query],
         }),
       );
     }
   }
-  return (['view', 'load'] as const).map((indexMode) => {
-    const sample = reports[indexMode];
+  return VARIANTS.map(({ indexMode, verify }, variant) => {
+    const sample = reports[variant] as ProbeReport[];
     const median = (field: keyof ProbeReport) => percentiles(sample.map((report) => report[field])).p50;
     progress(
-      `cold start ${options.chunks} chunks ${indexMode}: first answer at ${median('firstAnswerMs').toFixed(0)} ms`,
+      `cold start ${options.chunks} chunks ${indexMode}${verify ? ' + sha256' : ''}: first answer at ${median('firstAnswerMs').toFixed(0)} ms`,
     );
     return {
       chunks: options.chunks,
       indexMode,
+      verified: verify,
       runs: sample.length,
       medianMs: {
         importsMs: median('importsMs'),
