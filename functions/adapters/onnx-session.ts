@@ -54,6 +54,9 @@ export async function loadOnnxModel(
   return { description, tokenizer, session };
 }
 
+/** Index of the low 32-bit word of an int64 in this machine's byte order. */
+const LOW_WORD = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1 ? 0 : 1;
+
 /** The outputs of one padded batch, with the shape of its inputs. */
 export interface BatchOutputs {
   readonly outputs: ort.InferenceSession.ReturnType;
@@ -92,12 +95,19 @@ export async function runInBatches<Result>(
     const ids = new BigInt64Array(batchRows.length * sequence);
     const mask = new BigInt64Array(batchRows.length * sequence);
     const typeIds = new BigInt64Array(batchRows.length * sequence);
+    // int64 tensors written through 32-bit views (ids are small and non-negative: the low word
+    // holds the value, the high word stays 0): a BigInt per token cost more than a tiny model's inference.
+    const idWords = new Int32Array(ids.buffer);
+    const maskWords = new Int32Array(mask.buffer);
+    const typeWords = new Int32Array(typeIds.buffer);
     batchRows.forEach((row, r) => {
-      row.ids.forEach((id, s) => {
-        ids[r * sequence + s] = BigInt(id);
-        mask[r * sequence + s] = 1n;
-        typeIds[r * sequence + s] = BigInt(row.typeIds[s] ?? 0);
-      });
+      const base = 2 * r * sequence;
+      for (let s = 0; s < row.ids.length; s += 1) {
+        const word = base + 2 * s + LOW_WORD;
+        idWords[word] = row.ids[s] as number;
+        maskWords[word] = 1;
+        typeWords[word] = row.typeIds[s] ?? 0;
+      }
     });
     const dims = [batchRows.length, sequence];
     const feeds: Record<string, ort.Tensor> = {
