@@ -6,6 +6,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as vega from 'vega';
 import { compile, type TopLevelSpec } from 'vega-lite';
+import { I8_RESCORE_FACTOR } from '../../../functions/adapters/snapshot-files.js';
 import type { BenchResults } from '../run-bench.js';
 
 async function renderSvg(spec: TopLevelSpec): Promise<string> {
@@ -28,19 +29,23 @@ export function checkTargets(results: BenchResults): TargetCheck[] {
   const ann = results.ann;
   if (ann) {
     const at95 = ann.atEqualRecall.find((row) => row.recallTarget === 0.95);
-    for (const dtype of ['f32', 'f16', 'i8']) {
-      const ratio = at95?.usearchOverHnswlib[`usearch ${dtype}`] ?? null;
+    for (const library of ['usearch f32', 'usearch f16', 'usearch i8 + f32 re-rank']) {
+      const ratio = at95?.usearchOverHnswlib[library] ?? null;
       checks.push({
-        target: `usearch ${dtype} at least as fast as hnswlib-node at recall@10 ≥ 0.95`,
-        measured: `${fixed(ratio)}× hnswlib QPS (${fixed(at95?.qps[`usearch ${dtype}`], 0)} vs ${fixed(at95?.qps['hnswlib-node'], 0)} QPS, ${ann.vectors} vectors)`,
+        target: `${library} at least as fast as hnswlib-node at recall@10 ≥ 0.95`,
+        measured: `${fixed(ratio)}× hnswlib QPS (${fixed(at95?.qps[library], 0)} vs ${fixed(at95?.qps['hnswlib-node'], 0)} QPS, ${ann.vectors} vectors)`,
         met: ratio === null ? null : ratio >= 1,
       });
     }
-    const i8 = ann.curve.find((point) => point.library === 'usearch i8' && point.ef === 128);
+    const at128 = (library: string) =>
+      ann.curve.find((point) => point.library === library && point.ef === 128);
+    const raw = at128('usearch i8');
+    const cast = at128('usearch i8 (usearch cast)');
+    const reranked = at128('usearch i8 + f32 re-rank');
     checks.push({
       target: 'i8 recall@10 ≥ 0.97 of exact (default ef 128)',
-      measured: `${fixed(i8?.recallAt10, 3)}`,
-      met: i8 ? i8.recallAt10 >= 0.97 : null,
+      measured: `${fixed(reranked?.recallAt10, 3)} as snapshots answer (i8 HNSW, ${I8_RESCORE_FACTOR}× over-fetch, float32 re-rank); i8 HNSW alone ${fixed(raw?.recallAt10, 3)}, with usearch's own cast ${fixed(cast?.recallAt10, 3)}`,
+      met: reranked ? reranked.recallAt10 >= 0.97 : null,
     });
   }
   const hybrid100k = results.queryPath?.find(
@@ -209,11 +214,11 @@ export async function writeReport(
       '',
       'Best QPS reaching a recall@10, and usearch / hnswlib-node at that recall:',
       '',
-      '| recall ≥ | usearch f32 | usearch f16 | usearch i8 | hnswlib-node | f32 / hnswlib | f16 / hnswlib | i8 / hnswlib |',
+      '| recall ≥ | usearch f32 | usearch f16 | usearch i8 + re-rank | hnswlib-node | f32 / hnswlib | f16 / hnswlib | i8 + re-rank / hnswlib |',
       '|---|---|---|---|---|---|---|---|',
       ...ann.atEqualRecall.map(
         (row) =>
-          `| ${row.recallTarget} | ${fixed(row.qps['usearch f32'], 0)} | ${fixed(row.qps['usearch f16'], 0)} | ${fixed(row.qps['usearch i8'], 0)} | ${fixed(row.qps['hnswlib-node'], 0)} | ${fixed(row.usearchOverHnswlib['usearch f32'])} | ${fixed(row.usearchOverHnswlib['usearch f16'])} | ${fixed(row.usearchOverHnswlib['usearch i8'])} |`,
+          `| ${row.recallTarget} | ${fixed(row.qps['usearch f32'], 0)} | ${fixed(row.qps['usearch f16'], 0)} | ${fixed(row.qps['usearch i8 + f32 re-rank'], 0)} | ${fixed(row.qps['hnswlib-node'], 0)} | ${fixed(row.usearchOverHnswlib['usearch f32'])} | ${fixed(row.usearchOverHnswlib['usearch f16'])} | ${fixed(row.usearchOverHnswlib['usearch i8 + f32 re-rank'])} |`,
       ),
       '',
       ...Object.entries(ann.unavailable).map(([library, why]) => `- ${library}: ${why}`),

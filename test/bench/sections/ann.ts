@@ -8,9 +8,10 @@ import { mkdirSync, rmSync, statSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import usearch from 'usearch';
+import { I8_RESCORE_FACTOR } from '../../../functions/adapters/snapshot-files.js';
 import { DEFAULT_HNSW, HnswIndexFile, writeHnswIndex } from '../../../functions/adapters/usearch-index.js';
 import type { VectorDtype } from '../../../functions/core/snapshot-manifest.js';
-import { exactTopK } from '../../../functions/core/vectors.js';
+import { dot, exactTopK } from '../../../functions/core/vectors.js';
 import { exactNeighbours, recallAtK } from '../lib/derived-corpus.js';
 import { progress, timed } from '../lib/measure.js';
 
@@ -103,6 +104,25 @@ export async function benchAnn(options: {
         ef,
         ...measure((query) => index.search(query, K).map((hit) => hit.row)),
       });
+      if (dtype === 'i8') {
+        // What an i8 snapshot answers (FileSnapshot.searchApproximate): over-fetch, then re-rank
+        // with the float32 rows (here in memory; the snapshot reads them from vectors.f32).
+        curve.push({
+          library: 'usearch i8 + f32 re-rank',
+          ef,
+          ...measure((query) =>
+            index
+              .search(query, K * I8_RESCORE_FACTOR)
+              .map(({ row }) => ({
+                row,
+                similarity: dot(query, matrix.subarray(row * dimensions, (row + 1) * dimensions)),
+              }))
+              .sort((a, b) => b.similarity - a.similarity)
+              .slice(0, K)
+              .map((hit) => hit.row),
+          ),
+        });
+      }
     }
   }
   // Before/after of the i8 fix: the same settings, but usearch quantising the float32 rows itself.
