@@ -46,7 +46,7 @@ export interface BenchResults {
   embedding?: EmbeddingResults;
   ann?: AnnResults;
   queryPath?: QueryPathResult[];
-  snapshotBuilds?: { chunks: number; dtype: VectorDtype; buildSeconds: number | null }[];
+  snapshotBuilds?: { chunks: number; dtype: VectorDtype; buildSeconds: number | null; reused: boolean }[];
   coldStart?: ColdStartResult[];
   memory?: MemoryResult[];
   download?: DownloadResult[];
@@ -150,7 +150,8 @@ const snapshotOf = async (size: number, dtype: VectorDtype) => {
     space: base.embedder.space,
     dtype,
   }));
-  snapshotBuilds.push({ chunks: size, dtype, buildSeconds: built.buildSeconds });
+  if (!snapshotBuilds.some((build) => build.chunks === size && build.dtype === dtype))
+    snapshotBuilds.push({ chunks: size, dtype, buildSeconds: built.buildSeconds, reused: built.reused });
   return built.directory;
 };
 

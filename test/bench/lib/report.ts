@@ -340,6 +340,19 @@ export async function writeReport(
     });
     lines.push(`![embedding throughput](${file})`, '');
   }
+  if (results.snapshotBuilds?.length) {
+    lines.push(
+      '## Snapshot builds (writeSnapshot: HNSW on all cores, BM25 segment, chunk records, sha256 of every file)',
+      '',
+      '| chunks | dtype | build s | |',
+      '|---|---|---|---|',
+      ...results.snapshotBuilds.map(
+        (build) =>
+          `| ${build.chunks} | ${build.dtype} | ${fixed(build.buildSeconds, 1)} | ${build.reused ? 'built by an earlier run, reused' : 'built in this run'} |`,
+      ),
+      '',
+    );
+  }
   if (results.freshness) {
     const { uploadToSearchableMs: ms, documents, pollIntervalMs } = results.freshness;
     lines.push(

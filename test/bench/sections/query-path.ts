@@ -3,7 +3,7 @@
  * BM25 segment, chunk records) with the real query embedder, k = 10, hybrid and dense. Each stage
  * is timed by the engine itself (`timingsMs`), so these are the figures a deployed query reports.
  */
-import { existsSync, mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { FileSnapshot, writeSnapshot } from '../../../functions/adapters/snapshot-files.js';
 import type { EmbeddedChunk } from '../../../functions/core/delta.js';
@@ -15,25 +15,30 @@ import { type Percentiles, percentiles, progress, timed } from '../lib/measure.j
 
 /**
  * A snapshot of `chunks` under `<parent>/<key>/`, built once and reused by later runs with the same
- * key (a million-chunk build takes minutes). Returns its directory and build seconds (null: reused).
+ * key (a million-chunk build takes minutes). Returns its directory, the seconds its build took
+ * (recorded beside it), and whether this run reused it.
  */
 export async function cachedSnapshot(
   parent: string,
   key: string,
   build: () => { chunks: readonly EmbeddedChunk[]; space: EmbeddingSpace; dtype: VectorDtype },
-): Promise<{ directory: string; buildSeconds: number | null }> {
+): Promise<{ directory: string; buildSeconds: number | null; reused: boolean }> {
   const home = join(parent, key);
   const existing = existsSync(home)
     ? readdirSync(home).find((name) => existsSync(join(home, name, 'manifest.json')))
     : undefined;
-  if (existing) return { directory: join(home, existing), buildSeconds: null };
+  if (existing) {
+    const recorded = join(home, 'built-seconds');
+    const buildSeconds = existsSync(recorded) ? Number(readFileSync(recorded, 'utf8')) : null;
+    return { directory: join(home, existing), buildSeconds, reused: true };
+  }
   rmSync(home, { recursive: true, force: true });
   mkdirSync(home, { recursive: true });
   const { chunks, space, dtype } = build();
   progress(`building snapshot ${key} (${chunks.length} chunks, ${dtype})`);
   const [{ directory }, ms] = await timed(() => writeSnapshot(home, { chunks, space, hnsw: { dtype } }));
   writeFileSync(join(home, 'built-seconds'), `${ms / 1000}\n`);
-  return { directory, buildSeconds: ms / 1000 };
+  return { directory, buildSeconds: ms / 1000, reused: false };
 }
 
 export type StageName = keyof SearchTimings | 'totalWithoutEmbed';
