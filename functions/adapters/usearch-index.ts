@@ -200,10 +200,11 @@ export class HnswIndexFile {
       1,
     );
     const rows: ScoredRow[] = [];
+    const size = BigInt(this.size);
     for (let i = 0; i < matches.keys.length; i += 1) {
       const key = matches.keys[i] as bigint;
       // Unfilled slots come back as the reserved key (2^64 − 1); never a row of ours.
-      if (key >= BigInt(this.size)) continue;
+      if (key >= size) continue;
       rows.push({ row: Number(key), similarity: 1 - (matches.distances[i] as number) });
     }
     return rows;
