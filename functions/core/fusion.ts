@@ -26,10 +26,14 @@ export function reciprocalRankFusion(
 /**
  * Normalised-score fusion: each ranking's scores are min–max scaled to [0, 1] and summed with the
  * given weights (an item missing from a ranking contributes 0 there).
+ *
+ * @param floors optional minimum per ranking, for a ranking cut short of the list whose minimum
+ *   should set the scale (default: the ranking's own lowest score).
  */
 export function normalizedScoreFusion(
   rankings: ReadonlyArray<readonly RankedItem[]>,
   weights?: readonly number[],
+  floors?: readonly (number | undefined)[],
 ): RankedItem[] {
   const fused = new Map<string, number>();
   rankings.forEach((ranking, index) => {
@@ -37,7 +41,7 @@ export function normalizedScoreFusion(
     const weight = weights?.[index] ?? 1;
     const scores = ranking.map((item) => item.score);
     const max = Math.max(...scores);
-    const min = Math.min(...scores);
+    const min = Math.min(floors?.[index] ?? Number.POSITIVE_INFINITY, ...scores);
     const span = max - min;
     for (const item of ranking) {
       const scaled = span > 0 ? (item.score - min) / span : 1;

@@ -408,11 +408,27 @@ export class LexicalIndex {
    * @param accept optional predicate on chunk ids (filters, tombstones), applied before the limit.
    */
   search(query: string, limit: number, accept?: (chunkId: string) => boolean): LexicalHit[] {
-    if (limit <= 0) return [];
+    return this.rank(query, limit, limit, accept).hits;
+  }
+
+  /**
+   * The `limit` best chunks, and the score of the `floorRank`-th best match (the lowest match when
+   * there are fewer; NaN when none): what min–max fusion of a `floorRank`-long list needs, without
+   * materialising that list.
+   * @param accept as in {@link LexicalIndex.search}.
+   */
+  rank(
+    query: string,
+    limit: number,
+    floorRank: number,
+    accept?: (chunkId: string) => boolean,
+  ): { hits: LexicalHit[]; floorScore: number } {
+    const none = { hits: [], floorScore: Number.NaN };
+    if (limit <= 0) return none;
     const segment = this.segment;
     // Statistics over both parts (removed segment rows included, see the class comment).
     const documentCount = (segment?.rowCount ?? 0) + this.mutableChunks.size;
-    if (documentCount === 0) return [];
+    if (documentCount === 0) return none;
     const averageLength = ((segment?.totalLength ?? 0) + this.mutableLength) / documentCount || 1;
     const { k1, b, d } = this.bm25;
     const termScore = (frequency: number, length: number) =>
@@ -449,7 +465,13 @@ export class LexicalIndex {
     const hits: LexicalHit[] = [];
     for (const [chunkId, score] of mutableScores)
       if (!accept || accept(chunkId)) hits.push({ chunkId, score });
-    if (scratch && this.segmentRows) {
+    let floorScore = Number.NaN;
+    if (!scratch || !this.segmentRows) {
+      if (hits.length > 0) {
+        const pool = Float64Array.from(hits, (hit) => hit.score);
+        floorScore = kthLargest(pool, pool.length, Math.min(floorRank, pool.length));
+      }
+    } else {
       const { scores, touched, values, selection } = scratch;
       // Compact the touched rows that may be returned (in place) with their scores, resetting the
       // accumulator as we go.
@@ -465,12 +487,16 @@ export class LexicalIndex {
         kept += 1;
       }
       // Keep rows scoring at least the limit-th best score: a linear-time selection instead of a
-      // heap, which cost more than scoring itself at a limit of 1,000.
-      let threshold = Number.NEGATIVE_INFINITY;
-      if (kept > limit) {
-        selection.set(values.subarray(0, kept));
-        threshold = kthLargest(selection, kept, limit);
-      }
+      // heap, which cost more than scoring itself at a limit of 1,000. The delta's scores join the
+      // pool so that both ranks count every match.
+      const total = kept + hits.length;
+      const pool = total <= selection.length ? selection : new Float64Array(total);
+      pool.set(values.subarray(0, kept));
+      hits.forEach((hit, index) => {
+        pool[kept + index] = hit.score;
+      });
+      if (total > 0) floorScore = kthLargest(pool, total, Math.min(floorRank, total));
+      const threshold = total > limit ? kthLargest(pool, total, limit) : Number.NEGATIVE_INFINITY;
       for (let i = 0; i < kept; i += 1) {
         const score = values[i] as number;
         if (score >= threshold) {
@@ -480,7 +506,7 @@ export class LexicalIndex {
       }
     }
     hits.sort((x, y) => y.score - x.score || (x.chunkId < y.chunkId ? -1 : x.chunkId > y.chunkId ? 1 : 0));
-    return hits.slice(0, limit);
+    return { hits: hits.slice(0, limit), floorScore };
   }
 
   private segmentRowOf(chunkId: string): number | undefined {

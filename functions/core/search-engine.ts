@@ -246,25 +246,28 @@ export class SearchEngine {
     const lexicalStarted = performance.now();
     // A wide lexical list: normalised fusion scales by each list's minimum, so its length is part of
     // the tuned ranking (README "Hybrid fusion"); selecting 1,000 of the scored chunks costs ~0.3 ms.
-    const lexicalDocuments =
+    // Hybrid fuses min–max scaled scores, and the lexical scale's floor is the 1,000th chunk's
+    // score (the setting tuned on SciFact, README "Hybrid fusion"); only the top of that list can
+    // reach the fused top k, so only the top is materialised. Lexical mode returns the long list.
+    const lexicalRanking =
       request.mode === 'dense'
-        ? []
-        : bestChunkPerDocument(
-            this.lexicalCandidates(
-              snapshot,
-              delta,
-              lexical,
-              request.query,
-              candidateCount * 10,
-              request.filter,
-            ),
+        ? { candidates: [], floorScore: Number.NaN }
+        : this.lexicalCandidates(
+            snapshot,
+            delta,
+            lexical,
+            request.query,
+            request.mode === 'hybrid' ? candidateCount : candidateCount * 10,
+            candidateCount * 10,
+            request.filter,
           );
+    const lexicalDocuments = bestChunkPerDocument(lexicalRanking.candidates);
     const lexicalMs = request.mode === 'dense' ? 0 : performance.now() - lexicalStarted;
     const fusionStarted = performance.now();
     let ranked: Candidate[];
     if (request.mode === 'dense') ranked = denseDocuments;
     else if (request.mode === 'lexical') ranked = lexicalDocuments;
-    else ranked = this.fuse(denseDocuments, lexicalDocuments);
+    else ranked = this.fuse(denseDocuments, lexicalDocuments, lexicalRanking.floorScore);
     const fusionMs = request.mode === 'hybrid' ? performance.now() - fusionStarted : 0;
     const searchMs = performance.now() - searchStarted;
 
@@ -361,8 +364,9 @@ export class SearchEngine {
     lexical: LexicalIndex,
     query: string,
     count: number,
+    floorRank: number,
     filter: MetadataFilter | undefined,
-  ): Candidate[] {
+  ): { candidates: Candidate[]; floorScore: number } {
     const resolve = (chunkId: string): Chunk | undefined => {
       const deltaChunk = delta.chunk(chunkId);
       if (deltaChunk) return deltaChunk;
@@ -376,22 +380,26 @@ export class SearchEngine {
         }
       : undefined;
     const candidates: Candidate[] = [];
-    for (const hit of lexical.search(query, count, accept)) {
-      // A segment hit names its snapshot row: no lookup by id (1,000 hits per hybrid query).
+    const { hits, floorScore } = lexical.rank(query, count, floorRank, accept);
+    for (const hit of hits) {
+      // A segment hit names its snapshot row: no lookup by id.
       const chunk = hit.row !== undefined && snapshot ? snapshot.chunkAt(hit.row) : resolve(hit.chunkId);
       if (chunk) candidates.push({ chunk, score: hit.score });
     }
-    return candidates;
+    return { candidates, floorScore };
   }
 
-  private fuse(dense: Candidate[], lexical: Candidate[]): Candidate[] {
+  private fuse(dense: Candidate[], lexical: Candidate[], lexicalFloor: number): Candidate[] {
     const rankings = [dense, lexical].map((list) =>
       list.map((c): RankedItem => ({ id: c.chunk.docId, score: c.score })),
     );
     const fused =
       (this.options.fusion ?? 'normalized') === 'rrf'
         ? reciprocalRankFusion(rankings)
-        : normalizedScoreFusion(rankings, this.options.fusionWeights ?? DEFAULT_FUSION_WEIGHTS);
+        : normalizedScoreFusion(rankings, this.options.fusionWeights ?? DEFAULT_FUSION_WEIGHTS, [
+            undefined,
+            Number.isNaN(lexicalFloor) ? undefined : lexicalFloor,
+          ]);
     // A document's text is the chunk of the ranking that placed it higher.
     const denseRank = new Map(dense.map((c, rank) => [c.chunk.docId, { rank, chunk: c.chunk }]));
     const lexicalRank = new Map(lexical.map((c, rank) => [c.chunk.docId, { rank, chunk: c.chunk }]));

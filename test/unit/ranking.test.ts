@@ -85,6 +85,22 @@ describe('English analyser and BM25 index', () => {
     }
   });
 
+  it('rank() returns the top hits and the score at a deeper rank, over segment and delta alike', () => {
+    const texts = ['solar panel', 'solar solar panel cost', 'panel', 'solar'];
+    const ids = ['a', 'b', 'c', 'd'];
+    const index = LexicalIndex.over(LexicalSegment.build(texts), {
+      chunkIdOf: (row) => ids[row] as string,
+      rowOf: (id) => ids.indexOf(id),
+    });
+    index.addAll([{ chunkId: 'e', text: 'solar panel panel' }]);
+    const everything = index.search('solar panel', 10);
+    const { hits, floorScore } = index.rank('solar panel', 2, 4);
+    expect(hits).toEqual(everything.slice(0, 2));
+    expect(floorScore).toBe(everything[3]?.score);
+    expect(index.rank('solar panel', 2, 99).floorScore).toBe(everything.at(-1)?.score);
+    expect(index.rank('nothing matches', 2, 4).floorScore).toBeNaN();
+  });
+
   it('rejects a damaged segment file', () => {
     const bytes = LexicalSegment.build(['alpha beta', 'gamma']).toBytes();
     expect(() => LexicalSegment.fromBytes(bytes.subarray(0, bytes.length - 8))).toThrow(/expected \d+ bytes/);
@@ -107,6 +123,14 @@ describe('fusion', () => {
     const fused = reciprocalRankFusion([dense, lexical]);
     expect(fused.map((item) => item.id)).toEqual(['a', 'c', 'b']);
     expect(fused[0]?.score).toBeCloseTo(1 / 61 + 1 / 62, 12);
+  });
+
+  it('normalised-score fusion takes a given floor as the minimum of a list cut short', () => {
+    const fused = normalizedScoreFusion([lexical], [1], [2]);
+    expect(fused.map((item) => [item.id, item.score])).toEqual([
+      ['c', 1],
+      ['a', 0.1],
+    ]);
   });
 
   it('normalised-score fusion min–max scales each list and applies weights', () => {
