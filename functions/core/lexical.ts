@@ -65,18 +65,23 @@ const MAX_STORED_FREQUENCY = 0xffff;
  * UTF-8); u32 offsets[terms + 1]; u32 rows[postings]; u32 lengths[rows]; u16 frequencies[postings].
  */
 export class LexicalSegment {
+  private readonly termIds: Map<string, number>;
+
   private constructor(
     readonly bm25: Bm25Parameters,
     /** Rows indexed. */
     readonly rowCount: number,
     /** Sum of row lengths in analysed terms (for the average length of BM25). */
     readonly totalLength: number,
-    private readonly termIds: Map<string, number>,
+    /** Terms in id order (id = position). */
+    vocabulary: readonly string[],
     private readonly offsets: Uint32Array,
     private readonly rows: Uint32Array,
     private readonly frequencies: Uint16Array,
     private readonly lengths: Uint32Array,
-  ) {}
+  ) {
+    this.termIds = new Map(vocabulary.map((term, id) => [term, id]));
+  }
 
   /** Index `texts`; the row of a text is its position. */
   static build(texts: readonly string[], bm25: Bm25Parameters = DEFAULT_BM25): LexicalSegment {
@@ -119,7 +124,7 @@ export class LexicalSegment {
       bm25,
       texts.length,
       totalLength,
-      new Map(vocabulary.map((term, id) => [term, id])),
+      vocabulary,
       offsets,
       rows,
       frequencies,
@@ -163,16 +168,7 @@ export class LexicalSegment {
     const frequencies = new Uint16Array(data.buffer, data.byteOffset + offset, postingCount);
     const vocabulary = termCount === 0 ? [] : vocabularyText.split('\n');
     if (vocabulary.length !== termCount) fail(`${vocabulary.length} terms, header says ${termCount}`);
-    return new LexicalSegment(
-      bm25,
-      rowCount,
-      totalLength,
-      new Map(vocabulary.map((term, id) => [term, id])),
-      offsets,
-      rows,
-      frequencies,
-      lengths,
-    );
+    return new LexicalSegment(bm25, rowCount, totalLength, vocabulary, offsets, rows, frequencies, lengths);
   }
 
   /** The binary file form (see the class comment for the layout). */
