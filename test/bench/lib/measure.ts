@@ -91,8 +91,3 @@ export function seededRandom(seed: number): () => number {
     return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
   };
 }
-
-/** Resident set size of this process, in MiB. */
-export function rssMiB(): number {
-  return process.memoryUsage().rss / 2 ** 20;
-}
