@@ -19,6 +19,7 @@ import { SnapshotIntegrityError } from '../core/errors.js';
 import { LexicalIndex, LexicalSegment } from '../core/lexical.js';
 import type { SnapshotView } from '../core/search-engine.js';
 import {
+  defaultHnswMetric,
   MANIFEST_FILE,
   parseSnapshotManifest,
   SNAPSHOT_FILES,
@@ -52,15 +53,21 @@ export async function fileDigest(path: string): Promise<{ bytes: number; sha256:
 }
 
 /**
- * Write an immutable snapshot directory `<parent>/<version>/` (usearch index, vectors, chunks,
- * lexical index, manifest with the sha256 of every file). Files are written into a temporary
+ * Write an immutable snapshot directory `<parent>/<version>/` (usearch index, vectors, chunk
+ * records and their offsets, lexical index, manifest with the sha256 of every file). The index
+ * metric is {@link defaultHnswMetric} unless `input.hnsw.metric` says otherwise. Files are written into a temporary
  * directory and renamed into place, so a crash never leaves a half-written version behind.
  */
 export async function writeSnapshot(
   parent: string,
   input: WriteSnapshotInput,
 ): Promise<{ directory: string; manifest: SnapshotManifest }> {
-  const hnsw: HnswSettings = { ...DEFAULT_HNSW, ...input.hnsw };
+  const dtype = input.hnsw?.dtype ?? DEFAULT_HNSW.dtype;
+  const hnsw: HnswSettings = {
+    ...DEFAULT_HNSW,
+    metric: defaultHnswMetric(dtype, input.space.normalized),
+    ...input.hnsw,
+  };
   const { dimensions } = input.space;
   const chunks = [...input.chunks].sort((a, b) =>
     a.docId < b.docId ? -1 : a.docId > b.docId ? 1 : a.ordinal - b.ordinal,
@@ -84,7 +91,11 @@ export async function writeSnapshot(
       join(staging, SNAPSHOT_FILES.vectors),
       new Uint8Array(vectors.buffer, vectors.byteOffset, vectors.byteLength),
     );
-    await writeChunkRecords(join(staging, SNAPSHOT_FILES.chunks), chunks);
+    const recordStarts = await writeChunkRecords(join(staging, SNAPSHOT_FILES.chunks), chunks);
+    await writeFile(
+      join(staging, SNAPSHOT_FILES.chunkOffsets),
+      new Uint8Array(recordStarts.buffer, recordStarts.byteOffset, recordStarts.byteLength),
+    );
     await writeFile(
       join(staging, SNAPSHOT_FILES.lexical),
       LexicalSegment.build(chunks.map((chunk) => embeddingInput(chunk))).toBytes(),
@@ -105,7 +116,7 @@ export async function writeSnapshot(
         pooling: input.space.pooling,
         normalized: input.space.normalized,
       },
-      index: { metric: 'cos', ...hnsw },
+      index: hnsw,
       counts: { chunks: chunks.length, documents: new Set(chunks.map((chunk) => chunk.docId)).size },
       files,
     };
@@ -123,44 +134,101 @@ export async function writeSnapshot(
 
 /**
  * Write one JSON record per line, streamed: a million chunks make a file larger than the longest
- * string V8 can hold (~512 MB), so the records are never joined into one string.
+ * string V8 can hold (~512 MB), so the records are never joined into one string. Returns where
+ * each record starts, plus the file's size (see `SNAPSHOT_FILES.chunkOffsets`).
  */
-async function writeChunkRecords(path: string, chunks: readonly EmbeddedChunk[]): Promise<void> {
+async function writeChunkRecords(path: string, chunks: readonly EmbeddedChunk[]): Promise<Float64Array> {
   const out = createWriteStream(path);
+  const starts = new Float64Array(chunks.length + 1);
   const pending: string[] = [];
   const flush = async () => {
     if (!out.write(pending.join('')))
       await new Promise<void>((resolve) => out.once('drain', () => resolve()));
     pending.length = 0;
   };
-  for (const { vector: _vector, ...chunk } of chunks) {
-    pending.push(`${JSON.stringify(chunk)}\n`);
+  let offset = 0;
+  for (const [row, { vector: _vector, ...chunk }] of chunks.entries()) {
+    const line = `${JSON.stringify(chunk)}\n`;
+    starts[row] = offset;
+    offset += Buffer.byteLength(line);
+    pending.push(line);
     if (pending.length === 1_000) await flush();
   }
+  starts[chunks.length] = offset;
   await flush();
   out.end();
   await finished(out);
+  return starts;
 }
 
 /**
- * A snapshot's chunk records, kept as the file's bytes and parsed one record at a time on first
- * use. Parsing a million records up front took seconds at every cold start and ~1.5 GB of heap;
- * a query touches about a thousand. Rows are sorted by document id then ordinal (see
- * {@link writeSnapshot}), so a document's rows are found by binary search, without an id map.
+ * A snapshot's chunk records, parsed one at a time on first use. Parsing a million records up
+ * front took seconds at every cold start and ~1.5 GB of heap; a query touches about a hundred.
+ *
+ * With an offsets file (format 3) only the offsets are read at open (8 bytes per record) and a
+ * record is read with `pread` when first needed, so the 0.5 GB of records at 1M chunks is neither
+ * read at cold start nor held in memory (it stays in the page cache). Without one (format 2) the
+ * file is read whole and its newlines are scanned, which took 2.8 s at 1M chunks.
+ *
+ * Rows are sorted by document id then ordinal (see {@link writeSnapshot}), so a document's rows
+ * are found by binary search, without an id map.
  */
+/** An open file, closed by {@link descriptorCloser} once its owner is garbage-collected. */
+interface HeldFile {
+  descriptor: number | undefined;
+}
+const descriptorCloser = new FinalizationRegistry<HeldFile>((file) => {
+  if (file.descriptor !== undefined) closeSync(file.descriptor);
+});
+
 export class ChunkRecords {
   private readonly parsed: (Chunk | undefined)[];
+  private readonly file: HeldFile = { descriptor: undefined };
+  private scratch = Buffer.alloc(4_096);
 
   private constructor(
     private readonly path: string,
-    private readonly bytes: Buffer,
+    /** The whole file (format 2), or undefined when records are read from the file on demand. */
+    private readonly bytes: Buffer | undefined,
     /** Byte offset where each record starts; `starts[count]` is one past the last record's newline. */
     private readonly starts: Float64Array,
   ) {
     this.parsed = new Array(starts.length - 1);
   }
 
-  static async read(path: string): Promise<ChunkRecords> {
+  /**
+   * Open the records at `path`, using the offsets file at `offsetsPath` when there is one.
+   * @throws SnapshotIntegrityError when the offsets do not describe the records file.
+   */
+  static async open(path: string, offsetsPath?: string): Promise<ChunkRecords> {
+    if (!offsetsPath) return ChunkRecords.scan(path);
+    const raw = await readFile(offsetsPath);
+    // A Float64Array view needs 8-byte alignment, which a small file's buffer may not have.
+    const aligned = raw.byteOffset % 8 === 0 ? raw : Buffer.from(raw);
+    if (aligned.byteLength % 8 !== 0 || aligned.byteLength === 0)
+      throw new SnapshotIntegrityError(
+        `${offsetsPath}: ${aligned.byteLength} bytes is not a list of offsets`,
+      );
+    // Little-endian, as written: every Lambda architecture (x86_64, arm64) is little-endian.
+    const starts = new Float64Array(aligned.buffer, aligned.byteOffset, aligned.byteLength / 8);
+    const size = (await stat(path)).size;
+    let previous = -1;
+    for (const start of starts) {
+      if (!(start > previous)) throw new SnapshotIntegrityError(`${offsetsPath}: offsets are not increasing`);
+      previous = start;
+    }
+    if (starts[0] !== 0 || previous !== size)
+      throw new SnapshotIntegrityError(
+        `${offsetsPath}: offsets span ${starts[0]}–${previous}, ${path} has ${size} bytes`,
+      );
+    const records = new ChunkRecords(path, undefined, starts);
+    // A descriptor held until the records are collected, like usearch's memory map of the index.
+    descriptorCloser.register(records, records.file);
+    return records;
+  }
+
+  /** Format 2: read the whole file and find the records by their newlines. */
+  private static async scan(path: string): Promise<ChunkRecords> {
     const bytes = await readFile(path);
     const starts: number[] = [0];
     for (let newline = bytes.indexOf(10); newline !== -1; newline = bytes.indexOf(10, newline + 1))
@@ -178,11 +246,7 @@ export class ChunkRecords {
     const cached = this.parsed[row];
     if (cached) return cached;
     if (!(row >= 0 && row < this.count)) throw new RangeError(`row ${row} is outside ${this.path}`);
-    const text = this.bytes.toString(
-      'utf8',
-      this.starts[row] as number,
-      (this.starts[row + 1] as number) - 1,
-    );
+    const text = this.recordText(row);
     let chunk: Chunk;
     try {
       chunk = JSON.parse(text) as Chunk;
@@ -191,6 +255,22 @@ export class ChunkRecords {
     }
     this.parsed[row] = chunk;
     return chunk;
+  }
+
+  /** A record's JSON, without its newline. */
+  private recordText(row: number): string {
+    const start = this.starts[row] as number;
+    const end = (this.starts[row + 1] as number) - 1;
+    if (this.bytes) return this.bytes.toString('utf8', start, end);
+    const length = end - start;
+    if (length > this.scratch.length) this.scratch = Buffer.alloc(2 ** Math.ceil(Math.log2(length)));
+    this.file.descriptor ??= openSync(this.path, 'r');
+    const read = readSync(this.file.descriptor, this.scratch, 0, length, start);
+    if (read !== length)
+      throw new SnapshotIntegrityError(
+        `${this.path}: record ${row} is truncated (${read} of ${length} bytes)`,
+      );
+    return this.scratch.toString('utf8', 0, length);
   }
 
   /** Rows of a document, in ordinal order (binary search over the sorted records). */
@@ -230,8 +310,8 @@ export interface OpenSnapshotOptions {
 
 /**
  * A snapshot directory opened for search. The HNSW index is memory-mapped; chunk records are read
- * as bytes and parsed when first used ({@link ChunkRecords}); the float32 vectors are read on the
- * first exact search.
+ * and parsed when first used ({@link ChunkRecords}); the float32 vectors are read on the first
+ * exact search.
  */
 export class FileSnapshot implements SnapshotView {
   private exactVectors: Float32Array | undefined;
@@ -258,7 +338,10 @@ export class FileSnapshot implements SnapshotView {
     if (options.expectedSpace)
       assertSameEmbeddingSpace(options.expectedSpace, manifest.embedding, `snapshot ${manifest.version}`);
     if (options.verifyChecksums ?? true) await verifySnapshotFiles(directory, manifest);
-    const records = await ChunkRecords.read(join(directory, SNAPSHOT_FILES.chunks));
+    const records = await ChunkRecords.open(
+      join(directory, SNAPSHOT_FILES.chunks),
+      manifest.files[SNAPSHOT_FILES.chunkOffsets] ? join(directory, SNAPSHOT_FILES.chunkOffsets) : undefined,
+    );
     if (records.count !== manifest.counts.chunks) {
       throw new SnapshotIntegrityError(
         `${directory}: ${records.count} chunk records, manifest says ${manifest.counts.chunks}`,
@@ -276,6 +359,7 @@ export class FileSnapshot implements SnapshotView {
         dimensions: manifest.embedding.dimensions,
         dtype: manifest.index.dtype,
         count: manifest.counts.chunks,
+        metric: manifest.index.metric,
       },
       { ...manifest.index, ...(options.expansionSearch ? { expansionSearch: options.expansionSearch } : {}) },
       options.indexMode ?? 'view',

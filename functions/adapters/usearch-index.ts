@@ -1,7 +1,7 @@
 import { closeSync, openSync, readSync, statSync } from 'node:fs';
 import usearch from 'usearch';
 import { SnapshotIntegrityError } from '../core/errors.js';
-import type { VectorDtype } from '../core/snapshot-manifest.js';
+import type { HnswMetric, VectorDtype } from '../core/snapshot-manifest.js';
 import type { ScoredRow } from '../core/vectors.js';
 
 const { Index, MetricKind } = usearch;
@@ -9,6 +9,11 @@ type UsearchIndex = InstanceType<typeof Index>;
 
 /** HNSW construction and search settings. */
 export interface HnswSettings {
+  /**
+   * `ip` (inner product) requires unit-length rows and queries, and is what snapshots of normalised
+   * f32/f16 spaces use ({@link defaultHnswMetric}); `cos` works for any rows. Default `ip`.
+   */
+  readonly metric: HnswMetric;
   /** Storage precision. Default `f16` halves memory against f32 at no measurable recall cost on unit vectors. */
   readonly dtype: VectorDtype;
   /** Graph degree (usearch `connectivity`, HNSW M). Default 16. */
@@ -23,6 +28,7 @@ export interface HnswSettings {
 }
 
 export const DEFAULT_HNSW: HnswSettings = {
+  metric: 'ip',
   dtype: 'f16',
   connectivity: 16,
   expansionAdd: 128,
@@ -31,13 +37,16 @@ export const DEFAULT_HNSW: HnswSettings = {
 
 /** usearch's on-disk scalar-kind codes (scalar_kind_t). */
 const SCALAR_CODES: Record<VectorDtype, number> = { f32: 11, f16: 12, i8: 23 };
-const COSINE_METRIC_CODE = 'c'.charCodeAt(0);
+/** usearch's on-disk metric codes (metric_kind_t). */
+const METRIC_CODES: Record<HnswMetric, number> = { cos: 'c'.charCodeAt(0), ip: 'i'.charCodeAt(0) };
+/** How far from 1 a row's length may be for `ip` (f32 rounding of a normalised row is ~1e-7). */
+const UNIT_LENGTH_TOLERANCE = 1e-3;
 const MAGIC = 'usearch';
 
 /** What a usearch index file's header says about it. */
 export interface HnswFileHeader {
   readonly version: string;
-  readonly metric: 'cos' | `unknown(${number})`;
+  readonly metric: HnswMetric | `unknown(${number})`;
   readonly dtype: VectorDtype | `unknown(${number})`;
   readonly count: number;
   readonly dimensions: number;
@@ -46,7 +55,7 @@ export interface HnswFileHeader {
 function newIndex(dimensions: number, settings: HnswSettings): UsearchIndex {
   return new Index({
     dimensions,
-    metric: MetricKind.Cos,
+    metric: settings.metric === 'ip' ? MetricKind.IP : MetricKind.Cos,
     quantization: settings.dtype as never,
     connectivity: settings.connectivity,
     expansion_add: settings.expansionAdd,
@@ -68,6 +77,7 @@ export function writeHnswIndex(
   const count = vectors.length / dimensions;
   if (!Number.isInteger(count))
     throw new RangeError(`vector data (${vectors.length}) is not a multiple of ${dimensions}`);
+  if (settings.metric === 'ip') assertInnerProductRows(vectors, dimensions, settings.dtype);
   const index = newIndex(dimensions, settings);
   if (count > 0)
     index.add(
@@ -76,6 +86,23 @@ export function writeHnswIndex(
       0,
     );
   index.save(path);
+}
+
+/**
+ * `ip` is only cosine when every row has unit length, and i8 rows are rescaled one by one, so
+ * refuse anything else rather than build an index that ranks wrongly.
+ */
+function assertInnerProductRows(vectors: Float32Array, dimensions: number, dtype: VectorDtype): void {
+  if (dtype === 'i8')
+    throw new RangeError("metric 'ip' needs f32 or f16 rows: i8 rows are scaled one by one; use 'cos'");
+  for (let offset = 0; offset < vectors.length; offset += dimensions) {
+    let squared = 0;
+    for (let i = offset; i < offset + dimensions; i += 1) squared += (vectors[i] as number) ** 2;
+    if (Math.abs(Math.sqrt(squared) - 1) > UNIT_LENGTH_TOLERANCE)
+      throw new RangeError(
+        `metric 'ip' needs unit-length rows; row ${offset / dimensions} has length ${Math.sqrt(squared).toFixed(4)} (use 'cos' for unnormalised spaces)`,
+      );
+  }
 }
 
 /**
@@ -127,7 +154,8 @@ export function readHnswHeader(path: string): HnswFileHeader {
       `unknown(${scalarCode})`) as HnswFileHeader['dtype'];
     return {
       version: `${header.readUInt16LE(7)}.${header.readUInt16LE(9)}.${header.readUInt16LE(11)}`,
-      metric: metricCode === COSINE_METRIC_CODE ? 'cos' : `unknown(${metricCode})`,
+      metric: (Object.entries(METRIC_CODES).find(([, code]) => code === metricCode)?.[0] ??
+        `unknown(${metricCode})`) as HnswFileHeader['metric'],
       dtype,
       count: Number(header.readBigUInt64LE(17)),
       dimensions: Number(header.readBigUInt64LE(33)),
@@ -150,6 +178,7 @@ export class HnswIndexFile {
     readonly size: number,
     readonly dimensions: number,
     readonly dtype: VectorDtype,
+    readonly metric: HnswMetric,
   ) {}
 
   /**
@@ -157,13 +186,14 @@ export class HnswIndexFile {
    */
   static open(
     path: string,
-    expected: { dimensions: number; dtype: VectorDtype; count: number },
+    expected: { dimensions: number; dtype: VectorDtype; count: number; metric: HnswMetric },
     settings: Pick<HnswSettings, 'connectivity' | 'expansionAdd' | 'expansionSearch'>,
     mode: 'view' | 'load' = 'view',
   ): HnswIndexFile {
     const header = readHnswHeader(path);
     const problems: string[] = [];
-    if (header.metric !== 'cos') problems.push(`metric ${header.metric}, expected cos`);
+    if (header.metric !== expected.metric)
+      problems.push(`metric ${header.metric}, expected ${expected.metric}`);
     if (header.dtype !== expected.dtype) problems.push(`dtype ${header.dtype}, expected ${expected.dtype}`);
     if (header.dimensions !== expected.dimensions)
       problems.push(`dimensions ${header.dimensions}, expected ${expected.dimensions}`);
@@ -172,7 +202,11 @@ export class HnswIndexFile {
       throw new SnapshotIntegrityError(
         `${path}: usearch header does not match the manifest (${problems.join('; ')})`,
       );
-    const index = newIndex(expected.dimensions, { dtype: expected.dtype, ...settings });
+    const index = newIndex(expected.dimensions, {
+      ...settings,
+      dtype: expected.dtype,
+      metric: expected.metric,
+    });
     try {
       if (mode === 'view') index.view(path);
       else index.load(path);
@@ -182,11 +216,13 @@ export class HnswIndexFile {
         { cause },
       );
     }
-    return new HnswIndexFile(index, index.size(), index.dimensions(), expected.dtype);
+    return new HnswIndexFile(index, index.size(), index.dimensions(), expected.dtype, expected.metric);
   }
 
   /**
-   * Approximate top-k rows by cosine similarity (1 − cosine distance), best first. Single-threaded:
+   * Approximate top-k rows by cosine similarity, best first: 1 − usearch's distance, which is
+   * 1 − cosine for `cos` and 1 − dot product for `ip` (equal for the unit-length rows and queries
+   * `ip` requires). Single-threaded:
    * usearch's default spawns threads per call, which triples tail latency for one query.
    */
   search(query: Float32Array, k: number): ScoredRow[] {

@@ -2,11 +2,37 @@ import { z } from 'zod';
 import type { EmbeddingSpace } from './embedding-space.js';
 import { SnapshotIntegrityError } from './errors.js';
 
-/** Version of the on-disk snapshot layout; bumped on incompatible changes. */
-export const SNAPSHOT_FORMAT_VERSION = 2;
+/**
+ * Version of the on-disk snapshot layout written by this build; bumped on incompatible changes.
+ * Format 3 added `chunks.offsets` and the `ip` metric.
+ */
+export const SNAPSHOT_FORMAT_VERSION = 3;
+
+/**
+ * Formats this build can serve. Format 2 snapshots (no `chunks.offsets`, always `cos`) still open,
+ * so a deployment keeps serving the current index until the next reindex writes format 3; their
+ * record offsets are found by reading `chunks.jsonl` whole, as before.
+ */
+export const READABLE_SNAPSHOT_FORMATS: readonly number[] = [2, 3];
 
 /** Storage precision of the HNSW vectors. `f32` exact, `f16` half, `i8` scalar-quantised. */
 export type VectorDtype = 'f32' | 'f16' | 'i8';
+
+/**
+ * Distance of the HNSW index. Search always answers cosine similarity; `ip` is how it is computed
+ * when rows and queries are unit-length (inner product = cosine, and usearch's `cos` metric
+ * recomputes both norms on every distance: f16 search at 100k rows is ~1.6× faster with `ip`).
+ */
+export type HnswMetric = 'cos' | 'ip';
+
+/**
+ * The metric a new index uses: `ip` for L2-normalised spaces stored as f32 or f16; `cos` otherwise.
+ * i8 rows are each scaled by their own largest component (see quantizedForInt8), so their inner
+ * products are not comparable across rows and i8 needs `cos`.
+ */
+export function defaultHnswMetric(dtype: VectorDtype, normalized: boolean): HnswMetric {
+  return normalized && dtype !== 'i8' ? 'ip' : 'cos';
+}
 
 /** Files of a snapshot directory; every one is listed with its sha256 in the manifest. */
 export const SNAPSHOT_FILES = {
@@ -16,6 +42,12 @@ export const SNAPSHOT_FILES = {
   vectors: 'vectors.f32',
   /** One JSON chunk record per line; line number = row = usearch key. */
   chunks: 'chunks.jsonl',
+  /**
+   * Where each record of `chunks.jsonl` starts: `chunks + 1` little-endian float64 byte offsets
+   * (the last is the file's size), so opening a snapshot reads 8 bytes per chunk instead of the
+   * records themselves. Format 3.
+   */
+  chunkOffsets: 'chunks.offsets',
   /** BM25 inverted index over the same rows (binary `LexicalSegment`, format 2; JSON in format 1). */
   lexical: 'lexical.bm25',
 } as const;
@@ -29,7 +61,7 @@ const fileEntrySchema = z.object({
 
 /** Schema of `manifest.json`. */
 export const snapshotManifestSchema = z.object({
-  formatVersion: z.literal(SNAPSHOT_FORMAT_VERSION),
+  formatVersion: z.union([z.literal(2), z.literal(3)]),
   /** Sortable, unique version id, e.g. `20261123T181500Z-3fa2c1`. */
   version: z.string().min(1),
   /** ISO-8601 build time. */
@@ -43,7 +75,11 @@ export const snapshotManifestSchema = z.object({
     normalized: z.boolean(),
   }),
   index: z.object({
-    metric: z.literal('cos'),
+    /**
+     * `cos`, or `ip` (inner product) for unit-length f32/f16 rows: the same ranking and scores as
+     * cosine without computing two norms per distance. Snapshots written before `ip` existed say `cos`.
+     */
+    metric: z.enum(['cos', 'ip']),
     dtype: z.enum(['f32', 'f16', 'i8']),
     connectivity: z.number().int().positive(),
     expansionAdd: z.number().int().positive(),
@@ -64,9 +100,9 @@ export function parseSnapshotManifest(json: string, where: string): SnapshotMani
     throw new SnapshotIntegrityError(`${where}: manifest is not valid JSON`, { cause });
   }
   const format = (value as { formatVersion?: unknown } | null)?.formatVersion;
-  if (format !== SNAPSHOT_FORMAT_VERSION) {
+  if (!READABLE_SNAPSHOT_FORMATS.includes(format as number)) {
     throw new SnapshotIntegrityError(
-      `${where}: snapshot format ${String(format)} is not supported (this build reads format ${SNAPSHOT_FORMAT_VERSION})`,
+      `${where}: snapshot format ${String(format)} is not supported (this build reads formats ${READABLE_SNAPSHOT_FORMATS.join(' and ')})`,
     );
   }
   const parsed = snapshotManifestSchema.safeParse(value);
@@ -76,6 +112,7 @@ export function parseSnapshotManifest(json: string, where: string): SnapshotMani
     );
   }
   for (const name of Object.values(SNAPSHOT_FILES)) {
+    if (name === SNAPSHOT_FILES.chunkOffsets && parsed.data.formatVersion < 3) continue;
     if (!parsed.data.files[name])
       throw new SnapshotIntegrityError(`${where}: manifest lists no checksum for ${name}`);
   }

@@ -60,13 +60,15 @@ describe('snapshot files', () => {
         hnsw: { dtype },
       });
       expect(manifest).toMatchObject({
-        formatVersion: 2,
+        formatVersion: 3,
         watermark: 7,
         embedding: SPACE,
         counts: { chunks: 400, documents: 200 },
       });
+      // Unit-length f32/f16 rows are searched by inner product; i8 rows are rescaled one by one.
+      const metric = dtype === 'i8' ? 'cos' : 'ip';
       expect(manifest.index).toEqual({
-        metric: 'cos',
+        metric,
         dtype,
         connectivity: 16,
         expansionAdd: 128,
@@ -74,7 +76,7 @@ describe('snapshot files', () => {
       });
       expect(Object.keys(manifest.files).sort()).toEqual(Object.values(SNAPSHOT_FILES).sort());
       expect(readHnswHeader(join(directory, SNAPSHOT_FILES.vectorIndex))).toMatchObject({
-        metric: 'cos',
+        metric,
         dtype,
         count: 400,
         dimensions: DIMENSIONS,
@@ -117,6 +119,49 @@ describe('snapshot files', () => {
   it('quantises i8 rows by their largest component (usearch would divide by the norm and truncate)', () => {
     const quantized = quantizedForInt8(Float32Array.from([0.05, -0.1, 0.02, 0.6, -0.3, 0.1]), 3);
     expect(Array.from(quantized)).toEqual([64, -127, 25, 127, -63, 21]);
+  });
+
+  it('answers the same with inner product as with cosine, and keeps cosine where inner product would be wrong', async () => {
+    const inner = await FileSnapshot.open((await writeSnapshot(parent, { chunks, space: SPACE })).directory);
+    // A snapshot written before `ip` existed (or asked for `cos`) still opens and agrees.
+    const cosine = await FileSnapshot.open(
+      (await writeSnapshot(parent, { chunks, space: SPACE, hnsw: { metric: 'cos' } })).directory,
+    );
+    expect([inner.manifest.index.metric, cosine.manifest.index.metric]).toEqual(['ip', 'cos']);
+    let agreement = 0;
+    for (let i = 0; i < 50; i += 1) {
+      const query = (chunks[i] as EmbeddedChunk).vector;
+      const [a, b] = [inner.searchApproximate(query, 10), cosine.searchApproximate(query, 10)];
+      expect(inner.chunkAt(a[0]?.row as number).chunkId).toBe(chunks[i]?.chunkId);
+      for (const hit of a) {
+        const same = b.find((other) => other.row === hit.row);
+        if (!same) continue;
+        agreement += 1 / 10;
+        // Both are cosine similarity, up to f16 rounding.
+        expect(hit.similarity).toBeCloseTo(same.similarity, 3);
+      }
+    }
+    expect(agreement / 50).toBeGreaterThanOrEqual(0.97);
+
+    const unnormalized = await writeSnapshot(parent, {
+      chunks: chunks.slice(0, 20),
+      space: { ...SPACE, normalized: false },
+      hnsw: { dtype: 'f16' },
+    });
+    expect(unnormalized.manifest.index.metric).toBe('cos');
+    const longRows = chunks
+      .slice(0, 20)
+      .map((chunk) => ({ ...chunk, vector: chunk.vector.map((x) => x * 2) }));
+    await expect(
+      writeSnapshot(parent, { chunks: longRows, space: SPACE, hnsw: { metric: 'ip' } }),
+    ).rejects.toThrow(/metric 'ip' needs unit-length rows; row 0 has length 2\.0000/);
+    await expect(
+      writeSnapshot(parent, {
+        chunks: chunks.slice(0, 20),
+        space: SPACE,
+        hnsw: { dtype: 'i8', metric: 'ip' },
+      }),
+    ).rejects.toThrow(/metric 'ip' needs f32 or f16 rows/);
   });
 
   it('gives every build its own version id, even for identical content built at the same instant', async () => {
@@ -174,6 +219,47 @@ describe('snapshot files', () => {
       await expect(FileSnapshot.open(future)).rejects.toThrow(/format 99 is not supported/);
     });
 
+    it('chunk offsets that do not describe the records file are refused', async () => {
+      const directory = copy();
+      const path = join(directory, SNAPSHOT_FILES.chunkOffsets);
+      const offsets = new Float64Array(new Uint8Array(readFileSync(path)).buffer);
+      // Checksums are skipped here (as for files just verified), so the offsets check is what refuses.
+      const reopen = () => FileSnapshot.open(directory, { verifyChecksums: false });
+      const write = (values: Float64Array) =>
+        writeFileSync(path, new Uint8Array(values.buffer, values.byteOffset, values.byteLength));
+      write(offsets.map((offset, i) => (i === offsets.length - 1 ? offset + 5 : offset)));
+      await expect(reopen()).rejects.toThrow(/offsets span 0–\d+, .*chunks\.jsonl has \d+ bytes/);
+      write(offsets.map((offset, i) => (i === 3 ? (offsets[1] as number) : offset)));
+      await expect(reopen()).rejects.toThrow(/offsets are not increasing/);
+      writeFileSync(path, Buffer.alloc(12));
+      await expect(reopen()).rejects.toThrow(/12 bytes is not a list of offsets/);
+      // Fewer offsets than records: the last offset is not the end of the file.
+      write(offsets.subarray(0, 30));
+      await expect(reopen()).rejects.toThrow(/offsets span/);
+    });
+
+    it('a format 2 snapshot (before chunk offsets and inner product) still opens and answers', async () => {
+      const { directory: written } = await writeSnapshot(parent, {
+        chunks: chunks.slice(0, 60),
+        space: SPACE,
+        hnsw: { dtype: 'f32', metric: 'cos' },
+      });
+      const manifest = JSON.parse(readFileSync(join(written, MANIFEST_FILE), 'utf8'));
+      delete manifest.files[SNAPSHOT_FILES.chunkOffsets];
+      rmSync(join(written, SNAPSHOT_FILES.chunkOffsets));
+      writeFileSync(join(written, MANIFEST_FILE), JSON.stringify({ ...manifest, formatVersion: 2 }));
+      const older = await FileSnapshot.open(written, { expectedSpace: SPACE });
+      const current = await FileSnapshot.open(good);
+      for (const chunk of chunks.slice(0, 60)) {
+        const row = older.rowOfChunk(chunk.chunkId) as number;
+        expect(older.chunkAt(row)).toEqual(current.chunkAt(current.rowOfChunk(chunk.chunkId) as number));
+        expect(older.searchApproximate(chunk.vector, 1)[0]?.row).toBe(row);
+      }
+      // A format 3 manifest must list the offsets.
+      writeFileSync(join(written, MANIFEST_FILE), JSON.stringify({ ...manifest, formatVersion: 3 }));
+      await expect(FileSnapshot.open(written)).rejects.toThrow(/lists no checksum for chunks\.offsets/);
+    });
+
     it('another model or dimension count is refused before any file is read', async () => {
       await expect(
         FileSnapshot.open(good, { expectedSpace: { ...SPACE, modelId: 'other' } }),
@@ -188,17 +274,24 @@ describe('snapshot files', () => {
       expect(() =>
         HnswIndexFile.open(
           path,
-          { dimensions: 32, dtype: 'f32', count: 60 },
+          { dimensions: 32, dtype: 'f32', count: 60, metric: 'ip' },
           { connectivity: 16, expansionAdd: 128, expansionSearch: 64 },
         ),
       ).toThrow(/dimensions 24, expected 32/);
       expect(() =>
         HnswIndexFile.open(
           path,
-          { dimensions: 24, dtype: 'i8', count: 60 },
+          { dimensions: 24, dtype: 'i8', count: 60, metric: 'ip' },
           { connectivity: 16, expansionAdd: 128, expansionSearch: 64 },
         ),
       ).toThrow(/dtype f32, expected i8/);
+      expect(() =>
+        HnswIndexFile.open(
+          path,
+          { dimensions: 24, dtype: 'f32', count: 60, metric: 'cos' },
+          { connectivity: 16, expansionAdd: 128, expansionSearch: 64 },
+        ),
+      ).toThrow(/metric ip, expected cos/);
     });
   });
 });

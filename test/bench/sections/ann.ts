@@ -10,7 +10,11 @@ import { join } from 'node:path';
 import usearch from 'usearch';
 import { I8_RESCORE_FACTOR } from '../../../functions/adapters/snapshot-files.js';
 import { DEFAULT_HNSW, HnswIndexFile, writeHnswIndex } from '../../../functions/adapters/usearch-index.js';
-import type { VectorDtype } from '../../../functions/core/snapshot-manifest.js';
+import {
+  defaultHnswMetric,
+  type HnswMetric,
+  type VectorDtype,
+} from '../../../functions/core/snapshot-manifest.js';
 import { dot, exactTopK } from '../../../functions/core/vectors.js';
 import { exactNeighbours, recallAtK } from '../lib/derived-corpus.js';
 import { progress, timed } from '../lib/measure.js';
@@ -82,13 +86,23 @@ export async function benchAnn(options: {
     return { qps: queryCount / seconds, recallAt10: recallAtK(truth, answers, K) };
   };
 
-  for (const dtype of ['f32', 'f16', 'i8'] as VectorDtype[]) {
-    const path = join(directory, `usearch-${dtype}.usearch`);
-    const settings = { ...DEFAULT_HNSW, dtype };
-    progress(`ann: building usearch ${dtype} over ${count} vectors (all cores)`);
+  // What snapshots of a normalised space use (inner product for f32/f16, cosine for i8), and f16
+  // with cosine, which snapshots used before: the before/after of choosing the metric.
+  const configurations: { library: string; dtype: VectorDtype; metric: HnswMetric }[] = [
+    ...(['f32', 'f16', 'i8'] as VectorDtype[]).map((dtype) => ({
+      library: `usearch ${dtype}`,
+      dtype,
+      metric: defaultHnswMetric(dtype, true),
+    })),
+    { library: 'usearch f16 cos (before)', dtype: 'f16', metric: 'cos' },
+  ];
+  for (const { library, dtype, metric } of configurations) {
+    const path = join(directory, `${library.replace(/\W+/g, '-')}.usearch`);
+    const settings = { ...DEFAULT_HNSW, dtype, metric };
+    progress(`ann: building ${library} (${metric}) over ${count} vectors (all cores)`);
     const [, buildMs] = await timed(() => writeHnswIndex(path, matrix, dimensions, settings));
     builds.push({
-      library: `usearch ${dtype}`,
+      library,
       buildSeconds: buildMs / 1000,
       threads: 'all',
       indexBytes: statSync(path).size,
@@ -96,11 +110,11 @@ export async function benchAnn(options: {
     for (const ef of expansions) {
       const index = HnswIndexFile.open(
         path,
-        { dimensions, dtype, count },
+        { dimensions, dtype, count, metric },
         { ...settings, expansionSearch: ef },
       );
       curve.push({
-        library: `usearch ${dtype}`,
+        library,
         ef,
         ...measure((query) => index.search(query, K).map((hit) => hit.row)),
       });
@@ -173,11 +187,11 @@ export async function benchAnn(options: {
     }
   }
   // hnswlib-node adds one point per call on one thread, so usearch is also built on one thread
-  // for a like-for-like build time.
+  // for a like-for-like build time (hnswlib's `cosine` normalises, then uses inner product).
   progress('ann: building usearch f32 on one thread (like-for-like with hnswlib-node)');
   const single = new usearch.Index({
     dimensions,
-    metric: usearch.MetricKind.Cos,
+    metric: usearch.MetricKind.IP,
     quantization: 'f32' as never,
     connectivity,
     expansion_add: expansionAdd,

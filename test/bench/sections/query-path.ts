@@ -9,13 +9,17 @@ import { FileSnapshot, writeSnapshot } from '../../../functions/adapters/snapsho
 import type { EmbeddedChunk } from '../../../functions/core/delta.js';
 import type { EmbeddingSpace } from '../../../functions/core/embedding-space.js';
 import { SearchEngine, type SearchMode, type SearchTimings } from '../../../functions/core/search-engine.js';
-import type { VectorDtype } from '../../../functions/core/snapshot-manifest.js';
+import {
+  MANIFEST_FILE,
+  SNAPSHOT_FORMAT_VERSION,
+  type VectorDtype,
+} from '../../../functions/core/snapshot-manifest.js';
 import type { BaseCorpus } from '../lib/derived-corpus.js';
 import { type Percentiles, percentiles, progress, timed } from '../lib/measure.js';
 
 /**
  * A snapshot of `chunks` under `<parent>/<key>/`, built once and reused by later runs with the same
- * key (a million-chunk build takes minutes). Returns its directory, the seconds its build took
+ * key and snapshot format (a million-chunk build takes minutes). Returns its directory, the seconds its build took
  * (recorded beside it), and whether this run reused it.
  */
 export async function cachedSnapshot(
@@ -24,8 +28,15 @@ export async function cachedSnapshot(
   build: () => { chunks: readonly EmbeddedChunk[]; space: EmbeddingSpace; dtype: VectorDtype },
 ): Promise<{ directory: string; buildSeconds: number | null; reused: boolean }> {
   const home = join(parent, key);
+  // Only a snapshot in the format this build writes is reused: an older one measures older code.
   const existing = existsSync(home)
-    ? readdirSync(home).find((name) => existsSync(join(home, name, 'manifest.json')))
+    ? readdirSync(home).find((name) => {
+        const manifest = join(home, name, MANIFEST_FILE);
+        return (
+          existsSync(manifest) &&
+          JSON.parse(readFileSync(manifest, 'utf8')).formatVersion === SNAPSHOT_FORMAT_VERSION
+        );
+      })
     : undefined;
   if (existing) {
     const recorded = join(home, 'built-seconds');
