@@ -1,4 +1,5 @@
-import { mkdir, open, readdir, rename } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
+import { mkdir, open, readdir, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import {
   DeleteObjectsCommand,
@@ -8,7 +9,8 @@ import {
   type S3Client,
 } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
-import { MANIFEST_FILE } from '../core/snapshot-manifest.js';
+import { SnapshotIntegrityError } from '../core/errors.js';
+import { MANIFEST_FILE, parseSnapshotManifest, type SnapshotManifest } from '../core/snapshot-manifest.js';
 import { listObjects } from './s3-objects.js';
 
 /** Prefix of snapshot versions in the index bucket: `indexes/<version>/<file>`. */
@@ -59,35 +61,65 @@ export class IndexBucket {
 
   /**
    * Download a snapshot version into `directory` with parallel ranged GETs (each file is cut into
-   * `partBytes` ranges written at their offsets). Files land under temporary names and are renamed
-   * when complete; the caller verifies checksums by opening the snapshot.
+   * `partBytes` ranges written at their offsets) and verify it: every file's size and sha256 are
+   * computed while it downloads (ranges are hashed in order as they arrive) and compared with the
+   * manifest, so opening the snapshot need not read its gigabytes again
+   * (`FileSnapshot.open(…, { verifyChecksums: false })`). Files land under temporary names and are
+   * renamed when complete; `manifest.json` is written last, so a directory with a manifest holds
+   * every file it lists.
+   * @returns the verified manifest.
+   * @throws SnapshotIntegrityError when a file is missing or differs from the manifest.
    */
-  async downloadSnapshot(prefix: string, directory: string, options: DownloadOptions = {}): Promise<void> {
+  async downloadSnapshot(
+    prefix: string,
+    directory: string,
+    options: DownloadOptions = {},
+  ): Promise<SnapshotManifest> {
     await mkdir(directory, { recursive: true });
+    const where = `s3://${this.bucketName}/${prefix}`;
     const listed = await this.list(prefix);
-    if (!listed.some((object) => object.key === `${prefix}${MANIFEST_FILE}`)) {
-      throw new Error(`s3://${this.bucketName}/${prefix} has no ${MANIFEST_FILE}; not a complete snapshot`);
+    const manifestObject = listed.find((object) => object.key === `${prefix}${MANIFEST_FILE}`);
+    if (!manifestObject) throw new Error(`${where} has no ${MANIFEST_FILE}; not a complete snapshot`);
+    const manifestJson = await this.getText(manifestObject.key);
+    const manifest = parseSnapshotManifest(manifestJson, where);
+    const sizes = new Map(listed.map((object) => [object.key.slice(prefix.length), object.size]));
+    for (const [name, expected] of Object.entries(manifest.files)) {
+      if (!sizes.has(name)) throw new SnapshotIntegrityError(`${where}: ${name} is missing`);
+      const actual = await this.downloadRanged(
+        `${prefix}${name}`,
+        sizes.get(name),
+        join(directory, name),
+        options,
+      );
+      if (actual.bytes !== expected.bytes || actual.sha256 !== expected.sha256) {
+        throw new SnapshotIntegrityError(
+          `${where}: checksum mismatch for ${name} (expected ${expected.bytes} bytes sha256 ${expected.sha256.slice(0, 12)}…, downloaded ${actual.bytes} bytes ${actual.sha256.slice(0, 12)}…)`,
+        );
+      }
     }
-    for (const object of listed) {
-      const name = object.key.slice(prefix.length);
-      if (!name || name.includes('/')) continue;
-      await this.downloadRanged(object.key, object.size, join(directory, name), options);
-    }
+    await writeFile(join(directory, MANIFEST_FILE), manifestJson);
+    return manifest;
   }
 
-  /** Download one object with parallel ranged GETs into `path`. */
+  /**
+   * Download one object with parallel ranged GETs into `path`, and return its size and sha256.
+   * Ranges finish out of order; each is hashed once every range before it has been, and a range
+   * is not requested more than 2 × `concurrency` ranges ahead of the hash, which bounds the bytes
+   * held waiting to be hashed.
+   */
   async downloadRanged(
     key: string,
     size: number | undefined,
     path: string,
     options: DownloadOptions = {},
-  ): Promise<void> {
+  ): Promise<{ bytes: number; sha256: string }> {
     const bytes =
       size ??
       (await this.s3.send(new HeadObjectCommand({ Bucket: this.bucketName, Key: key }))).ContentLength ??
       0;
     const partBytes = options.partBytes ?? 8 * 1024 * 1024;
     const concurrency = options.concurrency ?? 8;
+    const hash = createHash('sha256');
     const partial = `${path}.partial`;
     const handle = await open(partial, 'w');
     try {
@@ -95,10 +127,16 @@ export class IndexBucket {
       const ranges: Array<[number, number]> = [];
       for (let start = 0; start < bytes; start += partBytes)
         ranges.push([start, Math.min(start + partBytes, bytes) - 1]);
+      const unhashed = new Map<number, Uint8Array>();
+      let hashedRanges = 0;
+      let waiting: Array<() => void> = [];
       let next = 0;
       const worker = async () => {
         while (next < ranges.length) {
-          const [start, end] = ranges[next++] as [number, number];
+          const index = next++;
+          while (index >= hashedRanges + 2 * concurrency)
+            await new Promise<void>((wake) => waiting.push(wake));
+          const [start, end] = ranges[index] as [number, number];
           const response = await this.s3.send(
             new GetObjectCommand({ Bucket: this.bucketName, Key: key, Range: `bytes=${start}-${end}` }),
           );
@@ -108,6 +146,14 @@ export class IndexBucket {
           if (body.length !== end - start + 1)
             throw new Error(`ranged GET of ${key} bytes ${start}-${end} returned ${body.length} bytes`);
           await handle.write(body, 0, body.length, start);
+          unhashed.set(index, body);
+          for (let part = unhashed.get(hashedRanges); part; part = unhashed.get(hashedRanges)) {
+            hash.update(part);
+            unhashed.delete(hashedRanges);
+            hashedRanges += 1;
+          }
+          for (const wake of waiting) wake();
+          waiting = [];
         }
       };
       await Promise.all(Array.from({ length: Math.min(concurrency, Math.max(ranges.length, 1)) }, worker));
@@ -115,6 +161,7 @@ export class IndexBucket {
       await handle.close();
     }
     await rename(partial, path);
+    return { bytes, sha256: hash.digest('hex') };
   }
 
   /** Versions present under `indexes/`, oldest first (version ids sort by build time). */
@@ -164,6 +211,12 @@ export class IndexBucket {
   /** Download a whole object to a local file. */
   async getFile(key: string, path: string): Promise<void> {
     await this.downloadRanged(key, undefined, path);
+  }
+
+  /** A small object's body as UTF-8 text. */
+  async getText(key: string): Promise<string> {
+    const response = await this.s3.send(new GetObjectCommand({ Bucket: this.bucketName, Key: key }));
+    return (response.Body as { transformToString(): Promise<string> }).transformToString();
   }
 
   private list(prefix: string): Promise<Array<{ key: string; size: number }>> {

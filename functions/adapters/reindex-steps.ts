@@ -167,10 +167,14 @@ export class ReindexSteps {
     const scratch = join(this.options.workDirectory, `validate-${input.executionName}`);
     await rm(scratch, { recursive: true, force: true });
     try {
-      await this.options.indexBucket.downloadSnapshot(required(input.prefix, 'prefix'), scratch);
       let snapshot: FileSnapshot;
       try {
-        snapshot = await FileSnapshot.open(scratch, { expectedSpace: required(input.space, 'space') });
+        // The download verifies every checksum as it arrives; opening checks the rest.
+        await this.options.indexBucket.downloadSnapshot(required(input.prefix, 'prefix'), scratch);
+        snapshot = await FileSnapshot.open(scratch, {
+          expectedSpace: required(input.space, 'space'),
+          verifyChecksums: false,
+        });
       } catch (error) {
         throw new SnapshotValidationFailed(`version ${version}: ${(error as Error).message}`);
       }

@@ -1,8 +1,13 @@
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { GetObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { s3Client } from '../../functions/adapters/aws-clients.js';
 import { IndexBucket } from '../../functions/adapters/index-bucket.js';
 import type { ReindexState } from '../../functions/adapters/reindex-steps.js';
+import { verifySnapshotFiles } from '../../functions/adapters/snapshot-files.js';
+import { MANIFEST_FILE, SNAPSHOT_FILES } from '../../functions/core/snapshot-manifest.js';
 import {
   type ReindexExecution,
   runStateMachine,
@@ -221,7 +226,7 @@ describe('reindex state machine as synthesized, with the real step handlers on e
     const damaged = `99991231T000000Z-damaged`;
     const prefix = IndexBucket.versionPrefix(damaged);
     const s3 = s3Client(stack.aws.connection);
-    for (const file of ['index.usearch', 'vectors.f32', 'chunks.jsonl', 'lexical.bm25', 'manifest.json']) {
+    for (const file of [...Object.values(SNAPSHOT_FILES), MANIFEST_FILE]) {
       const object = await s3.send(
         new GetObjectCommand({ Bucket: stack.aws.names.indexBucket, Key: `${serving?.prefix}${file}` }),
       );
@@ -251,6 +256,35 @@ describe('reindex state machine as synthesized, with the real step handlers on e
       prefix,
     });
     await indexBucket.deletePrefix(prefix);
+  });
+
+  it('a download hashes every file while its ranges arrive, and a damaged file leaves no manifest behind', async () => {
+    const serving = (await pointer()).current as NonNullable<Awaited<ReturnType<typeof pointer>>['current']>;
+    const work = mkdtempSync(join(tmpdir(), 'bisearch-download-'));
+    try {
+      // Tiny parts, few in flight: ranges finish out of order and must be hashed in order.
+      const options = { partBytes: 500, concurrency: 3 };
+      const manifest = await indexBucket.downloadSnapshot(serving.prefix, join(work, 'good'), options);
+      expect(manifest.version).toBe(serving.version);
+      expect(manifest.files[SNAPSHOT_FILES.vectors]?.bytes).toBeGreaterThan(10 * options.partBytes);
+      // What the download verified is what is on disk.
+      await verifySnapshotFiles(join(work, 'good'), manifest);
+
+      const damaged = IndexBucket.versionPrefix('99991231T000000Z-download');
+      await indexBucket.uploadSnapshot(join(work, 'good'), '99991231T000000Z-download');
+      await tamper(damaged, SNAPSHOT_FILES.vectors, (bytes) => {
+        const copy = Uint8Array.from(bytes);
+        copy[copy.length - 1] = (copy[copy.length - 1] ?? 0) ^ 0x01;
+        return copy;
+      });
+      await expect(indexBucket.downloadSnapshot(damaged, join(work, 'bad'), options)).rejects.toThrow(
+        /checksum mismatch for vectors\.f32/,
+      );
+      expect(existsSync(join(work, 'bad', MANIFEST_FILE))).toBe(false);
+      await indexBucket.deletePrefix(damaged);
+    } finally {
+      rmSync(work, { recursive: true, force: true });
+    }
   });
 
   it('prune keeps the newest versions plus current and previous', async () => {
