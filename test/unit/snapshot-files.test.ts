@@ -7,6 +7,7 @@ import { HnswIndexFile, quantizedForInt8, readHnswHeader } from '../../functions
 import type { EmbeddedChunk } from '../../functions/core/delta.js';
 import type { EmbeddingSpace } from '../../functions/core/embedding-space.js';
 import { EmbeddingSpaceMismatchError, SnapshotIntegrityError } from '../../functions/core/errors.js';
+import { LexicalSegment } from '../../functions/core/lexical.js';
 import { MANIFEST_FILE, SNAPSHOT_FILES, type VectorDtype } from '../../functions/core/snapshot-manifest.js';
 import { normalizeInPlace } from '../../functions/core/vectors.js';
 
@@ -236,6 +237,19 @@ describe('snapshot files', () => {
       // Fewer offsets than records: the last offset is not the end of the file.
       write(offsets.subarray(0, 30));
       await expect(reopen()).rejects.toThrow(/offsets span/);
+    });
+
+    it('a BM25 segment that is not one, or not of these rows, is refused at open', async () => {
+      const directory = copy();
+      const path = join(directory, SNAPSHOT_FILES.lexical);
+      writeFileSync(path, 'not a segment');
+      await expect(FileSnapshot.open(directory, { verifyChecksums: false })).rejects.toThrow(
+        /lexical\.bm25: not a bisearch BM25 segment/,
+      );
+      writeFileSync(path, LexicalSegment.build(['one row only']).toBytes());
+      await expect(FileSnapshot.open(directory, { verifyChecksums: false })).rejects.toThrow(
+        /lexical\.bm25: 1 rows, snapshot has 60 chunks/,
+      );
     });
 
     it('a format 2 snapshot (before chunk offsets and inner product) still opens and answers', async () => {
