@@ -278,7 +278,7 @@ export async function writeReport(
           `| ${download.serverProcesses} | ${fixed(download.snapshotBytes / 2 ** 20, 0)} | ${download.runs} | ${fixed(download.rangedMiBPerSecond, 0)} | ${fixed(download.singleGetMiBPerSecond, 0)} | **${fixed(download.ratio)}×** |`,
       ),
       '',
-      `Ranged: ${results.download[0]?.rangedSettings.partMiB} MiB parts, ${results.download[0]?.rangedSettings.concurrency} in flight (IndexBucket.downloadSnapshot, what the query Lambda runs); medians of alternating runs.`,
+      `Ranged: ${results.download[0]?.rangedSettings.partMiB} MiB parts, ${results.download[0]?.rangedSettings.concurrency} in flight (IndexBucket.downloadSnapshot, what the query Lambda runs). Both paths compute each file's sha256 as it arrives (the ranged one checks it against the manifest). Medians of alternating runs.`,
       '',
     );
   }

@@ -1,9 +1,11 @@
 /**
  * Snapshot download from the local S3 emulator (s3rver in its own process, loopback): the query
  * Lambda's parallel ranged GETs (`IndexBucket.downloadSnapshot`, 8 MiB parts, 8 in flight)
- * against one plain GET per file streamed to disk. Runs alternate so both see the same noise.
+ * against one plain GET per file streamed to disk. Both hash what they receive (sha256, as the
+ * ranged download does to verify against the manifest). Runs alternate so both see the same noise.
  */
 import { spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { createWriteStream, mkdirSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { Readable } from 'node:stream';
@@ -80,7 +82,18 @@ export async function benchDownload(options: {
           const response = await s3.send(
             new GetObjectCommand({ Bucket: 'bench-index', Key: `${prefix}${name}` }),
           );
-          await pipeline(response.Body as Readable, createWriteStream(join(target, name)));
+          const hash = createHash('sha256');
+          await pipeline(
+            response.Body as Readable,
+            async function* (chunks: AsyncIterable<Buffer>) {
+              for await (const chunk of chunks) {
+                hash.update(chunk);
+                yield chunk;
+              }
+            },
+            createWriteStream(join(target, name)),
+          );
+          hash.digest('hex');
         }
       });
       single.push(snapshotBytes / 2 ** 20 / (singleMs / 1000));
