@@ -8,7 +8,7 @@ import {
   readFileSync,
   readSync,
 } from 'node:fs';
-import { mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, open, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { finished } from 'node:stream/promises';
 import type { Chunk } from '../core/chunking.js';
@@ -202,7 +202,7 @@ export class ChunkRecords {
    */
   static async open(path: string, offsetsPath?: string): Promise<ChunkRecords> {
     if (!offsetsPath) return ChunkRecords.scan(path);
-    const raw = await readFile(offsetsPath);
+    const raw = await readWholeFile(offsetsPath);
     // A Float64Array view needs 8-byte alignment, which a small file's buffer may not have.
     const aligned = raw.byteOffset % 8 === 0 ? raw : Buffer.from(raw);
     if (aligned.byteLength % 8 !== 0 || aligned.byteLength === 0)
@@ -338,10 +338,18 @@ export class FileSnapshot implements SnapshotView {
     if (options.expectedSpace)
       assertSameEmbeddingSpace(options.expectedSpace, manifest.embedding, `snapshot ${manifest.version}`);
     if (options.verifyChecksums ?? true) await verifySnapshotFiles(directory, manifest);
-    // The BM25 segment is read on libuv's thread pool while this thread maps the index and reads
-    // the offsets: at 1M chunks each takes ~0.6 s, mostly first-touch page faults, and they overlap.
+    const expectedVectorBytes = manifest.counts.chunks * manifest.embedding.dimensions * 4;
+    if ((await stat(join(directory, SNAPSHOT_FILES.vectors))).size !== expectedVectorBytes) {
+      throw new SnapshotIntegrityError(
+        `${directory}: ${SNAPSHOT_FILES.vectors} is not ${expectedVectorBytes} bytes`,
+      );
+    }
+    // The BM25 segment is read on libuv's thread pool while this thread reads the record offsets
+    // and maps the index: at 1M chunks the segment read and view() take ~0.6 and ~0.45 s (mostly
+    // first-touch page faults), and overlapping them took opening from 1.2 to ~0.8 s. (Reading the
+    // offsets concurrently as well made it slower: the faults contend.)
     const lexicalPath = join(directory, SNAPSHOT_FILES.lexical);
-    const lexicalBytes = readFile(lexicalPath);
+    const lexicalBytes = readWholeFile(lexicalPath);
     lexicalBytes.catch(() => {}); // awaited below; a failure before then must not go unhandled
     const records = await ChunkRecords.open(
       join(directory, SNAPSHOT_FILES.chunks),
@@ -350,12 +358,6 @@ export class FileSnapshot implements SnapshotView {
     if (records.count !== manifest.counts.chunks) {
       throw new SnapshotIntegrityError(
         `${directory}: ${records.count} chunk records, manifest says ${manifest.counts.chunks}`,
-      );
-    }
-    const expectedVectorBytes = manifest.counts.chunks * manifest.embedding.dimensions * 4;
-    if ((await stat(join(directory, SNAPSHOT_FILES.vectors))).size !== expectedVectorBytes) {
-      throw new SnapshotIntegrityError(
-        `${directory}: ${SNAPSHOT_FILES.vectors} is not ${expectedVectorBytes} bytes`,
       );
     }
     const index = HnswIndexFile.open(
@@ -451,6 +453,27 @@ export class FileSnapshot implements SnapshotView {
       this.exactVectors = new Float32Array(aligned.buffer, aligned.byteOffset, aligned.byteLength / 4);
     }
     return this.exactVectors;
+  }
+}
+
+/**
+ * Read a whole file in one thread-pool request where the OS allows. `fs.readFile` reads 512 KiB at
+ * a time, and each next read waits for the event loop, so it makes no progress while this thread
+ * is busy (usearch's `view()` of a 1M-chunk index blocks it for ~0.5 s).
+ */
+async function readWholeFile(path: string): Promise<Buffer> {
+  const handle = await open(path, 'r');
+  try {
+    const { size } = await handle.stat();
+    const buffer = Buffer.allocUnsafe(size);
+    for (let offset = 0; offset < size; ) {
+      const { bytesRead } = await handle.read(buffer, offset, size - offset, offset);
+      if (bytesRead === 0) throw new Error(`${path} ended at ${offset} of ${size} bytes while being read`);
+      offset += bytesRead;
+    }
+    return buffer;
+  } finally {
+    await handle.close();
   }
 }
 

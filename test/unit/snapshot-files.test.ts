@@ -99,6 +99,15 @@ describe('snapshot files', () => {
       }
       // i8 answers are re-ranked with the float32 vectors, so they reach f16's recall.
       expect(overlap / 50).toBeGreaterThanOrEqual(0.97);
+      // Every chunk is reachable: a small index is built on one thread, because usearch's parallel
+      // insert leaves ~0.1% of rows unreachable (SINGLE_THREADED_BUILD_BELOW).
+      const unreachable = chunks.filter(
+        (chunk) =>
+          !snapshot
+            .searchApproximate(chunk.vector, 10)
+            .some((hit) => snapshot.chunkAt(hit.row).chunkId === chunk.chunkId),
+      );
+      expect(unreachable.map((chunk) => chunk.chunkId)).toEqual([]);
       if (dtype === 'i8') {
         const query = (chunks[5] as EmbeddedChunk).vector;
         const [best] = snapshot.searchApproximate(query, 1);
@@ -133,7 +142,9 @@ describe('snapshot files', () => {
     for (let i = 0; i < 50; i += 1) {
       const query = (chunks[i] as EmbeddedChunk).vector;
       const [a, b] = [inner.searchApproximate(query, 10), cosine.searchApproximate(query, 10)];
-      expect(inner.chunkAt(a[0]?.row as number).chunkId).toBe(chunks[i]?.chunkId);
+      // HNSW is approximate and its multi-threaded build varies, so the chunk itself is asked to
+      // be among the ten, not first.
+      expect(a.map((hit) => inner.chunkAt(hit.row).chunkId)).toContain(chunks[i]?.chunkId);
       for (const hit of a) {
         const same = b.find((other) => other.row === hit.row);
         if (!same) continue;
@@ -267,7 +278,7 @@ describe('snapshot files', () => {
       for (const chunk of chunks.slice(0, 60)) {
         const row = older.rowOfChunk(chunk.chunkId) as number;
         expect(older.chunkAt(row)).toEqual(current.chunkAt(current.rowOfChunk(chunk.chunkId) as number));
-        expect(older.searchApproximate(chunk.vector, 1)[0]?.row).toBe(row);
+        expect(older.searchApproximate(chunk.vector, 10).map((hit) => hit.row)).toContain(row);
       }
       // A format 3 manifest must list the offsets.
       writeFileSync(join(written, MANIFEST_FILE), JSON.stringify({ ...manifest, formatVersion: 3 }));
