@@ -1,7 +1,7 @@
 import { existsSync } from 'node:fs';
 import { readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { PairScorer, TextEmbedder } from '../core/embedding-space.js';
+import type { EmbeddingSpace, PairScorer, TextEmbedder } from '../core/embedding-space.js';
 import {
   SearchEngine,
   type SearchEngineOptions,
@@ -48,6 +48,17 @@ export interface RuntimeHealth {
   readonly freshness: { readonly lagMs: number; readonly sequence: number };
 }
 
+/**
+ * What {@link SearchRuntime.start} takes: the runtime's options, with the models given either
+ * loaded or still loading. A promise lets the model load while the index pointer is read and the
+ * snapshot is downloaded, verified and mapped (a cold start then costs the longer of the two,
+ * not their sum).
+ */
+export interface SearchRuntimeStartOptions extends Omit<SearchRuntimeOptions, 'embedder' | 'reranker'> {
+  readonly embedder: TextEmbedder | Promise<TextEmbedder>;
+  readonly reranker?: PairScorer | Promise<PairScorer | undefined>;
+}
+
 const silent: RuntimeObserver = { metric: () => {}, warn: () => {}, info: () => {} };
 
 /**
@@ -71,31 +82,54 @@ export class SearchRuntime {
     this.engine = engine;
   }
 
-  static async start(options: SearchRuntimeOptions): Promise<SearchRuntime> {
-    const observer = options.observer ?? silent;
-    const pointer = await options.table.readPointer();
-    let snapshot: FileSnapshot | undefined;
-    if (pointer.current) {
+  /**
+   * Read the pointer, fetch and open the current snapshot while the models finish loading, then
+   * serve. The snapshot's embedding space is checked against the model once both are ready
+   * (`SearchEngine` refuses a mismatch), so a wrong model still fails the start.
+   */
+  static async start(startOptions: SearchRuntimeStartOptions): Promise<SearchRuntime> {
+    const observer = startOptions.observer ?? silent;
+    const opening = (async () => {
+      const pointer = await startOptions.table.readPointer();
+      if (!pointer.current) {
+        observer.info('no index version yet: serving the change log only');
+        return undefined;
+      }
       const started = performance.now();
-      snapshot = await SearchRuntime.fetchSnapshot(options, pointer.current.version, pointer.current.prefix);
+      const snapshot = await SearchRuntime.fetchSnapshot(
+        startOptions,
+        pointer.current.version,
+        pointer.current.prefix,
+      );
       observer.metric('SnapshotLoadTime', performance.now() - started, 'Milliseconds');
-    } else {
-      observer.info('no index version yet: serving the change log only');
-    }
+      return snapshot;
+    })();
+    // All three at once; the first failure fails the start without waiting for the others.
+    const [embedder, reranker, snapshot] = await Promise.all([
+      startOptions.embedder,
+      startOptions.reranker,
+      opening,
+    ]);
+    const { embedder: _loading, reranker: _rerankerLoading, ...rest } = startOptions;
+    const options: SearchRuntimeOptions = { ...rest, embedder, ...(reranker ? { reranker } : {}) };
     const runtime = new SearchRuntime(
       options,
-      new SearchEngine(snapshot, options.embedder, options.reranker, options.engine),
+      new SearchEngine(snapshot, embedder, reranker, options.engine),
     );
     runtime.lastPointerCheckAt = Date.now();
     await runtime.tail();
     return runtime;
   }
 
-  /** Download (unless already present) and open a snapshot version, verifying every file. */
+  /**
+   * Download (unless already present) and open a snapshot version, verifying every file, and its
+   * embedding space when the embedder is known (at start it is checked once the model has loaded).
+   */
   private static async fetchSnapshot(
-    options: SearchRuntimeOptions,
+    options: Pick<SearchRuntimeOptions, 'indexBucket' | 'workDirectory'>,
     version: string,
     prefix: string,
+    expectedSpace?: EmbeddingSpace,
   ): Promise<FileSnapshot> {
     const directory = join(options.workDirectory, version);
     // A download verifies each file's sha256 while it arrives, so only a copy found already on
@@ -109,7 +143,7 @@ export class SearchRuntime {
         verifiedByDownload = true;
       }
       return await FileSnapshot.open(directory, {
-        expectedSpace: options.embedder.space,
+        ...(expectedSpace ? { expectedSpace } : {}),
         verifyChecksums: !verifiedByDownload,
       });
     } catch (error) {
@@ -187,6 +221,7 @@ export class SearchRuntime {
         this.options,
         pointer.current.version,
         pointer.current.prefix,
+        this.options.embedder.space,
       );
       this.engine.swapSnapshot(snapshot);
       this.degraded = false;

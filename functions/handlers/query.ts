@@ -1,7 +1,7 @@
 /**
  * Query Lambda (behind API Gateway HTTP API, alias with provisioned concurrency). Init loads the
- * model and the current snapshot (download, verify, memory-map) so that provisioned instances
- * answer their first request warm. Requests are routed by `query-routes.ts`.
+ * model and, at the same time, the current snapshot (download, verify, memory-map) so that
+ * provisioned instances answer their first request warm. Requests are routed by `query-routes.ts`.
  */
 import { Logger } from '@aws-lambda-powertools/logger';
 import { Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
@@ -27,9 +27,10 @@ const table = new SearchTable(dynamoDocumentClient(connection), environment.TABL
 const threads = environment.BISEARCH_INTRA_OP_THREADS
   ? { intraOpThreads: environment.BISEARCH_INTRA_OP_THREADS }
   : {};
-const embedder = await OnnxEmbedder.load((await resolveModelDirectory()).directory, threads);
+// Not awaited here: the models load while the runtime reads the pointer and fetches the snapshot.
+const embedder = resolveModelDirectory().then((model) => OnnxEmbedder.load(model.directory, threads));
 const reranker = environment.BISEARCH_RERANKER_DIR
-  ? await OnnxCrossEncoder.load(environment.BISEARCH_RERANKER_DIR, threads)
+  ? OnnxCrossEncoder.load(environment.BISEARCH_RERANKER_DIR, threads)
   : undefined;
 const runtime = await SearchRuntime.start({
   table,

@@ -5,8 +5,11 @@ import { GetObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { s3Client } from '../../functions/adapters/aws-clients.js';
 import { IndexBucket } from '../../functions/adapters/index-bucket.js';
+import { OnnxEmbedder } from '../../functions/adapters/onnx-embedder.js';
 import type { ReindexState } from '../../functions/adapters/reindex-steps.js';
+import { SearchRuntime } from '../../functions/adapters/search-runtime.js';
 import { verifySnapshotFiles } from '../../functions/adapters/snapshot-files.js';
+import { EmbeddingSpaceMismatchError } from '../../functions/core/errors.js';
 import { MANIFEST_FILE, SNAPSHOT_FILES } from '../../functions/core/snapshot-manifest.js';
 import {
   type ReindexExecution,
@@ -18,6 +21,7 @@ import {
   stateMachineFromTemplate,
 } from '../../infra/local/state-machine-definition.js';
 import { type HandlerStack, startHandlerStack } from '../support/local-stack.js';
+import { TINY_BERT_BIENCODER_DIR, USE_LITE_DIR } from '../support/shared-fixtures.js';
 import { synthesizeStack } from '../support/synth.js';
 
 let stack: HandlerStack;
@@ -286,6 +290,46 @@ describe('reindex state machine as synthesized, with the real step handlers on e
       rmSync(work, { recursive: true, force: true });
     }
   });
+
+  it('a query runtime starting cold fetches and opens the snapshot while its model loads; a model of another space fails the start', async () => {
+    const serving = (await pointer()).current as NonNullable<Awaited<ReturnType<typeof pointer>>['current']>;
+    const work = mkdtempSync(join(tmpdir(), 'bisearch-start-'));
+    const useLite = await OnnxEmbedder.load(USE_LITE_DIR);
+    const tinyBert = await OnnxEmbedder.load(TINY_BERT_BIENCODER_DIR);
+    const start = (embedder: Promise<OnnxEmbedder>, directory: string) =>
+      SearchRuntime.start({
+        table: stack.table,
+        indexBucket,
+        workDirectory: join(work, directory),
+        embedder,
+      });
+    try {
+      // The model finishes loading only once the snapshot is on disk: a start that waited for the
+      // model before fetching would never get there.
+      const downloaded = join(work, 'overlap', serving.version, MANIFEST_FILE);
+      const modelLoaded = new Promise<OnnxEmbedder>((resolve) => {
+        const watch = setInterval(() => {
+          if (!existsSync(downloaded)) return;
+          clearInterval(watch);
+          resolve(useLite);
+        }, 5);
+      });
+      const runtime = await start(modelLoaded, 'overlap');
+      expect(runtime.health().index.version).toBe(serving.version);
+      const answer = await runtime.search({ query: 'crimson kestrel', mode: 'lexical', k: 3 });
+      expect(answer.results[0]?.docId).toBe('a');
+
+      await expect(start(Promise.resolve(tinyBert), 'other-space')).rejects.toBeInstanceOf(
+        EmbeddingSpaceMismatchError,
+      );
+      const broken = Promise.reject(new Error('model.onnx is not a model'));
+      await expect(start(broken, 'broken-model')).rejects.toThrow(/model\.onnx is not a model/);
+    } finally {
+      await useLite.dispose();
+      await tinyBert.dispose();
+      rmSync(work, { recursive: true, force: true });
+    }
+  }, 20_000);
 
   it('prune keeps the newest versions plus current and previous', async () => {
     for (let i = 0; i < 3; i += 1) expect((await reindex()).status).toBe('SUCCEEDED');
