@@ -57,10 +57,29 @@ it('npm run bench -- --quick measures every section and writes JSON, markdown an
     ]);
     expect(positive(results.coldStart[0].medianMs.firstAnswerMs)).toBe(true);
     expect(results.memory).toHaveLength(6);
-    expect(results.download.map((row: { serverProcesses: number }) => row.serverProcesses)).toEqual([1, 2]);
+    expect(
+      results.download.map((row: { serverProcesses: number; perConnectionMiBps: number | null }) => [
+        row.serverProcesses,
+        row.perConnectionMiBps,
+      ]),
+    ).toEqual([
+      [1, null],
+      [2, null],
+      [1, 80],
+    ]);
+    expect(results.ann.distanceKernels.map((kernel: { library: string }) => kernel.library)).toEqual([
+      'usearch exactSearch f32 (ip)',
+      'hnswlib-node BruteforceSearch f32 (ip)',
+      'bisearch exactTopK (JS) f32',
+    ]);
+    expect(positive(results.ann.distanceKernels[0].nanosecondsPerDistance)).toBe(true);
+    for (const row of results.embedding.overhead) expect(positive(row.tokenizeMs)).toBe(true);
     expect(positive(results.embedding.transformers.ratio)).toBe(true);
     expect(results.embedding.transformers.maxAbsDifference).toBeLessThan(1e-4);
     expect(results.freshness.documents).toBe(3);
+    expect(results.freshness.uploadToIndexedMs.p50).toBeLessThanOrEqual(
+      results.freshness.uploadToSearchableMs.max,
+    );
     const markdown = readFileSync(out.replace(/\.json$/, '.md'), 'utf8');
     for (const chart of markdown.matchAll(/!\[[^\]]*\]\(([^)]+\.svg)\)/g))
       expect(existsSync(join(work, 'results', chart[1] as string))).toBe(true);

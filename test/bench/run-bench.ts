@@ -27,6 +27,9 @@ import { benchEmbedding, type EmbeddingResults } from './sections/embedding.js';
 import { benchFreshness, type FreshnessResult } from './sections/freshness.js';
 import { benchQueryPath, cachedSnapshot, type QueryPathResult } from './sections/query-path.js';
 
+/** What one S3 connection delivers, MiB/s (commonly measured 80–100 MB/s; see sections/download.ts). */
+const S3_CONNECTION_MIBPS = 80;
+
 const SECTIONS = ['embedding', 'ann', 'query', 'cold', 'memory', 'download', 'freshness'] as const;
 type Section = (typeof SECTIONS)[number];
 
@@ -226,9 +229,14 @@ if (sections.includes('memory')) {
 if (sections.includes('download')) {
   const snapshotDirectory = await snapshotOf(quick ? (plan.sizes[0] as number) : 100_000, DEFAULT_HNSW.dtype);
   results.download = [];
-  for (const serverProcesses of [1, 2])
+  // Loopback as it is (one and two server processes), then with S3's per-connection bandwidth.
+  for (const scenario of [
+    { serverProcesses: 1 },
+    { serverProcesses: 2 },
+    { serverProcesses: 1, perConnectionMiBps: S3_CONNECTION_MIBPS },
+  ])
     results.download.push(
-      await benchDownload({ snapshotDirectory, workDirectory, runs: plan.downloadRuns, serverProcesses }),
+      await benchDownload({ snapshotDirectory, workDirectory, runs: plan.downloadRuns, ...scenario }),
     );
 }
 await base.embedder.dispose();

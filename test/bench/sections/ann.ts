@@ -42,6 +42,11 @@ export interface AnnResults {
   readonly builds: AnnBuild[];
   readonly curve: AnnCurvePoint[];
   readonly exact: { readonly library: string; readonly qps: number; readonly recallAt10: number }[];
+  /**
+   * Nanoseconds per float32 inner product of two rows, brute force over a cache-resident block of
+   * rows: the distance kernel alone, without graph traversal or memory traffic (see {@link distanceKernels}).
+   */
+  readonly distanceKernels: DistanceKernel[];
   /** Best QPS at recall@10 ≥ the target, per library, and usearch / hnswlib ratios. */
   readonly atEqualRecall: {
     readonly recallTarget: number;
@@ -52,6 +57,75 @@ export interface AnnResults {
 }
 
 const K = 10;
+
+export interface DistanceKernel {
+  readonly library: string;
+  /** Rows in the block searched; small enough to stay in cache. */
+  readonly rows: number;
+  readonly nanosecondsPerDistance: number;
+}
+
+/**
+ * The float32 distance kernels of usearch and hnswlib-node, each scanning the same cache-resident
+ * block of rows for every query (usearch `exactSearch` with one thread, hnswlib's
+ * `BruteforceSearch`, bisearch's JS `exactTopK` for scale): what one f32 distance costs once the
+ * row is in cache. Set against the HNSW curve at 100k rows (200 MB of f32 rows, far beyond the
+ * cache), it separates arithmetic from memory access: usearch's dense index reaches each row
+ * through a table of row pointers and its search passes no prefetch (`index_dense.hpp` calls
+ * `search` with `dummy_prefetch_t`), while hnswlib stores each row beside its level-0 links and
+ * prefetches the next neighbour's row while it scores the current one.
+ */
+function distanceKernels(
+  matrix: Float32Array,
+  dimensions: number,
+  queries: readonly Float32Array[],
+  rows: number,
+): DistanceKernel[] {
+  const block = matrix.slice(0, rows * dimensions);
+  const queryMatrix = new Float32Array(queries.length * dimensions);
+  for (const [q, query] of queries.entries()) queryMatrix.set(query, q * dimensions);
+  const perDistance = (work: () => void) => {
+    work();
+    const started = performance.now();
+    work();
+    return ((performance.now() - started) * 1e6) / (queries.length * rows);
+  };
+  const kernels: DistanceKernel[] = [
+    {
+      library: 'usearch exactSearch f32 (ip)',
+      rows,
+      nanosecondsPerDistance: perDistance(() => {
+        usearch.exactSearch(block, queryMatrix, dimensions, K, usearch.MetricKind.IP, 1);
+      }),
+    },
+  ];
+  try {
+    const require = createRequire(import.meta.url);
+    const { BruteforceSearch } = require('hnswlib-node') as typeof import('hnswlib-node');
+    const brute = new BruteforceSearch('ip', dimensions);
+    brute.initIndex(rows);
+    for (let row = 0; row < rows; row += 1)
+      brute.addPoint(Array.from(block.subarray(row * dimensions, (row + 1) * dimensions)), row);
+    const plainQueries = queries.map((query) => Array.from(query));
+    kernels.push({
+      library: 'hnswlib-node BruteforceSearch f32 (ip)',
+      rows,
+      nanosecondsPerDistance: perDistance(() => {
+        for (const query of plainQueries) brute.searchKnn(query, K);
+      }),
+    });
+  } catch {
+    // hnswlib-node missing: reported under `unavailable` by the HNSW comparison.
+  }
+  kernels.push({
+    library: 'bisearch exactTopK (JS) f32',
+    rows,
+    nanosecondsPerDistance: perDistance(() => {
+      for (const query of queries) exactTopK(block, dimensions, query, K);
+    }),
+  });
+  return kernels;
+}
 
 export async function benchAnn(options: {
   readonly matrix: Float32Array;
@@ -271,6 +345,9 @@ export async function benchAnn(options: {
     },
   ];
 
+  progress('ann: distance kernels on a cache-resident block');
+  const kernels = distanceKernels(matrix, dimensions, queryVectors, Math.min(count, 1_000));
+
   const libraries = [...new Set(curve.map((point) => point.library))];
   const atEqualRecall = [0.9, 0.95, 0.99].map((recallTarget) => {
     const qps: Record<string, number | null> = {};
@@ -295,6 +372,7 @@ export async function benchAnn(options: {
     builds,
     curve,
     exact,
+    distanceKernels: kernels,
     atEqualRecall,
     unavailable,
   };

@@ -3,6 +3,11 @@
  * Lambda's parallel ranged GETs (`IndexBucket.downloadSnapshot`, 8 MiB parts, 8 in flight)
  * against one plain GET per file streamed to disk. Both hash what they receive (sha256, as the
  * ranged download does to verify against the manifest). Runs alternate so both see the same noise.
+ *
+ * On loopback a connection is as fast as the two processes' CPU allows, so both paths are bound
+ * by the same per-byte work on two shared cores. S3 instead limits each connection (roughly
+ * 80–100 MB/s), which is what parallel ranges are for: with `perConnectionMiBps` the emulator's
+ * responses go through a proxy that limits each connection to that rate (probes/s3-server.ts).
  */
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -18,6 +23,8 @@ import { percentile, progress, timed } from '../lib/measure.js';
 export interface DownloadResult {
   /** Emulator processes serving requests (one GET is always served by one). */
   readonly serverProcesses: number;
+  /** Bandwidth of each connection, as S3 limits it; null: as fast as loopback and the CPU allow. */
+  readonly perConnectionMiBps: number | null;
   readonly snapshotBytes: number;
   readonly runs: number;
   readonly rangedMiBPerSecond: number;
@@ -30,10 +37,18 @@ export interface DownloadResult {
 async function startServer(
   directory: string,
   processes: number,
+  perConnectionMiBps: number | undefined,
 ): Promise<{ port: number; stop: () => void }> {
   const child = spawn(
     process.execPath,
-    ['--import', 'tsx', resolve('test/bench/probes/s3-server.ts'), directory, String(processes)],
+    [
+      '--import',
+      'tsx',
+      resolve('test/bench/probes/s3-server.ts'),
+      directory,
+      String(processes),
+      ...(perConnectionMiBps ? [String(perConnectionMiBps)] : []),
+    ],
     {
       stdio: ['ignore', 'pipe', 'inherit'],
     },
@@ -50,11 +65,13 @@ export async function benchDownload(options: {
   readonly workDirectory: string;
   readonly runs: number;
   readonly serverProcesses: number;
+  readonly perConnectionMiBps?: number;
 }): Promise<DownloadResult> {
   const serverDirectory = join(options.workDirectory, 's3rver');
   rmSync(serverDirectory, { recursive: true, force: true });
   mkdirSync(serverDirectory, { recursive: true });
-  const server = await startServer(serverDirectory, options.serverProcesses);
+  const server = await startServer(serverDirectory, options.serverProcesses, options.perConnectionMiBps);
+  const scenario = `${options.serverProcesses} server process(es)${options.perConnectionMiBps ? `, ${options.perConnectionMiBps} MiB/s per connection` : ''}`;
   try {
     const s3 = s3Client({
       region: 'us-east-1',
@@ -98,7 +115,7 @@ export async function benchDownload(options: {
       });
       single.push(snapshotBytes / 2 ** 20 / (singleMs / 1000));
       progress(
-        `download (${options.serverProcesses} server process(es)) run ${run + 1}: ranged ${ranged.at(-1)?.toFixed(0)} MiB/s, single GET ${single.at(-1)?.toFixed(0)} MiB/s`,
+        `download (${scenario}) run ${run + 1}: ranged ${ranged.at(-1)?.toFixed(0)} MiB/s, single GET ${single.at(-1)?.toFixed(0)} MiB/s`,
       );
     }
     rmSync(target, { recursive: true, force: true });
@@ -106,6 +123,7 @@ export async function benchDownload(options: {
     const singleGetMiBPerSecond = percentile(single, 50);
     return {
       serverProcesses: options.serverProcesses,
+      perConnectionMiBps: options.perConnectionMiBps ?? null,
       snapshotBytes,
       runs: options.runs,
       rangedMiBPerSecond,

@@ -29,6 +29,10 @@ export interface OverheadResult {
   readonly rawSessionMs: number;
   /** bisearchMs / rawSessionMs − 1. */
   readonly overhead: number;
+  /** Median ms to tokenise the passages alone (the part of bisearchMs that is not tensors, session or pooling). */
+  readonly tokenizeMs: number;
+  /** (bisearchMs − tokenizeMs) / rawSessionMs − 1: tensor building, output reading and pooling. */
+  readonly overheadWithoutTokenizing: number;
 }
 
 export interface EmbeddingResults {
@@ -108,7 +112,9 @@ async function overheadOf(
   const embedder = await OnnxEmbedder.load(modelDirectory, { batchSize: 32 });
   const bisearchMs = await medianMs(repetitions, () => embedder.embedDocuments(passages));
   const prefix = embedder.description.documentPrefix;
-  const rows = passages.map((text) => embedder.tokenizer.encode(prefix + text));
+  const tokenize = () => passages.map((text) => embedder.tokenizer.encode(prefix + text));
+  const tokenizeMs = await medianMs(repetitions, async () => tokenize());
+  const rows = tokenize();
   await embedder.dispose();
   const raw = await rawSessionMs(modelDirectory, rows, 32, repetitions);
   return {
@@ -117,6 +123,8 @@ async function overheadOf(
     bisearchMs,
     rawSessionMs: raw,
     overhead: bisearchMs / raw - 1,
+    tokenizeMs,
+    overheadWithoutTokenizing: (bisearchMs - tokenizeMs) / raw - 1,
   };
 }
 
