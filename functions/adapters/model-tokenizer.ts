@@ -41,6 +41,7 @@ export class ModelTokenizer implements TokenCounter {
     readonly maxTokens: number,
   ) {
     this.tokenizer = new Tokenizer(tokenizerJson as never, tokenizerConfig as never);
+    rememberWordPieces(this.tokenizer, tokenizerJson.model);
     this.postProcessor = parsePostProcessor(tokenizerJson.post_processor, (token) =>
       this.requireTokenId(token),
     );
@@ -112,6 +113,60 @@ export class ModelTokenizer implements TokenCounter {
     }
     return { ids, typeIds };
   }
+}
+
+/** Words whose pieces a tokenizer remembers; beyond this the oldest are forgotten (a few MB at most). */
+export const WORD_CACHE_ENTRIES = 100_000;
+
+/** SentencePiece's word-boundary mark (a space, after the normaliser). */
+const WORD_MARK = '\u2581';
+
+/**
+ * Make the tokenizer model remember the pieces of every word it has split. The JS models split
+ * each pre-tokenized word on its own (WordPiece's longest match, Unigram's lattice), so a word's
+ * pieces never depend on its neighbours, and text repeats its words: on SciFact the cache made
+ * USE-lite tokenising 2.8× faster from empty and ~6× warm, WordPiece ~1.3×. Unknown-token fusing
+ * happens after `encode`, on the joined pieces, as before.
+ *
+ * USE-lite has no pre-tokenizer, so Unigram gets whole texts; they are cut before each `▁` and
+ * the parts are remembered. That is exact only when no vocabulary piece has a `▁` inside it (then
+ * every segmentation breaks before each `▁`, and the best one is the best of each part);
+ * otherwise texts are left whole. BPE models keep their own cache and are left alone.
+ */
+function rememberWordPieces(tokenizer: Tokenizer, modelConfig: unknown): void {
+  // The public fields of the library's TokenizerModel that this relies on.
+  const model = tokenizer.model as { vocab: string[]; encode(words: string[]): string[] } | null;
+  const type = (modelConfig as { type?: unknown } | undefined)?.type;
+  if (!model || (type !== 'WordPiece' && type !== 'Unigram')) return;
+  const cutAtWordMarks = type === 'Unigram' && !model.vocab.some((piece) => piece.indexOf(WORD_MARK, 1) > 0);
+  const splitWords = model.encode.bind(model);
+  const piecesByWord = new Map<string, string[]>();
+  const piecesOf = (word: string): string[] => {
+    let pieces = piecesByWord.get(word);
+    if (!pieces) {
+      pieces = splitWords([word]);
+      if (piecesByWord.size >= WORD_CACHE_ENTRIES)
+        piecesByWord.delete(piecesByWord.keys().next().value as string);
+      piecesByWord.set(word, pieces);
+    }
+    return pieces;
+  };
+  model.encode = (words: string[]): string[] => {
+    const pieces: string[] = [];
+    for (const word of words) {
+      if (!cutAtWordMarks) {
+        for (const piece of piecesOf(word)) pieces.push(piece);
+        continue;
+      }
+      for (let start = 0; start < word.length; ) {
+        const next = word.indexOf(WORD_MARK, start + 1);
+        const end = next === -1 ? word.length : next;
+        for (const piece of piecesOf(word.slice(start, end))) pieces.push(piece);
+        start = end;
+      }
+    }
+    return pieces;
+  };
 }
 
 /**
