@@ -83,7 +83,7 @@ export function checkTargets(results: BenchResults): TargetCheck[] {
     for (const row of embedding.overhead) {
       checks.push({
         target: `embedding path adds ≤ 10% over the bare onnxruntime session (${row.model})`,
-        measured: `${fixed(row.overhead * 100, 1)}% (${fixed(row.bisearchMs, 1)} vs ${fixed(row.rawSessionMs, 1)} ms for ${row.passages} passages; tokenising ${fixed(row.tokenizeMs, 1)} ms of it, the rest ${fixed(row.overheadWithoutTokenizing * 100, 1)}%)`,
+        measured: `${fixed(row.overhead * 100, 1)}% (${fixed(row.bisearchMs, 1)} vs ${fixed(row.rawSessionMs, 1)} ms for ${row.passages} passages; tokenising alone ${fixed(row.tokenizeMs, 1)} ms, ${fixed(row.tokenizeFirstSightMs, 1)} ms with every word new; from token ids on ${fixed(row.overheadWithoutTokenizing * 100, 1)}%)`,
         met: row.overhead <= 0.1,
       });
     }
@@ -318,14 +318,14 @@ export async function writeReport(
       '',
       `Length-sorted batches (bisearch) ${fixed(embedding.lengthSorted.sortedPerSecond, 1)} passages/s against naive batches in input order ${fixed(embedding.lengthSorted.naivePerSecond, 1)}: ${fixed(embedding.lengthSorted.speedup)}× (batch ${embedding.lengthSorted.batchSize}).`,
       '',
-      '| model | passages | bisearch ms | bare session ms | overhead | of which tokenising ms | overhead without tokenising |',
-      '|---|---|---|---|---|---|---|',
+      '| model | passages | bisearch ms | bare session ms | overhead | tokenising alone ms (words remembered) | tokenising, every word new ms | overhead from token ids on |',
+      '|---|---|---|---|---|---|---|---|',
       ...embedding.overhead.map(
         (row) =>
-          `| ${row.model} | ${row.passages} | ${fixed(row.bisearchMs, 1)} | ${fixed(row.rawSessionMs, 1)} | ${fixed(row.overhead * 100, 1)}% | ${fixed(row.tokenizeMs, 1)} | ${fixed(row.overheadWithoutTokenizing * 100, 1)}% |`,
+          `| ${row.model} | ${row.passages} | ${fixed(row.bisearchMs, 1)} | ${fixed(row.rawSessionMs, 1)} | ${fixed(row.overhead * 100, 1)}% | ${fixed(row.tokenizeMs, 1)} | ${fixed(row.tokenizeFirstSightMs, 1)} | ${fixed(row.overheadWithoutTokenizing * 100, 1)}% |`,
       ),
       '',
-      'The bare session is fed token ids prepared beforehand, so the overhead is tokenising (@huggingface/tokenizers, JavaScript) plus building the input tensors, reading the output and pooling.',
+      'All on the embedder\'s own session, interleaved. The bare session is fed token ids prepared beforehand, so the overhead is tokenising (@huggingface/tokenizers, JavaScript) plus building the input tensors, reading the output and pooling; "from token ids on" is bisearch\'s path without the tokenising. The tokenizer remembers the pieces of words it has split (exact, bounded; `functions/adapters/model-tokenizer.ts`), and the measured passages repeat, so the path runs with every word remembered; "every word new" is a tokenizer that has seen none of them.',
       '',
     );
     const transformers = embedding.transformers;
