@@ -127,7 +127,7 @@ export class IndexBucket {
       const ranges: Array<[number, number]> = [];
       for (let start = 0; start < bytes; start += partBytes)
         ranges.push([start, Math.min(start + partBytes, bytes) - 1]);
-      const unhashed = new Map<number, Uint8Array[]>();
+      const unhashed = new Map<number, Uint8Array>();
       let hashedRanges = 0;
       let waiting: Array<() => void> = [];
       let next = 0;
@@ -140,20 +140,15 @@ export class IndexBucket {
           const response = await this.s3.send(
             new GetObjectCommand({ Bucket: this.bucketName, Key: key, Range: `bytes=${start}-${end}` }),
           );
-          // The body's chunks are kept as they arrive and written with one positional writev:
-          // joining 8 MiB into one buffer first was a copy of every byte on this thread.
-          const chunks: Uint8Array[] = [];
-          let received = 0;
-          for await (const chunk of response.Body as AsyncIterable<Uint8Array>) {
-            chunks.push(chunk);
-            received += chunk.length;
-          }
-          if (received !== end - start + 1)
-            throw new Error(`ranged GET of ${key} bytes ${start}-${end} returned ${received} bytes`);
-          await handle.writev(chunks, start);
-          unhashed.set(index, chunks);
+          const body = await (
+            response.Body as { transformToByteArray(): Promise<Uint8Array> }
+          ).transformToByteArray();
+          if (body.length !== end - start + 1)
+            throw new Error(`ranged GET of ${key} bytes ${start}-${end} returned ${body.length} bytes`);
+          await handle.write(body, 0, body.length, start);
+          unhashed.set(index, body);
           for (let part = unhashed.get(hashedRanges); part; part = unhashed.get(hashedRanges)) {
-            for (const chunk of part) hash.update(chunk);
+            hash.update(part);
             unhashed.delete(hashedRanges);
             hashedRanges += 1;
           }
