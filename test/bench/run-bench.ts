@@ -109,7 +109,7 @@ const plan = quick
       annSize: 100_000,
       expansions: [16, 32, 64, 128, 256, 512],
       coldRuns: 5,
-      downloadRuns: 3,
+      downloadRuns: 5,
       freshnessDocuments: 50,
       passages: 256,
       batchSizes: [1, 8, 32, 64],
