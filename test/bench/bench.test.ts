@@ -5,6 +5,20 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { expect, it } from 'vitest';
 import { SCIFACT_DIR } from '../support/shared-fixtures.js';
+import { qpsAtRecall } from './sections/ann.js';
+
+it('QPS at equal recall is read off each curve between the expansions around the target', () => {
+  const curve = [
+    { library: 'x', ef: 32, recallAt10: 0.9, qps: 4000 },
+    { library: 'x', ef: 64, recallAt10: 0.94, qps: 2000 },
+    { library: 'x', ef: 128, recallAt10: 0.98, qps: 1000 },
+  ];
+  // Halfway in recall between 2000 and 1000 QPS, on a log scale.
+  expect(qpsAtRecall(curve, 0.96)).toBeCloseTo(Math.SQRT2 * 1000, 6);
+  expect(qpsAtRecall(curve, 0.98)).toBeCloseTo(1000, 6);
+  expect(qpsAtRecall(curve, 0.99)).toBeNull();
+  expect(qpsAtRecall(curve, 0.8)).toBe(4000);
+});
 
 it('npm run bench -- --quick measures every section and writes JSON, markdown and charts (no timing is asserted)', async () => {
   const work = mkdtempSync(join(tmpdir(), 'bisearch-bench-'));

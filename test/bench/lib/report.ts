@@ -212,7 +212,7 @@ export async function writeReport(
         (row) => `| ${row.library} | exact | ${fixed(row.recallAt10, 4)} | ${fixed(row.qps, 0)} |`,
       ),
       '',
-      'Best QPS reaching a recall@10, and usearch / hnswlib-node at that recall:',
+      'QPS at a recall@10, read off each curve (log QPS interpolated between the two expansions around it), and usearch / hnswlib-node at that recall:',
       '',
       '| recall ≥ | usearch f32 | usearch f16 | usearch i8 + re-rank | hnswlib-node | f32 / hnswlib | f16 / hnswlib | i8 + re-rank / hnswlib |',
       '|---|---|---|---|---|---|---|---|',
