@@ -71,7 +71,7 @@ describe('English analyser and BM25 index', () => {
     ).toEqual(['a']);
   });
 
-  it('kthLargest selects the k-th largest value, ties included', () => {
+  it('kthLargest selects the k-th largest value, ties included, and leaves the k largest in front', () => {
     let seed = 7;
     const random = () => {
       seed = (seed * 1103515245 + 12345) % 2 ** 31;
@@ -80,8 +80,12 @@ describe('English analyser and BM25 index', () => {
     for (const count of [1, 2, 17, 1000]) {
       const values = Float64Array.from({ length: count }, () => Math.floor(random() * 50));
       const sorted = [...values].sort((a, b) => b - a);
-      for (const k of [1, Math.ceil(count / 2), count])
-        expect(kthLargest(Float64Array.from(values), count, k)).toBe(sorted[k - 1]);
+      for (const k of [1, Math.ceil(count / 2), count]) {
+        const selected = Float64Array.from(values);
+        expect(kthLargest(selected, count, k)).toBe(sorted[k - 1]);
+        // It leaves the k largest in front (rank() selects again within them).
+        expect([...selected.subarray(0, k)].sort((a, b) => b - a)).toEqual(sorted.slice(0, k));
+      }
     }
   });
 
