@@ -214,7 +214,7 @@ export async function writeReport(
       '',
       'QPS at a recall@10, read off each curve (log QPS interpolated between the two expansions around it), and usearch / hnswlib-node at that recall:',
       '',
-      '| recall ≥ | usearch f32 | usearch f16 | usearch i8 + re-rank | hnswlib-node | f32 / hnswlib | f16 / hnswlib | i8 + re-rank / hnswlib |',
+      '| recall | usearch f32 | usearch f16 | usearch i8 + re-rank | hnswlib-node | f32 / hnswlib | f16 / hnswlib | i8 + re-rank / hnswlib |',
       '|---|---|---|---|---|---|---|---|',
       ...ann.atEqualRecall.map(
         (row) =>
