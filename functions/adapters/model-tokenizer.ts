@@ -116,7 +116,7 @@ export class ModelTokenizer implements TokenCounter {
 }
 
 /** Words whose pieces a tokenizer remembers; beyond this the oldest are forgotten (a few MB at most). */
-export const WORD_CACHE_ENTRIES = 100_000;
+const WORD_CACHE_ENTRIES = 100_000;
 
 /** SentencePiece's word-boundary mark (a space, after the normaliser). */
 const WORD_MARK = '\u2581';
@@ -126,8 +126,7 @@ const WORD_MARK = '\u2581';
  * each pre-tokenized word on its own (WordPiece's longest match, Unigram's lattice), so a word's
  * pieces never depend on its neighbours, and text repeats its words: on SciFact the cache made
  * USE-lite tokenising 1.4× (passages) to 2.1× (abstracts) faster from empty and ~6× warm,
- * WordPiece ~1.3×. Unknown-token fusing
- * happens after `encode`, on the joined pieces, as before.
+ * WordPiece ~1.3×. Unknown-token fusing happens after `encode`, on the joined pieces, as before.
  *
  * USE-lite has no pre-tokenizer, so Unigram gets whole texts; they are cut before each `▁` and
  * the parts are remembered. That is exact only when no vocabulary piece has a `▁` inside it (then

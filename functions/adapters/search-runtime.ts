@@ -56,7 +56,7 @@ export interface RuntimeHealth {
  */
 export interface SearchRuntimeStartOptions extends Omit<SearchRuntimeOptions, 'embedder' | 'reranker'> {
   readonly embedder: TextEmbedder | Promise<TextEmbedder>;
-  readonly reranker?: PairScorer | Promise<PairScorer | undefined>;
+  readonly reranker?: PairScorer | Promise<PairScorer>;
 }
 
 const silent: RuntimeObserver = { metric: () => {}, warn: () => {}, info: () => {} };

@@ -173,7 +173,6 @@ export async function benchAnn(options: {
   const unavailable: Record<string, string> = {};
   const { connectivity, expansionAdd } = DEFAULT_HNSW;
 
-  /** Run every query once unmeasured, then time them all; returns QPS and recall. */
   /** Run every query once unmeasured, then time them all {@link TIMED_PASSES} times; median QPS and recall. */
   const measure = (search: (query: Float32Array) => number[]) => {
     for (const query of queryVectors) search(query);

@@ -6,8 +6,8 @@
  *
  * On loopback a connection is as fast as the two processes' CPU allows, so both paths are bound
  * by the same per-byte work on two shared cores. S3 instead limits each connection (roughly
- * 80–100 MB/s), which is what parallel ranges are for: with `perConnectionMiBps` the emulator's
- * responses go through a proxy that limits each connection to that rate (probes/s3-server.ts).
+ * 80–100 MB/s), which is what parallel ranges are for: with `perConnectionMiBps` the emulator
+ * sends each response no faster than that rate (probes/s3-server.ts).
  */
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';

@@ -31,7 +31,7 @@ export interface OverheadResult {
   readonly overhead: number;
   /**
    * Median ms to tokenise the passages alone, as inside bisearchMs: the passages repeat across
-   * repetitions, so every word's pieces are already remembered (see `WORD_CACHE_ENTRIES`).
+   * repetitions, so every word's pieces are already remembered (ModelTokenizer's word cache).
    */
   readonly tokenizeMs: number;
   /** The same with a new tokenizer each time: every word is split for the first time. */
