@@ -11,7 +11,8 @@ export { DOCUMENTS_PREFIX } from '../functions/adapters/document-bucket.js';
 export const INGEST_MAX_RECEIVE_COUNT = 5;
 
 /** Encode Lambda timeout, seconds; the ingest queue's visibility timeout is 6× this (AWS guidance). */
-export const ENCODE_TIMEOUT_SECONDS = 120;
+export { ENCODE_TIMEOUT_SECONDS } from '../functions/handlers/environment.js';
+import { ENCODE_TIMEOUT_SECONDS } from '../functions/handlers/environment.js';
 export const INGEST_VISIBILITY_TIMEOUT_SECONDS = ENCODE_TIMEOUT_SECONDS * 6;
 
 /** Messages per encode invocation and how long the event source waits to fill a batch. */

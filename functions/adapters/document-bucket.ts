@@ -34,9 +34,23 @@ export class DocumentBucket {
     readonly bucketName: string,
   ) {}
 
-  /** Key of an API-written document: `docs/<encoded id>.json` (ids may contain `/`, kept as folders). */
+  /**
+   * Key of an API-written document: `docs/<id>.json`, the id as it is (S3 keys are UTF-8; ids
+   * may contain `/`, kept as folders). The id rules (`core/document-ids.ts`) keep it a safe key.
+   */
   static keyForDocumentId(docId: string): string {
-    return `${DOCUMENTS_PREFIX}${docId.split('/').map(encodeURIComponent).join('/')}.json`;
+    return `${DOCUMENTS_PREFIX}${docId}.json`;
+  }
+
+  /** ETag of the object's current version, or undefined when there is none. */
+  async head(key: string): Promise<string | undefined> {
+    try {
+      return (await this.s3.send(new HeadObjectCommand({ Bucket: this.bucketName, Key: key }))).ETag ?? '';
+    } catch (error) {
+      const name = (error as Error).name;
+      if (name === 'NoSuchKey' || name === 'NotFound') return undefined;
+      throw error;
+    }
   }
 
   /** Read an object and its ETag, refusing ones larger than `maxBytes`. Undefined when it no longer exists. */

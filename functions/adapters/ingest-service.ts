@@ -1,12 +1,20 @@
+import { randomUUID } from 'node:crypto';
 import type { Logger } from '@aws-lambda-powertools/logger';
 import { type Chunk, type ChunkingOptions, chunkDocument, documentContentHash } from '../core/chunking.js';
 import type { EmbeddedChunk } from '../core/delta.js';
+import { decodeNotificationKey } from '../core/document-ids.js';
+import { decideClaim, decideRelease } from '../core/document-ownership.js';
 import { documentIdFromFileName, parseDocumentFile, type SourceDocument } from '../core/documents.js';
 import type { TextEmbedder } from '../core/embedding-space.js';
-import { BisearchError } from '../core/errors.js';
+import { BisearchError, type DocumentParseError } from '../core/errors.js';
 import { embedChunks } from '../core/indexing.js';
 import { type DocumentBucket, DocumentTooLargeError } from './document-bucket.js';
-import { type DocumentStatus, normalizeSequencer, type SearchTable } from './search-table.js';
+import {
+  type DocumentStatus,
+  normalizeSequencer,
+  type SearchTable,
+  type SourceFailure,
+} from './search-table.js';
 
 /** One S3 object event, as the ingest queue delivers it. */
 export interface S3ObjectEvent {
@@ -14,17 +22,32 @@ export interface S3ObjectEvent {
   readonly bucket: string;
   /** Object key, URL-decoded. */
   readonly key: string;
-  /** S3 `sequencer`: orders events of the same key. */
+  /** S3 `sequencer`: orders events of the same key (and only of the same key). */
   readonly sequencer: string;
+  /** Version the event is about (versioned buckets), for logs: processing reads the key's current state. */
+  readonly versionId?: string;
 }
 
 /** What happened to one document of an event. */
 export interface DocumentOutcome {
   readonly docId: string;
-  readonly outcome: 'indexed' | 'unchanged' | 'deleted' | 'stale' | 'failed';
+  readonly outcome: 'indexed' | 'unchanged' | 'deleted' | 'stale' | 'failed' | 'conflict';
   readonly chunks?: number;
   readonly embedded?: number;
+  readonly line?: number;
   readonly error?: { code: string; message: string };
+}
+
+/** Another encoder holds the object's lease for longer than we wait: transient, the queue retries. */
+export class SourceBusyError extends Error {
+  override readonly name = 'SourceBusyError';
+}
+
+/** A notification record that cannot be processed at all (its key is not valid URL encoding). */
+export class UnreadableEventError extends BisearchError {
+  constructor(reason: string) {
+    super('EVENT_UNREADABLE', 400, reason);
+  }
 }
 
 /**
@@ -38,11 +61,14 @@ export function parseS3EventMessage(body: string): S3ObjectEvent[] {
   return message.Records.flatMap((raw) => {
     const record = raw as {
       eventName?: string;
-      s3?: { bucket?: { name?: string }; object?: { key?: string; sequencer?: string } };
+      s3?: {
+        bucket?: { name?: string };
+        object?: { key?: string; sequencer?: string; versionId?: string };
+      };
     };
-    const key = record.s3?.object?.key;
+    const encodedKey = record.s3?.object?.key;
     const eventName = record.eventName ?? '';
-    if (!key || !record.s3?.bucket?.name || !record.s3.object?.sequencer) return [];
+    if (!encodedKey || !record.s3?.bucket?.name || !record.s3.object?.sequencer) return [];
     const kind = eventName.startsWith('ObjectCreated')
       ? 'created'
       : eventName.startsWith('ObjectRemoved')
@@ -50,186 +76,321 @@ export function parseS3EventMessage(body: string): S3ObjectEvent[] {
         : undefined;
     if (!kind) return [];
     // S3 URL-encodes keys in notifications, with '+' for spaces.
+    const key = decodeNotificationKey(encodedKey);
+    if (key === undefined) throw new UnreadableEventError('an event key is not valid URL encoding');
     return [
       {
         kind,
         bucket: record.s3.bucket.name,
-        key: decodeURIComponent(key.replace(/\+/g, ' ')),
+        key,
         sequencer: record.s3.object.sequencer,
+        ...(record.s3.object.versionId ? { versionId: record.s3.object.versionId } : {}),
       },
     ];
   });
 }
 
+/** Options of an {@link IngestService}. */
+export interface IngestServiceOptions {
+  readonly logger?: Logger;
+  readonly chunking?: Omit<ChunkingOptions, 'maxTokens'>;
+  /** Milliseconds since the epoch (tests advance it). Default `Date.now`. */
+  readonly clock?: () => number;
+  /**
+   * How long one encoder holds an object's lease, ms. Must exceed the longest processing of one
+   * object (the encode timeout), so a live holder never loses it. Default 150,000.
+   */
+  readonly leaseMs?: number;
+  /** How long an event waits for another encoder's lease on the same object, ms. Default 20,000. */
+  readonly leaseWaitMs?: number;
+}
+
+/** Status writes retried this often when another writer changed the document in between. */
+const MAX_STATUS_ATTEMPTS = 20;
+
 /**
- * Applies S3 object events to the table: parse → chunk → embed (reusing vectors of unchanged
- * chunks) → write chunks → status → change-log entry. Replays and out-of-order events are
- * ignored by S3 sequencer; a bad document becomes a `failed` status and is not retried; transient
- * failures (AWS, the model) throw so the queue redelivers the message.
+ * Applies S3 object events to the table. Every event means "bring this key in line with what S3
+ * holds for it now": the encoder takes the key's lease (one encoder per key), reads the current
+ * object (gone: every document it defined is deleted), parses, chunks, embeds (reusing vectors of
+ * unchanged chunks) and, per document: writes chunks under a fresh write id → compare-and-sets
+ * the status → announces the change → deletes the chunks of the version it replaced. The source
+ * record (ETag processed, failures) is written last.
+ *
+ * Why this holds under any interleaving: events of one key are processed one at a time and each
+ * reads S3 after its own write, so the last one processed sees the last write; an event older
+ * than the one recorded is skipped; status writes are compare-and-set, so a decision taken on a
+ * state that changed is retried, and chunks are deleted only by the writer that replaced the
+ * status pointing at them. Between keys, sequencers are never compared (S3 does not order them):
+ * a document belongs to the key that defined it until that key releases it (see
+ * `core/document-ownership.ts`), and a second key defining it is a reported conflict.
+ *
+ * A bad document becomes a `failed` status (or a failure on its source) and is not retried;
+ * transient failures (AWS, the model, a busy lease) throw so the queue redelivers the message.
  */
 export class IngestService {
+  private readonly logger: Logger | undefined;
+  private readonly chunking: Omit<ChunkingOptions, 'maxTokens'>;
+  private readonly clock: () => number;
+  private readonly leaseMs: number;
+  private readonly leaseWaitMs: number;
+
   constructor(
     private readonly table: SearchTable,
     private readonly documents: DocumentBucket,
     private readonly embedder: TextEmbedder,
-    private readonly logger?: Logger,
-    private readonly chunking: Omit<ChunkingOptions, 'maxTokens'> = {},
-  ) {}
+    options: IngestServiceOptions = {},
+  ) {
+    this.logger = options.logger;
+    this.chunking = options.chunking ?? {};
+    this.clock = options.clock ?? Date.now;
+    this.leaseMs = options.leaseMs ?? 150_000;
+    this.leaseWaitMs = options.leaseWaitMs ?? 20_000;
+  }
 
   async process(event: S3ObjectEvent): Promise<DocumentOutcome[]> {
     const sequencer = normalizeSequencer(event.sequencer);
-    if (event.kind === 'removed') return this.removeSource(event.key, sequencer);
-    let object: { bytes: Uint8Array; etag: string } | undefined;
+    const owner = randomUUID();
+    await this.acquireLease(event.key, owner);
     try {
-      object = await this.documents.read(event.key);
+      const source = await this.table.sourceDocuments(event.key);
+      // A newer event of this key was fully processed, after its own write: nothing to add.
+      if (source && source.sequencer >= sequencer) return [];
+      return await this.synchronize(event.key, sequencer, source?.docIds ?? []);
+    } finally {
+      await this.table.releaseSourceLease(event.key, owner);
+    }
+  }
+
+  private async acquireLease(key: string, owner: string): Promise<void> {
+    const deadline = this.clock() + this.leaseWaitMs;
+    for (let attempt = 0; ; attempt += 1) {
+      if (await this.table.acquireSourceLease(key, owner, this.leaseMs)) return;
+      if (this.clock() >= deadline)
+        throw new SourceBusyError(`another encoder is processing ${key}; the event will be retried`);
+      await new Promise((resolve) => setTimeout(resolve, 20 + Math.random() * Math.min(500, 20 * 2 ** attempt)));
+    }
+  }
+
+  /** Bring the documents of `key` in line with the object S3 holds now. */
+  private async synchronize(key: string, sequencer: string, members: string[]): Promise<DocumentOutcome[]> {
+    let object: { bytes: Uint8Array; etag: string } | undefined;
+    const outcomes: DocumentOutcome[] = [];
+    const failures: SourceFailure[] = [];
+    try {
+      object = await this.documents.read(key);
     } catch (error) {
       if (!(error instanceof BisearchError)) throw error;
-      const outcome = await this.fail(documentIdFromFileName(event.key), event.key, sequencer, error);
-      // Recorded so that a waiter (bisearch ingest --wait) sees the upload as processed.
-      await this.table.putSourceDocuments(
-        event.key,
-        [],
+      // Too large to read: the upload still counts as processed, with the reason recorded.
+      const outcome = await this.fail(documentIdFromFileName(key), key, sequencer, error);
+      outcomes.push(outcome);
+      await this.releaseOthers(key, sequencer, members, new Set([outcome.docId]), outcomes);
+      await this.table.putSourceRecord(key, {
         sequencer,
-        error instanceof DocumentTooLargeError ? error.etag : '',
-      );
-      return [outcome];
-    }
-    // Gone already: the removal event that follows will delete it.
-    if (!object) return [{ docId: documentIdFromFileName(event.key), outcome: 'stale' }];
-    const parsed = parseDocumentFile(event.key, object.bytes);
-    const outcomes: DocumentOutcome[] = [];
-    for (const failure of parsed.failures) {
-      // A file that is one document fails that document; a bad JSON Lines line has no id to fail.
-      if (failure.line === undefined)
-        outcomes.push(await this.fail(documentIdFromFileName(event.key), event.key, sequencer, failure));
-      else {
-        this.logger?.warn('skipped a bad line', {
-          key: event.key,
-          line: failure.line,
-          reason: failure.message,
-        });
-        outcomes.push({
-          docId: `${event.key}:${failure.line}`,
-          outcome: 'failed',
-          error: { code: failure.code, message: failure.message },
-        });
-      }
-    }
-    for (const document of parsed.documents) outcomes.push(await this.upsert(document, event.key, sequencer));
-    // Documents this object held before but no longer does are deleted.
-    const previous = await this.table.sourceDocuments(event.key);
-    const current = new Set(parsed.documents.map((document) => document.id));
-    for (const docId of previous?.docIds ?? []) {
-      if (!current.has(docId)) outcomes.push(await this.delete(docId, event.key, sequencer));
-    }
-    await this.table.putSourceDocuments(event.key, [...current], sequencer, object.etag);
-    return outcomes;
-  }
-
-  private async removeSource(key: string, sequencer: string): Promise<DocumentOutcome[]> {
-    const docIds = (await this.table.sourceDocuments(key))?.docIds ?? [documentIdFromFileName(key)];
-    const outcomes: DocumentOutcome[] = [];
-    for (const docId of docIds) outcomes.push(await this.delete(docId, key, sequencer));
-    await this.table.putSourceDocuments(key, [], sequencer);
-    return outcomes;
-  }
-
-  private async upsert(
-    document: SourceDocument,
-    sourceKey: string,
-    sequencer: string,
-  ): Promise<DocumentOutcome> {
-    const previous = await this.table.documentStatus(document.id);
-    const stale = await this.handleStale(previous, sequencer);
-    if (stale) return stale;
-    const contentHash = documentContentHash(document);
-    const now = new Date().toISOString();
-    if (previous?.status === 'indexed' && previous.contentHash === contentHash && previous.writeId) {
-      // Same content re-uploaded: record the newer sequencer, nothing to re-embed or announce.
-      const applied = await this.table.putStatusIfNewer({
-        ...previous,
-        sourceKey,
-        sourceSequencer: sequencer,
-        updatedAt: now,
+        etag: error instanceof DocumentTooLargeError ? error.etag : '',
+        failures: [{ docId: outcome.docId, code: error.code, message: error.message }],
       });
-      return { docId: document.id, outcome: applied ? 'unchanged' : 'stale' };
+      return outcomes;
     }
-    const chunks = chunkDocument(document, this.embedder, {
-      ...this.chunking,
-      maxTokens: this.embedder.maxContentTokens,
-    });
-    const embedded = await this.embedReusing(chunks, previous);
-    const writeId = this.table.newWriteId();
-    await this.table.writeChunks(document.id, writeId, embedded.chunks);
-    const applied = await this.table.putStatusIfNewer({
-      docId: document.id,
-      status: 'indexed',
-      chunks: chunks.length,
-      updatedAt: now,
-      sourceKey,
-      sourceSequencer: sequencer,
-      writeId,
-      contentHash,
-    });
-    if (!applied) {
-      // A newer event won the race while this one embedded: drop what this one wrote.
-      await this.table.deleteChunksExcept(
-        document.id,
-        (await this.table.documentStatus(document.id))?.writeId,
-      );
-      return { docId: document.id, outcome: 'stale' };
+    if (!object) {
+      // The object is gone (deleted, or only a noncurrent version was): release what it defined.
+      const defined = members.length > 0 ? members : [documentIdFromFileName(key)];
+      await this.releaseOthers(key, sequencer, defined, new Set(), outcomes);
+      await this.table.putSourceRecord(key, { sequencer, etag: '' });
+      return outcomes;
     }
-    await this.table.announce(document.id, sequencer);
-    await this.table.deleteChunksExcept(document.id, writeId);
-    return { docId: document.id, outcome: 'indexed', chunks: chunks.length, embedded: embedded.embedded };
+
+    const parsed = parseDocumentFile(key, object.bytes);
+    const defined = new Set<string>();
+    for (const failure of parsed.failures) {
+      const outcome = await this.recordParseFailure(key, sequencer, failure);
+      outcomes.push(outcome);
+      failures.push(toSourceFailure(outcome));
+      // A failed document is still this key's (its previous version stays searchable).
+      if (outcome.outcome !== 'conflict' && !outcome.docId.startsWith(`${key}:`)) defined.add(outcome.docId);
+    }
+    for (const document of parsed.documents) {
+      await this.table.addSourceMember(key, document.id);
+      const outcome = await this.upsert(document, key, sequencer);
+      outcomes.push(outcome);
+      if (outcome.outcome === 'conflict') {
+        await this.table.removeSourceMember(key, document.id);
+        failures.push(toSourceFailure(outcome));
+      } else defined.add(document.id);
+    }
+    for (const docId of defined) await this.table.addSourceMember(key, docId);
+    await this.releaseOthers(key, sequencer, members, defined, outcomes);
+    await this.table.putSourceRecord(key, { sequencer, etag: object.etag, failures });
+    return outcomes;
   }
 
-  private async delete(docId: string, sourceKey: string, sequencer: string): Promise<DocumentOutcome> {
-    const previous = await this.table.documentStatus(docId);
-    const stale = await this.handleStale(previous, sequencer);
-    if (stale) return stale;
-    const applied = await this.table.putStatusIfNewer({
-      docId,
-      status: 'deleted',
-      chunks: 0,
-      updatedAt: new Date().toISOString(),
-      sourceKey,
-      sourceSequencer: sequencer,
-    });
-    if (!applied) return { docId, outcome: 'stale' };
-    await this.table.announce(docId, sequencer);
-    await this.table.deleteChunksExcept(docId, undefined);
-    return { docId, outcome: 'deleted' };
+  /** Delete every document `key` defined before but no longer does, and forget its membership. */
+  private async releaseOthers(
+    key: string,
+    sequencer: string,
+    previous: readonly string[],
+    current: ReadonlySet<string>,
+    outcomes: DocumentOutcome[],
+  ): Promise<void> {
+    for (const docId of previous) {
+      if (current.has(docId)) continue;
+      const outcome = await this.release(docId, key, sequencer);
+      if (outcome) outcomes.push(outcome);
+      await this.table.removeSourceMember(key, docId);
+    }
+  }
+
+  /** A failure of one document or line: a `failed` status when it names a document, else only a source failure. */
+  private async recordParseFailure(
+    key: string,
+    sequencer: string,
+    failure: DocumentParseError,
+  ): Promise<DocumentOutcome> {
+    // Positions and codes only: a failure's message never quotes the document.
+    this.logger?.warn('document failed', { key, line: failure.line, code: failure.code });
+    const docId =
+      failure.documentId ?? (failure.line === undefined ? documentIdFromFileName(key) : undefined);
+    if (docId === undefined) {
+      return {
+        docId: `${key}:${failure.line}`,
+        outcome: 'failed',
+        ...(failure.line !== undefined ? { line: failure.line } : {}),
+        error: { code: failure.code, message: failure.message },
+      };
+    }
+    const outcome = await this.fail(docId, key, sequencer, failure);
+    return failure.line !== undefined ? { ...outcome, line: failure.line } : outcome;
+  }
+
+  private async upsert(document: SourceDocument, key: string, sequencer: string): Promise<DocumentOutcome> {
+    const contentHash = documentContentHash(document);
+    let written: { writeId: string; chunks: EmbeddedChunk[]; embedded: number } | undefined;
+    try {
+      for (let attempt = 0; attempt < MAX_STATUS_ATTEMPTS; attempt += 1) {
+        const current = await this.table.readDocument(document.id);
+        const decision = decideClaim(current?.status, key, sequencer);
+        if (decision === 'stale') return await this.stale(current?.status, sequencer);
+        if (decision === 'conflict') return conflict(document.id, key, current?.status as DocumentStatus);
+        const previous = current?.status;
+        const now = new Date(this.clock()).toISOString();
+        if (
+          previous?.sourceKey === key &&
+          previous.status === 'indexed' &&
+          previous.contentHash === contentHash &&
+          previous.writeId
+        ) {
+          // Same content again: record the newer sequencer; nothing to re-embed or announce.
+          const { revision: _revision, error: _error, ...kept } = previous;
+          const result = await this.table.writeStatus(
+            { ...kept, sourceSequencer: sequencer, updatedAt: now },
+            previous.revision,
+          );
+          if (!result.applied) continue;
+          if (previous.announcedSequence === undefined) await this.announce(document.id, result.revision);
+          return { docId: document.id, outcome: 'unchanged', chunks: previous.chunks };
+        }
+        if (!written) {
+          const chunks = chunkDocument(document, this.embedder, {
+            ...this.chunking,
+            maxTokens: this.embedder.maxContentTokens,
+          });
+          const embedded = await this.embedReusing(chunks, current?.chunks ?? []);
+          const writeId = this.table.newWriteId();
+          await this.table.writeChunks(document.id, writeId, embedded.chunks);
+          written = { writeId, ...embedded };
+        }
+        const result = await this.table.writeStatus(
+          {
+            docId: document.id,
+            status: 'indexed',
+            chunks: written.chunks.length,
+            updatedAt: now,
+            sourceKey: key,
+            sourceSequencer: sequencer,
+            writeId: written.writeId,
+            contentHash,
+          },
+          previous?.revision,
+        );
+        if (!result.applied) continue;
+        const { writeId, chunks, embedded } = written;
+        // The status points at these chunks now: they are no longer this attempt's to delete.
+        written = undefined;
+        await this.announce(document.id, result.revision);
+        await this.removeReplaced(document.id, result.replaced, writeId);
+        return { docId: document.id, outcome: 'indexed', chunks: chunks.length, embedded };
+      }
+      throw new Error(`document ${document.id} kept changing during ${MAX_STATUS_ATTEMPTS} attempts`);
+    } finally {
+      // An attempt that did not become the document's version leaves no chunks behind.
+      if (written) await this.table.deleteChunkVersion(document.id, written.writeId);
+    }
+  }
+
+  /** Delete a document `key` no longer defines (a tombstone when it has no state yet). */
+  private async release(docId: string, key: string, sequencer: string): Promise<DocumentOutcome | undefined> {
+    for (let attempt = 0; attempt < MAX_STATUS_ATTEMPTS; attempt += 1) {
+      const current = await this.table.documentStatus(docId);
+      const decision = decideRelease(current, key, sequencer);
+      if (decision === 'not-owned') return undefined;
+      if (decision === 'stale') return this.stale(current, sequencer);
+      const result = await this.table.writeStatus(
+        {
+          docId,
+          status: 'deleted',
+          chunks: 0,
+          updatedAt: new Date(this.clock()).toISOString(),
+          sourceKey: key,
+          sourceSequencer: sequencer,
+        },
+        current?.revision,
+      );
+      if (!result.applied) continue;
+      // Only a change of what is searchable is announced (a tombstone over nothing is not).
+      if (current && current.status !== 'deleted') await this.announce(docId, result.revision);
+      await this.removeReplaced(docId, result.replaced, undefined);
+      return { docId, outcome: 'deleted' };
+    }
+    throw new Error(`document ${docId} kept changing during ${MAX_STATUS_ATTEMPTS} attempts`);
   }
 
   /**
    * A failed document keeps its previous indexed version searchable (nothing is announced); its
-   * status says `failed` with the reason.
+   * status says `failed` with the reason. Another key's document is left alone (a conflict).
    */
   private async fail(
     docId: string,
-    sourceKey: string,
+    key: string,
     sequencer: string,
     error: BisearchError,
   ): Promise<DocumentOutcome> {
-    const previous = await this.table.documentStatus(docId);
-    const stale = await this.handleStale(previous, sequencer);
-    if (stale) return stale;
     const reason = { code: error.code, message: error.message };
-    await this.table.putStatusIfNewer({
-      docId,
-      status: 'failed',
-      chunks: previous?.chunks ?? 0,
-      updatedAt: new Date().toISOString(),
-      sourceKey,
-      sourceSequencer: sequencer,
-      ...(previous?.writeId ? { writeId: previous.writeId } : {}),
-      ...(previous?.contentHash ? { contentHash: previous.contentHash } : {}),
-      ...(previous?.announcedSequence !== undefined ? { announcedSequence: previous.announcedSequence } : {}),
-      error: reason,
-    });
-    this.logger?.warn('document failed', { docId, sourceKey, code: error.code });
-    return { docId, outcome: 'failed', error: reason };
+    for (let attempt = 0; attempt < MAX_STATUS_ATTEMPTS; attempt += 1) {
+      const current = await this.table.documentStatus(docId);
+      const decision = decideClaim(current, key, sequencer);
+      if (decision === 'stale') return { ...(await this.stale(current, sequencer)), docId };
+      if (decision === 'conflict') return conflict(docId, key, current as DocumentStatus);
+      const keeps = current && current.sourceKey === key && current.status !== 'deleted' ? current : undefined;
+      const result = await this.table.writeStatus(
+        {
+          docId,
+          status: 'failed',
+          chunks: keeps?.chunks ?? 0,
+          updatedAt: new Date(this.clock()).toISOString(),
+          sourceKey: key,
+          sourceSequencer: sequencer,
+          ...(keeps?.writeId ? { writeId: keeps.writeId } : {}),
+          ...(keeps?.contentHash ? { contentHash: keeps.contentHash } : {}),
+          ...(keeps?.announcedSequence !== undefined ? { announcedSequence: keeps.announcedSequence } : {}),
+          error: reason,
+        },
+        current?.revision,
+      );
+      if (!result.applied) continue;
+      // Taken over from another key's tombstone: that key's chunks (if any) are not kept.
+      if (!keeps) await this.removeReplaced(docId, result.replaced, undefined);
+      return { docId, outcome: 'failed', error: reason };
+    }
+    throw new Error(`document ${docId} kept changing during ${MAX_STATUS_ATTEMPTS} attempts`);
   }
 
   /**
@@ -237,29 +398,41 @@ export class IngestService {
    * version already stored whose announcement was lost (crash between status and log) is
    * announced now, so the change still reaches the query Lambdas.
    */
-  private async handleStale(
-    previous: DocumentStatus | undefined,
-    sequencer: string,
-  ): Promise<DocumentOutcome | undefined> {
-    if (!previous || previous.sourceSequencer < sequencer) return undefined;
+  private async stale(previous: DocumentStatus | undefined, sequencer: string): Promise<DocumentOutcome> {
     if (
+      previous &&
       previous.sourceSequencer === sequencer &&
       previous.announcedSequence === undefined &&
       previous.status !== 'failed'
     ) {
-      await this.table.announce(previous.docId, sequencer);
+      await this.announce(previous.docId, previous.revision);
     }
-    return { docId: previous.docId, outcome: 'stale' };
+    return { docId: previous?.docId ?? '', outcome: 'stale' };
+  }
+
+  private async announce(docId: string, revision: number): Promise<void> {
+    const sequence = await this.table.announce(docId);
+    await this.table.markAnnounced(docId, revision, sequence);
+  }
+
+  /** Delete the chunks of the version a status write replaced, and old garbage of the document. */
+  private async removeReplaced(
+    docId: string,
+    replaced: DocumentStatus | undefined,
+    keepWriteId: string | undefined,
+  ): Promise<void> {
+    if (replaced?.writeId && replaced.writeId !== keepWriteId)
+      await this.table.deleteChunkVersion(docId, replaced.writeId);
+    await this.table.sweepOrphanChunks(docId, keepWriteId);
   }
 
   /** Embed chunks, reusing the previous version's vectors for chunks whose content is unchanged. */
   private async embedReusing(
     chunks: Chunk[],
-    previous: DocumentStatus | undefined,
+    previous: readonly EmbeddedChunk[],
   ): Promise<{ chunks: EmbeddedChunk[]; embedded: number }> {
     const known = new Map<string, Float32Array>();
-    if (previous?.writeId)
-      for (const chunk of await this.table.chunksOf(previous)) known.set(chunk.contentHash, chunk.vector);
+    for (const chunk of previous) known.set(chunk.contentHash, chunk.vector);
     let embedded = 0;
     const cache = {
       get: (hash: string) => known.get(hash),
@@ -271,4 +444,24 @@ export class IngestService {
     const result = await embedChunks(chunks, this.embedder, { cache });
     return { chunks: result, embedded };
   }
+}
+
+function conflict(docId: string, key: string, owner: DocumentStatus): DocumentOutcome {
+  return {
+    docId,
+    outcome: 'conflict',
+    error: {
+      code: 'DOCUMENT_ID_CONFLICT',
+      message: `${key} and ${owner.sourceKey} both define document ${docId}; it stays as ${owner.sourceKey} defines it. Rename or remove one of them (then upload ${key} again)`,
+    },
+  };
+}
+
+function toSourceFailure(outcome: DocumentOutcome): SourceFailure {
+  return {
+    ...(outcome.line !== undefined ? { line: outcome.line } : {}),
+    ...(outcome.line === undefined || !outcome.docId.includes(':') ? { docId: outcome.docId } : {}),
+    code: outcome.error?.code ?? 'DOCUMENT_INVALID',
+    message: outcome.error?.message ?? 'failed',
+  };
 }

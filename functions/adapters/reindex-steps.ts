@@ -91,11 +91,14 @@ export class ReindexSteps {
     let chunks = 0;
     let documents = 0;
     try {
-      for await (const status of table.statuses()) {
+      for await (const listed of table.statuses()) {
         // A failed update keeps its previous indexed version (writeId) searchable.
-        if (status.status === 'deleted' || !status.writeId) continue;
+        if (listed.status === 'deleted' || !listed.writeId) continue;
+        // Read again with its chunks, consistently: the scan's copy may have been replaced since.
+        const version = await table.readDocument(listed.docId);
+        if (!version || version.chunks.length === 0) continue;
         documents += 1;
-        for (const chunk of await table.chunksOf(status)) {
+        for (const chunk of version.chunks) {
           const { vector, ...record } = chunk;
           const line = `${JSON.stringify({ ...record, vector: Buffer.from(vector.buffer, vector.byteOffset, vector.byteLength).toString('base64') })}\n`;
           if (!out.write(line)) await new Promise<void>((resolve) => out.once('drain', () => resolve()));

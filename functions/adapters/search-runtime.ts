@@ -195,9 +195,10 @@ export class SearchRuntime {
       const lastSequenceByDocument = new Map<string, number>();
       for (const entry of entries) lastSequenceByDocument.set(entry.docId, entry.sequence);
       for (const [docId, sequence] of lastSequenceByDocument) {
-        const status = await table.documentStatus(docId);
-        if (!status || status.status === 'deleted' || !status.writeId) delta.deleteDocument(docId, sequence);
-        else delta.applyDocument(docId, await table.chunksOf(status), sequence);
+        // Status and chunks read consistently: a version replaced meanwhile is read again.
+        const version = await table.readDocument(docId);
+        if (!version || version.chunks.length === 0) delta.deleteDocument(docId, sequence);
+        else delta.applyDocument(docId, version.chunks, sequence);
         applied += 1;
       }
       // Entries up to the last one read are now reflected, including documents not re-applied.

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import {
   BatchWriteCommand,
+  DeleteCommand,
   type DynamoDBDocumentClient,
   GetCommand,
   PutCommand,
@@ -37,6 +38,18 @@ export interface DocumentStatus {
   readonly contentHash?: string;
   /** Change-log sequence that announced this version; absent until announced. */
   readonly announcedSequence?: number;
+  /**
+   * Incremented by every write of the status: writers compare-and-set on the revision they read,
+   * so a decision taken on a state that changed meanwhile is never written. 0 for items written
+   * before revisions existed.
+   */
+  readonly revision: number;
+}
+
+/** A document's status and the chunks of the version it points to, read consistently. */
+export interface DocumentVersion {
+  readonly status: DocumentStatus;
+  readonly chunks: EmbeddedChunk[];
 }
 
 /** One entry of the change log the query Lambdas tail: "document X changed". */
@@ -83,6 +96,12 @@ const SEQUENCE_DIGITS = 16;
 const CHANGE_LOG_RETENTION_SECONDS = 7 * 24 * 3600;
 const padSequence = (sequence: number) => String(sequence).padStart(SEQUENCE_DIGITS, '0');
 const padOrdinal = (ordinal: number) => String(ordinal).padStart(6, '0');
+/**
+ * Chunk items not referenced by their document's status and older than this are garbage from a
+ * write that died (a crash between writing chunks and the status). 15 minutes is Lambda's longest
+ * timeout: no encode invocation can still be about to reference them.
+ */
+export const ORPHAN_CHUNK_GRACE_MS = 15 * 60 * 1000;
 
 /**
  * S3 sequencers of one key are ordered by comparing them as hex strings after right-padding the
@@ -93,6 +112,12 @@ export function normalizeSequencer(sequencer: string): string {
   return sequencer.toUpperCase().padEnd(32, '0');
 }
 
+/** Options of a {@link SearchTable}. */
+export interface SearchTableOptions {
+  /** Milliseconds since the epoch; tests pass a clock they can advance. Default `Date.now`. */
+  readonly clock?: () => number;
+}
+
 type Item = Record<string, unknown>;
 
 /**
@@ -101,25 +126,34 @@ type Item = Record<string, unknown>;
  * | pk | sk | holds |
  * |---|---|---|
  * | `DOC#<docId>` | `STATUS` | {@link DocumentStatus} |
- * | `DOC#<docId>` | `PENDING` | time of the last change requested through the API |
- * | `DOC#<docId>` | `CHUNK#<writeId>#<ordinal>` | a chunk with its float32 vector (binary) |
- * | `SRC#<key>` | `SOURCE` | document ids and sequencer of one uploaded object |
+ * | `DOC#<docId>` | `CHUNK#<writeId>#<ordinal>` | a chunk with its float32 vector (binary) and write time |
+ * | `SRC#<key>` | `SOURCE` | sequencer and ETag of the object version last processed, its failures |
+ * | `SRC#<key>` | `DOC#<docId>` | one document the object defines (one item each: no item grows with a source) |
+ * | `SRC#<key>` | `LOCK` | lease of the encoder processing the object (one at a time per key) |
  * | `LOG` | `SEQ#<sequence>` | {@link ChangeLogEntry} |
  * | `META` | `POINTER` | {@link IndexPointer} |
  * | `META` | `EMBEDDING_SPACE` | the embedding space every stored vector belongs to |
  *
  * Only single-item conditional writes are used (no transactions), so the same code runs on
- * DynamoDB and on the dynalite emulator. Ordering comes from the write order: chunks, then the
- * status (conditional on a newer S3 sequencer), then a change-log entry whose sequence is taken
- * with a conditional put on a key that must not exist yet. An entry with sequence n therefore
- * exists only after every entry below n, and after the status it announces.
+ * DynamoDB and on the dynalite emulator. Ordering comes from the write order: chunks (under a
+ * fresh write id), then the status (compare-and-set on its revision), then a change-log entry
+ * whose sequence is taken with a conditional put on a key that must not exist yet, then the
+ * removal of the chunks the status no longer points to. An entry with sequence n therefore exists
+ * only after every entry below n, and after the status it announces; chunk items are only ever
+ * deleted by the writer that replaced the status pointing to them (or, as garbage, once no writer
+ * can still reference them).
  */
 export class SearchTable {
+  private readonly clock: () => number;
+
   constructor(
     private readonly client: DynamoDBDocumentClient,
     /** Table name (≥ 3 characters). */
     readonly tableName: string,
-  ) {}
+    options: SearchTableOptions = {},
+  ) {
+    this.clock = options.clock ?? Date.now;
+  }
 
   // --- embedding space ----------------------------------------------------------------------
 
@@ -161,20 +195,19 @@ export class SearchTable {
     return item ? toStatus(item) : undefined;
   }
 
-  /** Note that a change was requested through the API and has not been processed yet. */
-  async markPending(docId: string): Promise<void> {
-    await this.client.send(
-      new PutCommand({
-        TableName: this.tableName,
-        Item: { pk: `DOC#${docId}`, sk: 'PENDING', at: new Date().toISOString() },
-      }),
-    );
-  }
-
-  /** When a change was last requested through the API, if ever. */
-  async pendingSince(docId: string): Promise<string | undefined> {
-    const item = await this.get(`DOC#${docId}`, 'PENDING');
-    return item ? String(item.at) : undefined;
+  /**
+   * A document's status and the chunks it points to, consistent with each other: the chunks of a
+   * replaced version are deleted right after the swap, so a read that finds fewer chunks than the
+   * status promises reads the status again. Undefined when the document has no status.
+   */
+  async readDocument(docId: string, attempts = 5): Promise<DocumentVersion | undefined> {
+    for (let attempt = 1; ; attempt += 1) {
+      const status = await this.documentStatus(docId);
+      if (!status) return undefined;
+      if (status.status === 'deleted' || !status.writeId) return { status, chunks: [] };
+      const chunks = await this.chunksOf(status);
+      if (chunks.length === status.chunks || attempt >= attempts) return { status, chunks };
+    }
   }
 
   /** A fresh id under which a new version's chunk items are written. */
@@ -184,6 +217,7 @@ export class SearchTable {
 
   /** Write chunk items (with vectors) of one document version, 25 per batch, retrying unprocessed items. */
   async writeChunks(docId: string, writeId: string, chunks: readonly EmbeddedChunk[]): Promise<void> {
+    const writtenAt = this.clock();
     const items = chunks.map((chunk) => ({
       pk: `DOC#${docId}`,
       sk: `CHUNK#${writeId}#${padOrdinal(chunk.ordinal)}`,
@@ -195,6 +229,7 @@ export class SearchTable {
       metadata: chunk.metadata,
       contentHash: chunk.contentHash,
       vector: new Uint8Array(chunk.vector.buffer, chunk.vector.byteOffset, chunk.vector.byteLength),
+      writtenAt,
     }));
     await this.batchWrite(items.map((Item) => ({ PutRequest: { Item } })));
   }
@@ -206,38 +241,82 @@ export class SearchTable {
     return items.map(toEmbeddedChunk);
   }
 
-  /** Delete every chunk item of a document except those of `keepWriteId` (old versions, aborted writes). */
-  async deleteChunksExcept(docId: string, keepWriteId: string | undefined): Promise<void> {
-    const items = await this.queryAll(`DOC#${docId}`, 'CHUNK#', ['pk', 'sk']);
-    const stale = items.filter(
-      (item) => !keepWriteId || !String(item.sk).startsWith(`CHUNK#${keepWriteId}#`),
-    );
-    await this.batchWrite(stale.map((item) => ({ DeleteRequest: { Key: { pk: item.pk, sk: item.sk } } })));
+  /** Delete the chunk items of one version (one this writer replaced, or its own aborted write). */
+  async deleteChunkVersion(docId: string, writeId: string): Promise<void> {
+    const items = await this.queryAll(`DOC#${docId}`, `CHUNK#${writeId}#`, ['pk', 'sk']);
+    await this.batchWrite(items.map((item) => ({ DeleteRequest: { Key: { pk: item.pk, sk: item.sk } } })));
   }
 
   /**
-   * Store a document's new state if its S3 sequencer is newer than the stored one. Returns false
-   * (and writes nothing) for a stale or replayed event.
+   * Delete chunk items of a document that no status references and that are older than
+   * {@link ORPHAN_CHUNK_GRACE_MS} (garbage of writes that died). Never touches `keepWriteId`, nor
+   * a recent write that a running encoder may still be about to reference. Returns how many.
    */
-  putStatusIfNewer(status: DocumentStatus): Promise<boolean> {
-    return this.writeIfConditionHolds(
-      new PutCommand({
+  async sweepOrphanChunks(docId: string, keepWriteId: string | undefined): Promise<number> {
+    const cutoff = this.clock() - ORPHAN_CHUNK_GRACE_MS;
+    const items = await this.queryAll(`DOC#${docId}`, 'CHUNK#', ['pk', 'sk', 'writtenAt']);
+    const garbage = items.filter(
+      (item) =>
+        !(keepWriteId && String(item.sk).startsWith(`CHUNK#${keepWriteId}#`)) &&
+        Number(item.writtenAt ?? 0) < cutoff,
+    );
+    await this.batchWrite(garbage.map((item) => ({ DeleteRequest: { Key: { pk: item.pk, sk: item.sk } } })));
+    return garbage.length;
+  }
+
+  /**
+   * Write a document's status if it is still at `expectedRevision` (undefined: no status yet),
+   * as revision + 1. Returns whether it was written and, if so, the status it replaced (whose
+   * chunks the caller now owns and deletes).
+   */
+  async writeStatus(
+    next: Omit<DocumentStatus, 'revision'>,
+    expectedRevision: number | undefined,
+  ): Promise<{ applied: boolean; revision: number; replaced?: DocumentStatus }> {
+    const revision = (expectedRevision ?? 0) + 1;
+    try {
+      const result = await this.client.send(
+        new PutCommand({
+          TableName: this.tableName,
+          Item: { pk: `DOC#${next.docId}`, sk: 'STATUS', ...next, revision },
+          ConditionExpression:
+            expectedRevision === undefined
+              ? 'attribute_not_exists(pk)'
+              : expectedRevision === 0
+                ? 'attribute_not_exists(revision) OR revision = :revision'
+                : 'revision = :revision',
+          ...(expectedRevision === undefined ? {} : { ExpressionAttributeValues: { ':revision': expectedRevision } }),
+          ReturnValues: 'ALL_OLD',
+        }),
+      );
+      return { applied: true, revision, ...(result.Attributes ? { replaced: toStatus(result.Attributes) } : {}) };
+    } catch (error) {
+      if (isConditionFailure(error)) return { applied: false, revision };
+      throw error;
+    }
+  }
+
+  /** Record on the status which change-log entry announced it, if it is still that revision. */
+  async markAnnounced(docId: string, revision: number, sequence: number): Promise<void> {
+    await this.writeIfConditionHolds(
+      new UpdateCommand({
         TableName: this.tableName,
-        Item: { pk: `DOC#${status.docId}`, sk: 'STATUS', ...status },
-        ConditionExpression: 'attribute_not_exists(sourceSequencer) OR sourceSequencer < :sequencer',
-        ExpressionAttributeValues: { ':sequencer': status.sourceSequencer },
+        Key: { pk: `DOC#${docId}`, sk: 'STATUS' },
+        UpdateExpression: 'SET announcedSequence = :sequence',
+        ConditionExpression: 'revision = :revision',
+        ExpressionAttributeValues: { ':sequence': sequence, ':revision': revision },
       }),
     );
   }
 
   /**
-   * Announce a document change: append a change-log entry with the next sequence and record it on
-   * the status. Retries when another writer took the same sequence first.
+   * Announce a document change: append a change-log entry with the next sequence. Retries, with
+   * jittered backoff, when another writer took the same sequence first.
    */
-  async announce(docId: string, sourceSequencer: string): Promise<number> {
+  async announce(docId: string): Promise<number> {
     for (let attempt = 0; ; attempt += 1) {
       const sequence = (await this.latestSequence()) + 1;
-      const at = new Date();
+      const at = this.clock();
       try {
         await this.client.send(
           new PutCommand({
@@ -247,27 +326,17 @@ export class SearchTable {
               sk: `SEQ#${padSequence(sequence)}`,
               sequence,
               docId,
-              at: at.toISOString(),
-              expiresAt: Math.floor(at.getTime() / 1000) + CHANGE_LOG_RETENTION_SECONDS,
+              at: new Date(at).toISOString(),
+              expiresAt: Math.floor(at / 1000) + CHANGE_LOG_RETENTION_SECONDS,
             },
             ConditionExpression: 'attribute_not_exists(pk)',
           }),
         );
+        return sequence;
       } catch (error) {
-        if (isConditionFailure(error) && attempt < 50) continue;
-        throw error;
+        if (!isConditionFailure(error) || attempt >= 50) throw error;
+        await new Promise((resolve) => setTimeout(resolve, Math.random() * Math.min(100, 2 ** attempt)));
       }
-      // Only the writer of this exact version marks it announced.
-      await this.writeIfConditionHolds(
-        new UpdateCommand({
-          TableName: this.tableName,
-          Key: { pk: `DOC#${docId}`, sk: 'STATUS' },
-          UpdateExpression: 'SET announcedSequence = :sequence',
-          ConditionExpression: 'sourceSequencer = :sequencer',
-          ExpressionAttributeValues: { ':sequence': sequence, ':sequencer': sourceSequencer },
-        }),
-      );
-      return sequence;
     }
   }
 
@@ -278,34 +347,120 @@ export class SearchTable {
 
   // --- sources (uploaded objects) -----------------------------------------------------------
 
+  /** What is known of one uploaded object, with the ids of the documents it defines. */
   async sourceDocuments(sourceKey: string): Promise<SourceRecord | undefined> {
-    const item = await this.get(`SRC#${sourceKey}`, 'SOURCE');
-    return item ? toSource(item) : undefined;
+    const [item, members] = await Promise.all([
+      this.get(`SRC#${sourceKey}`, 'SOURCE'),
+      this.sourceMembers(sourceKey),
+    ]);
+    if (!item && members.length === 0) return undefined;
+    return toSource(item ?? { sourceKey, sequencer: '', etag: '' }, members);
   }
 
-  /** Every source record (paginated scan): which objects were processed, at which ETag. */
+  /** The ETag (empty after a removal) and sequencer last processed for an object, if any. */
+  async sourceHead(sourceKey: string): Promise<{ etag: string; sequencer: string } | undefined> {
+    const item = await this.get(`SRC#${sourceKey}`, 'SOURCE');
+    return item ? { etag: String(item.etag ?? ''), sequencer: String(item.sequencer ?? '') } : undefined;
+  }
+
+  /** Ids of the documents an object defines (its membership items, plus a pre-membership list). */
+  async sourceMembers(sourceKey: string): Promise<string[]> {
+    const [items, head] = await Promise.all([
+      this.queryAll(`SRC#${sourceKey}`, 'DOC#', ['sk']),
+      this.get(`SRC#${sourceKey}`, 'SOURCE'),
+    ]);
+    const ids = new Set(items.map((item) => String(item.sk).slice('DOC#'.length)));
+    // Sources recorded before membership items held their ids in a list on the head item.
+    for (const docId of (head?.docIds as string[] | undefined) ?? []) ids.add(docId);
+    return [...ids];
+  }
+
+  /** Record that an object defines a document (idempotent). */
+  async addSourceMember(sourceKey: string, docId: string): Promise<void> {
+    await this.client.send(
+      new PutCommand({ TableName: this.tableName, Item: { pk: `SRC#${sourceKey}`, sk: `DOC#${docId}` } }),
+    );
+  }
+
+  /** Record that an object no longer defines a document. */
+  async removeSourceMember(sourceKey: string, docId: string): Promise<void> {
+    await this.client.send(
+      new DeleteCommand({ TableName: this.tableName, Key: { pk: `SRC#${sourceKey}`, sk: `DOC#${docId}` } }),
+    );
+  }
+
+  /** Every source record (paginated scan): which objects were processed, at which ETag (no member ids). */
   async *sources(): AsyncGenerator<SourceRecord> {
-    for await (const item of this.scanSortKey('SOURCE')) yield toSource(item);
+    for await (const item of this.scanSortKey('SOURCE')) yield toSource(item, []);
   }
 
   /**
-   * Record which documents an object holds (and the ETag processed; empty after a removal),
-   * unless a newer event for the object was recorded.
+   * Record the object version processed (its ETag; empty after a removal) and its failures,
+   * unless a newer event of the object was recorded. Written last: a source whose ETag matches
+   * the object's is fully processed.
    */
-  async putSourceDocuments(
+  async putSourceRecord(
     sourceKey: string,
-    docIds: readonly string[],
-    sequencer: string,
-    etag = '',
+    record: { sequencer: string; etag?: string; failures?: readonly SourceFailure[] },
   ): Promise<void> {
+    const failures = record.failures ?? [];
     await this.writeIfConditionHolds(
       new PutCommand({
         TableName: this.tableName,
-        Item: { pk: `SRC#${sourceKey}`, sk: 'SOURCE', sourceKey, docIds: [...docIds], sequencer, etag },
+        Item: {
+          pk: `SRC#${sourceKey}`,
+          sk: 'SOURCE',
+          sourceKey,
+          sequencer: record.sequencer,
+          etag: record.etag ?? '',
+          failureCount: failures.length,
+          // Bounded: a file of a million bad lines must not outgrow DynamoDB's 400 KB item.
+          failures: failures.slice(0, MAX_RECORDED_FAILURES),
+        },
         ConditionExpression: 'attribute_not_exists(sequencer) OR sequencer <= :sequencer',
-        ExpressionAttributeValues: { ':sequencer': sequencer },
+        ExpressionAttributeValues: { ':sequencer': record.sequencer },
       }),
     );
+  }
+
+  /**
+   * Take the lease of one object for `leaseMs` (one encoder per key at a time; a lease whose
+   * holder died expires). Returns false while another holder's lease runs.
+   */
+  async acquireSourceLease(sourceKey: string, owner: string, leaseMs: number): Promise<boolean> {
+    const now = this.clock();
+    return this.writeIfConditionHolds(
+      new PutCommand({
+        TableName: this.tableName,
+        Item: {
+          pk: `SRC#${sourceKey}`,
+          sk: 'LOCK',
+          owner,
+          leaseUntil: now + leaseMs,
+          expiresAt: Math.ceil((now + leaseMs) / 1000) + 3600,
+        },
+        ConditionExpression: 'attribute_not_exists(pk) OR leaseUntil < :now OR #owner = :owner',
+        ExpressionAttributeNames: { '#owner': 'owner' },
+        ExpressionAttributeValues: { ':now': now, ':owner': owner },
+      }),
+    );
+  }
+
+  /** Give a lease back (only its holder can). */
+  async releaseSourceLease(sourceKey: string, owner: string): Promise<void> {
+    try {
+      await this.client.send(
+        new DeleteCommand({
+          TableName: this.tableName,
+          Key: { pk: `SRC#${sourceKey}`, sk: 'LOCK' },
+          ConditionExpression: '#owner = :owner',
+          ExpressionAttributeNames: { '#owner': 'owner' },
+          ExpressionAttributeValues: { ':owner': owner },
+        }),
+      );
+    } catch (error) {
+      if (!isConditionFailure(error)) throw error;
+    }
   }
 
   // --- change log ---------------------------------------------------------------------------
@@ -494,6 +649,18 @@ export class SearchTable {
   }
 }
 
+/** At most this many failures of one source are kept (with the total count). */
+export const MAX_RECORDED_FAILURES = 100;
+
+/** One document or line of a source that could not be indexed; positions and codes, never content. */
+export interface SourceFailure {
+  /** 1-based line of a JSON Lines source. */
+  readonly line?: number;
+  readonly docId?: string;
+  readonly code: string;
+  readonly message: string;
+}
+
 /** What the table knows of one uploaded object. */
 export interface SourceRecord {
   readonly sourceKey: string;
@@ -501,14 +668,20 @@ export interface SourceRecord {
   readonly sequencer: string;
   /** ETag of the object version processed; empty once removed. */
   readonly etag: string;
+  /** Failures of the version processed (at most {@link MAX_RECORDED_FAILURES}). */
+  readonly failures: SourceFailure[];
+  /** How many failures there were in all. */
+  readonly failureCount: number;
 }
 
-function toSource(item: Item): SourceRecord {
+function toSource(item: Item, docIds: string[]): SourceRecord {
   return {
     sourceKey: String(item.sourceKey ?? String(item.pk).slice('SRC#'.length)),
-    docIds: (item.docIds as string[]) ?? [],
-    sequencer: String(item.sequencer),
+    docIds,
+    sequencer: String(item.sequencer ?? ''),
     etag: String(item.etag ?? ''),
+    failures: (item.failures as SourceFailure[] | undefined) ?? [],
+    failureCount: Number(item.failureCount ?? 0),
   };
 }
 
@@ -519,7 +692,7 @@ function isConditionFailure(error: unknown): boolean {
 
 function toStatus(item: Item): DocumentStatus {
   const { pk: _pk, sk: _sk, ...status } = item;
-  return status as unknown as DocumentStatus;
+  return { ...status, revision: Number(status.revision ?? 0) } as unknown as DocumentStatus;
 }
 
 function toEmbeddedChunk(item: Item): EmbeddedChunk {

@@ -72,14 +72,16 @@ const sentenceSegmenter = new Intl.Segmenter('en', { granularity: 'sentence' });
  * Windows hold at most `maxTokens` tokens including the title (which is repeated in every chunk),
  * are cut at sentence boundaries, prefer paragraph boundaries when one falls in the second half of
  * a window, and start with up to `overlapTokens` of the previous window's last sentences. A
- * sentence longer than a window is split between words. An empty document yields one empty chunk
- * so that it still exists (and can be found by title).
+ * sentence longer than a window is split between words. A document without text yields no chunk:
+ * an empty chunk would match short or unfamiliar queries best and show as a blank result (the
+ * encoder reports such a document as a `DOCUMENT_EMPTY` failure instead).
  */
 export function chunkDocument(
   document: SourceDocument,
   tokenizer: TokenCounter,
   options: ChunkingOptions,
 ): Chunk[] {
+  if (document.text.trim() === '') return [];
   const texts =
     options.strategy === 'truncate' ? [document.text.trim()] : windowTexts(document, tokenizer, options);
   return texts.map((text, ordinal) => {

@@ -1,6 +1,7 @@
 import { compile as compileHtmlToText } from 'html-to-text';
 import removeMarkdown from 'remove-markdown';
 import { z } from 'zod';
+import { documentIdProblem, MAX_DOCUMENT_ID_LENGTH } from './document-ids.js';
 import { DocumentParseError } from './errors.js';
 
 /** A metadata value: scalars, or a list of scalars (filters match any element of a list). */
@@ -25,8 +26,8 @@ export interface ParsedDocuments {
   readonly failures: DocumentParseError[];
 }
 
-/** Longest accepted document id; ids end up in S3 keys and DynamoDB keys. */
-export const MAX_DOCUMENT_ID_LENGTH = 512;
+/** Longest accepted document id; ids end up in S3 keys and DynamoDB keys (rules: `document-ids.ts`). */
+export { MAX_DOCUMENT_ID_LENGTH };
 
 const metadataValueSchema = z.union([
   z.string(),
@@ -35,20 +36,17 @@ const metadataValueSchema = z.union([
   z.array(z.union([z.string(), z.number().finite(), z.boolean()])),
 ]);
 
-/** A document id: trimmed, 1–512 characters, no control characters (numbers are accepted as text). */
+/**
+ * A document id: trimmed, then checked by {@link documentIdProblem} (1–512 characters, no control
+ * characters, no empty, `.` or `..` segments, segments ≤ 200 bytes). Numbers are accepted as text.
+ */
 export const documentIdSchema = z
   .union([z.string(), z.number().int()])
   .transform((value) => String(value).trim())
-  .pipe(
-    z
-      .string()
-      .min(1, 'id must not be empty')
-      .max(MAX_DOCUMENT_ID_LENGTH, `id must be at most ${MAX_DOCUMENT_ID_LENGTH} characters`)
-      .refine(
-        (value) => ![...value].some((character) => character.charCodeAt(0) < 0x20),
-        'id must not contain control characters',
-      ),
-  );
+  .superRefine((value, context) => {
+    const problem = documentIdProblem(value);
+    if (problem) context.addIssue({ code: 'custom', message: problem });
+  });
 
 /** Body of `PUT /documents/{docId}`: the id comes from the path. */
 export const documentBodySchema = z
@@ -141,6 +139,8 @@ export function parseDocumentFile(fileName: string, content: string | Uint8Array
       format === 'json'
         ? parseJsonDocument(fileName, undefined, JSON.parse(text), documentIdFromFileName(fileName))
         : parseMarkupDocument(fileName, format, text);
+    if (document.text.trim() === '')
+      return { documents: [], failures: [emptyDocumentError(fileName, undefined, document.id)] };
     return { documents: [document], failures: [] };
   } catch (error) {
     return { documents: [], failures: [asParseError(fileName, undefined, error)] };
@@ -149,23 +149,80 @@ export function parseDocumentFile(fileName: string, content: string | Uint8Array
 
 function asParseError(fileName: string, line: number | undefined, error: unknown): DocumentParseError {
   if (error instanceof DocumentParseError) return error;
-  const reason = error instanceof SyntaxError ? `invalid JSON (${error.message})` : String(error);
-  return new DocumentParseError(fileName, line, reason, { cause: error });
+  return new DocumentParseError(fileName, line, describeJsonError(error), { cause: error });
+}
+
+/**
+ * A JSON syntax error as a position, never as the text around it: V8's messages quote the input
+ * (`Unexpected token 'a', "secret…" is not valid JSON`), and these messages reach logs and API answers.
+ */
+function describeJsonError(error: unknown): string {
+  if (!(error instanceof SyntaxError)) return 'could not be parsed';
+  const position = /at position (\d+)/.exec(error.message)?.[1];
+  if (position !== undefined) return `invalid JSON at character ${Number(position) + 1}`;
+  if (/end of (JSON )?input/i.test(error.message)) return 'invalid JSON: unexpected end of input';
+  return 'invalid JSON';
+}
+
+/** A document without text: nothing to search, so a per-document failure, never an empty chunk. */
+function emptyDocumentError(fileName: string, line: number | undefined, documentId: string) {
+  return new DocumentParseError(fileName, line, 'the document has no text', {
+    code: 'DOCUMENT_EMPTY',
+    documentId,
+  });
 }
 
 function parseJsonLines(fileName: string, text: string): ParsedDocuments {
   const documents: SourceDocument[] = [];
   const failures: DocumentParseError[] = [];
   const lines = text.split(/\r?\n/);
+  const lineOfId = new Map<string, number>();
   for (const [index, line] of lines.entries()) {
     if (line.trim() === '') continue;
+    const lineNumber = index + 1;
+    let value: unknown;
     try {
-      documents.push(parseJsonDocument(fileName, index + 1, JSON.parse(line), undefined));
+      value = JSON.parse(line);
+      const document = parseJsonDocument(fileName, lineNumber, value, undefined);
+      const earlier = lineOfId.get(document.id);
+      if (earlier !== undefined) {
+        failures.push(
+          new DocumentParseError(fileName, lineNumber, `repeats the id of line ${earlier}; the first is kept`, {
+            code: 'DOCUMENT_ID_DUPLICATE',
+            documentId: document.id,
+          }),
+        );
+      } else if (document.text.trim() === '') {
+        lineOfId.set(document.id, lineNumber);
+        failures.push(emptyDocumentError(fileName, lineNumber, document.id));
+      } else {
+        lineOfId.set(document.id, lineNumber);
+        documents.push(document);
+      }
     } catch (error) {
-      failures.push(asParseError(fileName, index + 1, error));
+      // A line whose id is readable fails that document (GET /documents/{id} says why), once.
+      const id = readableId(value);
+      const owned = id !== undefined && !lineOfId.has(id);
+      const reason = error instanceof DocumentParseError ? error.reason : describeJsonError(error);
+      failures.push(
+        new DocumentParseError(fileName, lineNumber, reason, {
+          cause: error,
+          ...(error instanceof DocumentParseError ? { code: error.code } : {}),
+          ...(owned ? { documentId: id } : {}),
+        }),
+      );
+      if (owned) lineOfId.set(id, lineNumber);
     }
   }
   return { documents, failures };
+}
+
+/** The id of a JSON Lines value, if it has a valid one (its other fields may be bad). */
+function readableId(value: unknown): string | undefined {
+  if (typeof value !== 'object' || value === null) return undefined;
+  const record = value as { id?: unknown; _id?: unknown };
+  const parsed = documentIdSchema.safeParse(record.id ?? record._id);
+  return parsed.success ? parsed.data : undefined;
 }
 
 function parseJsonDocument(

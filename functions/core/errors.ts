@@ -24,10 +24,31 @@ export class DocumentParseError extends BisearchError {
   /** 1-based line number for JSON Lines input; undefined for whole-file errors. */
   readonly line: number | undefined;
 
-  constructor(fileName: string, line: number | undefined, reason: string, options?: { cause?: unknown }) {
-    super('DOCUMENT_INVALID', 400, `${fileName}${line === undefined ? '' : `:${line}`}: ${reason}`, options);
+  /** What is wrong, without the file and line. */
+  readonly reason: string;
+  /** The document id the failure belongs to, when it could be read (a JSON Lines line with an id). */
+  readonly documentId: string | undefined;
+
+  /**
+   * @param reason says what is wrong without quoting the document's content (messages reach logs).
+   * @param options.code stable code; default `DOCUMENT_INVALID` (`DOCUMENT_EMPTY`, `DOCUMENT_ID_DUPLICATE`…).
+   */
+  constructor(
+    fileName: string,
+    line: number | undefined,
+    reason: string,
+    options?: { cause?: unknown; code?: string; documentId?: string },
+  ) {
+    super(
+      options?.code ?? 'DOCUMENT_INVALID',
+      400,
+      `${fileName}${line === undefined ? '' : `:${line}`}: ${reason}`,
+      options,
+    );
     this.fileName = fileName;
     this.line = line;
+    this.reason = reason;
+    this.documentId = options?.documentId;
   }
 }
 

@@ -7,9 +7,29 @@ const scalarSchema = z.union([z.string(), z.number().finite(), z.boolean()]);
  * Metadata filter: every key must match. A scalar means equality, a list means "any of" (`in`).
  * A metadata value that is itself a list matches when any of its elements matches.
  */
+/** Keys that name JavaScript object machinery, not metadata: refused rather than silently dropped. */
+const UNSAFE_KEYS = new Set(['__proto__', 'constructor', 'prototype']);
+
 export const metadataFilterSchema = z
-  .record(z.string().min(1), z.union([scalarSchema, z.array(scalarSchema).min(1).max(100)]))
-  .refine((filter) => Object.keys(filter).length <= 20, 'at most 20 filter keys');
+  .unknown()
+  .superRefine((value, context) => {
+    // Checked on the raw object: JSON.parse makes "__proto__" an own key, which a record schema skips.
+    if (typeof value !== 'object' || value === null || Array.isArray(value)) return;
+    for (const key of Object.keys(value)) {
+      if (UNSAFE_KEYS.has(key))
+        context.addIssue({ code: 'custom', message: `"${key}" is not a filterable metadata key`, path: [key] });
+    }
+  })
+  .pipe(
+    z
+      .record(
+        z.string().min(1, 'filter keys must not be empty').max(200),
+        z.union([scalarSchema, z.array(scalarSchema).min(1).max(100)], {
+          error: 'a filter value is a string, number, boolean or a list of them',
+        }),
+      )
+      .refine((filter) => Object.keys(filter).length <= 20, 'at most 20 filter keys'),
+  );
 
 export type MetadataFilter = z.infer<typeof metadataFilterSchema>;
 

@@ -13,7 +13,7 @@ import { IngestService, parseS3EventMessage } from '../adapters/ingest-service.j
 import { resolveModelDirectory } from '../adapters/model-resolution.js';
 import { OnnxEmbedder } from '../adapters/onnx-embedder.js';
 import { SearchTable } from '../adapters/search-table.js';
-import { METRICS_NAMESPACE, readEnvironment } from './environment.js';
+import { ENCODE_TIMEOUT_SECONDS, METRICS_NAMESPACE, readEnvironment } from './environment.js';
 
 const environment = readEnvironment();
 const logger = new Logger({ serviceName: 'bisearch-encode' });
@@ -27,7 +27,11 @@ const embedder = await OnnxEmbedder.load(model.directory, {
 });
 // Refuse to mix embedding spaces: a changed model must come with a new table or a full rebuild.
 await table.ensureEmbeddingSpace(embedder.space);
-const ingest = new IngestService(table, documents, embedder, logger);
+const ingest = new IngestService(table, documents, embedder, {
+  logger,
+  // A live encoder never loses its lease on an object: the lease outlasts the function timeout.
+  leaseMs: ENCODE_TIMEOUT_SECONDS * 1000 + 30_000,
+});
 const processor = new BatchProcessor(EventType.SQS);
 
 async function processRecord(record: SQSRecord): Promise<void> {

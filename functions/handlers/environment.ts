@@ -35,5 +35,8 @@ export function readEnvironment(env: Record<string, string | undefined> = proces
   return parsed.data;
 }
 
+/** Encode Lambda timeout, seconds (the stack sets the function's timeout from it). */
+export const ENCODE_TIMEOUT_SECONDS = 120;
+
 /** Service name for logs and metrics dimensions. */
 export const METRICS_NAMESPACE = 'Bisearch';

@@ -48,11 +48,33 @@ export function createQueryApp(dependencies: QueryRouteDependencies): Hono {
       throw new BisearchError('INVALID_JSON', 400, 'the body is not valid JSON');
     }
   };
-  const documentId = (raw: string): string => {
-    const parsed = documentIdSchema.safeParse(decodeURIComponent(raw));
+  /**
+   * The document id of a `/documents/{docId}` request, decoded exactly once. On AWS, API Gateway
+   * HTTP APIs deliver `rawPath` already URL-decoded, so it is taken as it is; decoding it again
+   * would alias ids (`pct%2541` → `pct%41` → `pctA`) and fail on a literal `%`. Only when the app
+   * runs without a Lambda event is the request URL decoded (strictly: bad encoding is a 400).
+   */
+  const documentId = (c: { env?: unknown; req: { url: string } }): string => {
+    const event = (c.env as { event?: { rawPath?: string } } | undefined)?.event;
+    let path = event?.rawPath;
+    if (path === undefined) {
+      try {
+        path = decodeURIComponent(new URL(c.req.url).pathname);
+      } catch {
+        throw new InvalidRequestError('docId: the path is not valid URL encoding');
+      }
+    }
+    const raw = path.slice(path.indexOf('/documents/') + '/documents/'.length);
+    const parsed = documentIdSchema.safeParse(raw);
     if (!parsed.success)
       throw new InvalidRequestError(`docId: ${parsed.error.issues[0]?.message ?? 'invalid'}`);
+    if (parsed.data !== raw) throw new InvalidRequestError('docId: must not start or end with whitespace');
     return parsed.data;
+  };
+  /** Whether the object's current version (or its removal) has not been processed yet. */
+  const unprocessed = async (key: string): Promise<boolean> => {
+    const [etag, source] = await Promise.all([documents.head(key), table.sourceHead(key)]);
+    return (etag ?? '') !== (source?.etag ?? '');
   };
 
   app.post('/search', async (c) => {
@@ -63,7 +85,7 @@ export function createQueryApp(dependencies: QueryRouteDependencies): Hono {
   });
 
   app.put('/documents/:docId{.+}', async (c) => {
-    const docId = documentId(c.req.param('docId'));
+    const docId = documentId(c);
     const body = documentBodySchema.safeParse(
       await readJson(await c.req.text(), MAX_DOCUMENT_BODY_BYTES, c.req.header('content-type')),
     );
@@ -72,41 +94,52 @@ export function createQueryApp(dependencies: QueryRouteDependencies): Hono {
         body.error.issues.map((issue) => `${issue.path.join('.') || 'body'}: ${issue.message}`).join('; '),
       );
     }
-    await table.markPending(docId);
+    const key = DocumentBucket.keyForDocumentId(docId);
+    const status = await table.documentStatus(docId);
+    // One source per document: an id an uploaded file defines is changed through that file.
+    if (status && status.status !== 'deleted' && status.sourceKey !== key) {
+      throw new BisearchError(
+        'CONFLICT',
+        409,
+        `document ${docId} comes from ${status.sourceKey}; change that file, or remove it before writing ${docId} here`,
+      );
+    }
     await documents.putDocument({ id: docId, ...body.data });
     return c.json({ docId, status: 'pending' }, 202);
   });
 
   app.delete('/documents/:docId{.+}', async (c) => {
-    const docId = documentId(c.req.param('docId'));
+    const docId = documentId(c);
     const status = await table.documentStatus(docId);
-    if (!status && !(await table.pendingSince(docId)))
-      throw new BisearchError('NOT_FOUND', 404, `no document ${docId}`);
-    if (status?.sourceKey && /\.(jsonl|ndjson)$/i.test(status.sourceKey)) {
+    const apiKey = DocumentBucket.keyForDocumentId(docId);
+    const key = status && status.status !== 'deleted' ? status.sourceKey : apiKey;
+    if (/\.(jsonl|ndjson)$/i.test(key)) {
       throw new BisearchError(
         'CONFLICT',
         409,
-        `document ${docId} comes from ${status.sourceKey}, which holds other documents too; remove its line from that file instead`,
+        `document ${docId} comes from ${key}, which holds other documents too; remove its line from that file instead`,
       );
     }
-    await table.markPending(docId);
-    await documents.delete(status?.sourceKey ?? DocumentBucket.keyForDocumentId(docId));
+    if ((!status || status.status === 'deleted') && (await documents.head(apiKey)) === undefined)
+      throw new BisearchError('NOT_FOUND', 404, `no document ${docId}`);
+    await documents.delete(key);
     return c.json({ docId, status: 'pending' }, 202);
   });
 
   app.get('/documents/:docId{.+}', async (c) => {
-    const docId = documentId(c.req.param('docId'));
-    const [status, pendingSince] = await Promise.all([
-      table.documentStatus(docId),
-      table.pendingSince(docId),
-    ]);
-    if (!status && !pendingSince) throw new BisearchError('NOT_FOUND', 404, `no document ${docId}`);
-    const pending = pendingSince !== undefined && (!status || pendingSince > status.updatedAt);
+    const docId = documentId(c);
+    const status = await table.documentStatus(docId);
+    const apiKey = DocumentBucket.keyForDocumentId(docId);
+    // Pending while a write or removal of its object is not processed yet: compared by ETag with
+    // what the encoder recorded, so nothing can stay pending once the object's events are done.
+    const keys = [...new Set([status?.sourceKey, apiKey].filter((key): key is string => Boolean(key)))];
+    const pending = (await Promise.all(keys.map(unprocessed))).some(Boolean);
+    if (!status && !pending) throw new BisearchError('NOT_FOUND', 404, `no document ${docId}`);
     return c.json({
       docId,
       status: pending ? 'pending' : status?.status,
       chunks: status?.chunks ?? 0,
-      updatedAt: pending ? pendingSince : status?.updatedAt,
+      ...(status?.updatedAt ? { updatedAt: status.updatedAt } : {}),
       ...(status?.error && !pending ? { error: status.error } : {}),
     });
   });

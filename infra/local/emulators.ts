@@ -21,6 +21,7 @@ import {
   localResourceNames,
   TABLE_KEYS,
 } from '../resources.js';
+import { type EmulatorEventRecord, keyGuard, PerKeySequencers, toS3Notification } from './s3-fidelity.js';
 
 export interface EmulatorOptions {
   /** Keep DynamoDB (LevelDB) and S3 (files) state here; in memory / a temporary folder when omitted. */
@@ -38,6 +39,8 @@ export interface LocalAws {
   readonly deadLetterQueueUrl: string;
   /** Environment variables that point the handlers (and the AWS SDK) at the emulators. */
   readonly environment: Record<string, string>;
+  /** Sequencers of the documents bucket's notifications (per key, as S3 hands them out). */
+  readonly sequencers: PerKeySequencers;
   stop(): Promise<void>;
 }
 
@@ -68,7 +71,13 @@ export async function startLocalAws(options: EmulatorOptions = {}): Promise<Loca
     directory: s3Directory,
     allowMismatchedSignatures: true,
   });
+  // Before s3rver's own routes (Koa composes its middleware list when the server starts).
+  (s3rver as unknown as { middleware: unknown[] }).middleware.unshift(keyGuard());
+  s3rver.on('error', () => {
+    // A request s3rver could not serve was answered with an error; never a reason to exit.
+  });
   const s3Address = (await s3rver.run()) as AddressInfo;
+  const sequencers = new PerKeySequencers();
   const fauxqs = await startFauxqs({ port: 0, logger: false });
 
   const connection: AwsConnection = {
@@ -118,20 +127,25 @@ export async function startLocalAws(options: EmulatorOptions = {}): Promise<Loca
       )
     ).QueueUrl as string;
 
-    // S3 → SQS notification, as configured on the stack's documents bucket.
-    s3rver.on(
-      'event',
-      (event: { Records: Array<{ s3: { bucket: { name: string }; object: { key: string } } }> }) => {
-        const record = event.Records[0];
-        if (!record || record.s3.bucket.name !== names.documentsBucket) return;
-        if (!decodeURIComponent(record.s3.object.key).startsWith(DOCUMENTS_PREFIX)) return;
-        sqs
-          .send(new SendMessageCommand({ QueueUrl: ingestQueueUrl, MessageBody: JSON.stringify(event) }))
-          .catch((error: Error) => {
-            process.stderr.write(`local S3 notification to SQS failed: ${error.message}\n`);
-          });
-      },
-    );
+    // S3 → SQS notification, as configured on the stack's documents bucket, in S3's format.
+    s3rver.on('event', (event: { Records: EmulatorEventRecord[] }) => {
+      const raw = event.Records[0];
+      if (!raw || raw.s3.bucket.name !== names.documentsBucket) return;
+      const { key, record } = toS3Notification(raw, sequencers);
+      if (!key.startsWith(DOCUMENTS_PREFIX)) return;
+      sqs
+        .send(
+          new SendMessageCommand({
+            QueueUrl: ingestQueueUrl,
+            MessageBody: JSON.stringify({ ...event, Records: [record] }),
+          }),
+        )
+        .catch((error: Error) => {
+          process.stderr.write(
+            `${JSON.stringify({ level: 'ERROR', message: 'local S3 notification to SQS failed', error: error.message })}\n`,
+          );
+        });
+    });
 
     const environment: Record<string, string> = {
       TABLE_NAME: names.tableName,
@@ -144,7 +158,7 @@ export async function startLocalAws(options: EmulatorOptions = {}): Promise<Loca
       AWS_ACCESS_KEY_ID: CREDENTIALS.accessKeyId,
       AWS_SECRET_ACCESS_KEY: CREDENTIALS.secretAccessKey,
     };
-    return { connection, names, ingestQueueUrl, deadLetterQueueUrl, environment, stop };
+    return { connection, names, ingestQueueUrl, deadLetterQueueUrl, environment, sequencers, stop };
   } catch (error) {
     await stop();
     throw error;

@@ -12,11 +12,14 @@ import type {
   SQSEvent,
 } from 'aws-lambda';
 import { Cron } from 'croner';
-import { Hono } from 'hono';
+import { Logger } from '@aws-lambda-powertools/logger';
+import { type Context, Hono } from 'hono';
+import { z } from 'zod';
 import { dynamoDocumentClient, s3Client, sqsClient } from '../../functions/adapters/aws-clients.js';
 import { DocumentBucket } from '../../functions/adapters/document-bucket.js';
 import { resolveModelDirectory } from '../../functions/adapters/model-resolution.js';
 import { SearchTable } from '../../functions/adapters/search-table.js';
+import { encodeNotificationKey } from '../../functions/core/document-ids.js';
 import { documentIdFromFileName } from '../../functions/core/documents.js';
 import { apiGatewayEvent, localLambdaContext } from './api-gateway-event.js';
 import { type LocalAws, startLocalAws } from './emulators.js';
@@ -25,6 +28,21 @@ import { SqsPoller } from './sqs-poller.js';
 import type { LocalStateMachine } from './state-machine-definition.js';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
+/** Structured logs of the local runtime itself (the handlers log with their own loggers). */
+const localLogger = new Logger({ serviceName: 'bisearch-local' });
+
+/** Body of `POST /_local/ingest-status`. */
+const ingestStatusRequestSchema = z
+  .object({
+    objects: z.array(z.object({ key: z.string().min(1).max(1_024), etag: z.string().max(200) }).strict()).max(10_000),
+  })
+  .strict();
+
+/** The local surface answers errors as the API does: `{"error": {"code", "message"}}`. */
+function localError(c: Context, status: 400 | 404 | 500, code: string, message: string) {
+  return c.json({ error: { code, message } }, status);
+}
+
 /** The sample corpus ingested on first start: help-centre articles with titles and metadata. */
 export const SAMPLE_CORPUS = join(HERE, 'sample', 'help-centre.jsonl');
 const SEARCH_PAGE = join(HERE, 'page', 'index.html');
@@ -90,6 +108,9 @@ type ApiHandler = (
 export class LocalStack {
   private reindexing: Promise<ReindexExecution & { executionName: string }> | undefined;
   private cron: Cron | undefined;
+  /** Start-up work still running in the background (the first start's sample corpus). */
+  startup: Promise<void> | undefined;
+  private stopping = false;
 
   private constructor(
     readonly url: string,
@@ -151,19 +172,27 @@ export class LocalStack {
     app.get('/_local/status', async (c) => c.json(await (stack as LocalStack).status()));
     // Which uploads the encoder has processed (object ETag = source record ETag), with outcomes.
     app.post('/_local/ingest-status', async (c) => {
-      const { objects } = (await c.req.json()) as { objects: Array<{ key: string; etag: string }> };
+      let body: unknown;
+      try {
+        body = await c.req.json();
+      } catch {
+        return localError(c, 400, 'INVALID_JSON', 'the body is not valid JSON');
+      }
+      const request = ingestStatusRequestSchema.safeParse(body);
+      if (!request.success) {
+        const issue = request.error.issues[0];
+        return localError(c, 400, 'INVALID_REQUEST', `${issue?.path.join('.') || 'body'}: ${issue?.message}`);
+      }
       const { table } = clients;
       const answers = [];
-      for (const object of objects) {
+      for (const object of request.data.objects) {
         const source = await table.sourceDocuments(object.key);
         const processed = source !== undefined && source.etag === object.etag;
         const documents = [];
         if (processed) {
-          for (const docId of source.docIds.length > 0
-            ? source.docIds
-            : [documentIdFromFileName(object.key)]) {
+          for (const docId of source.docIds) {
             const status = await table.documentStatus(docId);
-            if (status)
+            if (status && status.sourceKey === object.key)
               documents.push({
                 docId,
                 status: status.status,
@@ -171,7 +200,14 @@ export class LocalStack {
               });
           }
         }
-        answers.push({ key: object.key, processed, documents });
+        answers.push({
+          key: object.key,
+          processed,
+          documents,
+          // Lines and conflicts that are no document's status (positions and codes, no content).
+          failures: processed ? source.failures.filter((failure) => !source.docIds.includes(failure.docId ?? '')) : [],
+          failureCount: processed ? source.failureCount : 0,
+        });
       }
       return c.json({ objects: answers });
     });
@@ -187,11 +223,18 @@ export class LocalStack {
     // Everything else is the HTTP API, answered by the query Lambda handler.
     app.all('*', async (c) => {
       const url = new URL(c.req.url);
+      // API Gateway HTTP APIs hand Lambda the path URL-decoded (and refuse bad encoding).
+      let path: string;
+      try {
+        path = decodeURIComponent(url.pathname);
+      } catch {
+        return localError(c, 400, 'INVALID_REQUEST', 'the path is not valid URL encoding');
+      }
       const body = ['GET', 'HEAD'].includes(c.req.method) ? undefined : await c.req.text();
       const result = await query(
         apiGatewayEvent({
           method: c.req.method,
-          path: url.pathname,
+          path,
           query: url.search.slice(1),
           headers: Object.fromEntries(c.req.raw.headers),
           ...(body !== undefined ? { body } : {}),
@@ -204,6 +247,10 @@ export class LocalStack {
           Object.entries(result.headers ?? {}).map(([name, value]) => [name, String(value)]),
         ),
       });
+    });
+    app.onError((error, c) => {
+      localLogger.error('local request failed', { path: new URL(c.req.url).pathname, error: (error as Error).message });
+      return localError(c, 500, 'INTERNAL', 'internal error');
     });
     const host = options.host ?? '127.0.0.1';
     const { server, port } = await new Promise<{ server: ReturnType<typeof serve>; port: number }>(
@@ -239,7 +286,15 @@ export class LocalStack {
       deadLetterQueueUrl: aws.deadLetterQueueUrl,
     };
     writeFileSync(join(dataDirectory, STACK_FILE), `${JSON.stringify(info, null, 2)}\n`);
-    if (firstStart && (options.sampleCorpus ?? true)) await stack.ingestSampleCorpus(log);
+    if (firstStart && (options.sampleCorpus ?? true)) {
+      // Once the API answers, load must never stop the service: the sample corpus finishes in
+      // the background, and a slow one is a warning.
+      const starter = stack;
+      stack.startup = stack.ingestSampleCorpus(log).catch((error: Error) => {
+        log(`bisearch: warning: the sample corpus is not fully loaded yet (${error.message}); the service keeps running`);
+        starter.startup = undefined;
+      });
+    }
     return stack;
   }
 
@@ -258,7 +313,11 @@ export class LocalStack {
         }),
       );
     }
-    await this.waitForIngest(120_000);
+    // Uploads from users may arrive meanwhile; the first index is built however long they take.
+    await this.waitForIngest(120_000).catch((error: Error) =>
+      log(`bisearch: warning: ${error.message}; building the first index anyway`),
+    );
+    if (this.stopping) return;
     const execution = await this.reindex();
     log(
       `first index built: ${execution.status === 'SUCCEEDED' ? (execution.output as { version?: string }).version : `failed (${execution.error?.message})`}`,
@@ -270,6 +329,7 @@ export class LocalStack {
     const deadline = Date.now() + timeoutMs;
     let quietChecks = 0;
     while (quietChecks < 2) {
+      if (this.stopping) throw new Error('the stack is stopping');
       if (Date.now() > deadline) throw new Error(`ingest did not finish within ${timeoutMs} ms`);
       const { waiting, inFlight } = await this.queueDepth(this.aws.ingestQueueUrl);
       quietChecks = waiting + inFlight === 0 ? quietChecks + 1 : 0;
@@ -306,8 +366,8 @@ export class LocalStack {
         s3: {
           bucket: { name: names.documentsBucket },
           object: {
-            key: encodeURIComponent(event.key).replace(/%2F/g, '/'),
-            sequencer: Date.now().toString(16).toUpperCase(),
+            key: encodeNotificationKey(event.key),
+            sequencer: this.aws.sequencers.next(event.key),
           },
         },
       };
@@ -377,7 +437,9 @@ export class LocalStack {
 
   /** Stop everything: scheduler, poller (after its current batch), HTTP server, emulators. */
   async stop(): Promise<void> {
+    this.stopping = true;
     this.cron?.stop();
+    await this.startup;
     await this.poller.stop();
     await this.reindexing?.catch(() => {});
     await new Promise<void>((resolve) => this.server.close(() => resolve()));

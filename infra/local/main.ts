@@ -16,6 +16,15 @@ if (!Number.isInteger(port) || port < 0 || port > 65_535) {
 const schedule = process.env.BISEARCH_REINDEX_SCHEDULE;
 
 const log = (line: string) => process.stdout.write(`${line}\n`);
+// No request may take the stack down: an error that escaped its request (an emulator's socket,
+// a stray stream) is logged as one JSON line and the stack keeps serving.
+for (const event of ['uncaughtException', 'unhandledRejection'] as const) {
+  process.on(event, (error: unknown) => {
+    process.stderr.write(
+      `${JSON.stringify({ level: 'ERROR', service: 'bisearch-local', message: event, error: (error as Error)?.message ?? String(error), timestamp: new Date().toISOString() })}\n`,
+    );
+  });
+}
 log(`bisearch: starting the local stack (data in ${dataDirectory})`);
 let stack: LocalStack;
 try {

@@ -84,7 +84,10 @@ export class SqsPoller {
         try {
           await this.pollOnce();
         } catch (error) {
-          process.stderr.write(`ingest poller: ${(error as Error).message}\n`);
+          // One JSON line, like every other log of the stack.
+          process.stderr.write(
+            `${JSON.stringify({ level: 'ERROR', service: 'bisearch-local', message: 'ingest poller failed', error: (error as Error).message, timestamp: new Date().toISOString() })}\n`,
+          );
           await new Promise((resolve) => setTimeout(resolve, 1_000));
         }
       }

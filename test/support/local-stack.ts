@@ -83,9 +83,10 @@ export async function startHandlerStack(
       }
     },
     http: async (method, path, body, headers = {}) => {
+      // As API Gateway HTTP APIs do: the path reaches Lambda URL-decoded.
       const event: APIGatewayProxyEventV2 = apiGatewayEvent({
         method,
-        path,
+        path: decodeURIComponent(path),
         ...(body === undefined ? {} : { body: typeof body === 'string' ? body : JSON.stringify(body) }),
         headers: body === undefined ? headers : { 'content-type': 'application/json', ...headers },
       });

@@ -91,12 +91,15 @@ describe.each([
     expect(chunks.map((chunk) => chunk.text).join(' ')).toContain('word0 word1');
   });
 
-  it('keeps an empty document as one empty chunk and short documents as one chunk', () => {
-    expect(
-      chunkDocument({ id: 'e', title: 'Only a title', text: '', metadata: {} }, tokenizer, {
-        maxTokens: 100,
-      }),
-    ).toMatchObject([{ chunkId: 'e#0', text: '', title: 'Only a title' }]);
+  it('yields no chunk for a document without text (never an empty chunk) and one for a short document', () => {
+    for (const text of ['', '  \n\t '])
+      for (const strategy of ['window', 'truncate'] as const)
+        expect(
+          chunkDocument({ id: 'e', title: 'Only a title', text, metadata: {} }, tokenizer, {
+            maxTokens: 100,
+            strategy,
+          }),
+        ).toEqual([]);
     expect(
       chunkDocument({ id: 's', text: 'Short.', metadata: {} }, tokenizer, { maxTokens: 100 }),
     ).toHaveLength(1);
