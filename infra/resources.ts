@@ -12,6 +12,7 @@ export const INGEST_MAX_RECEIVE_COUNT = 5;
 
 /** Encode Lambda timeout, seconds; the ingest queue's visibility timeout is 6× this (AWS guidance). */
 export { ENCODE_TIMEOUT_SECONDS } from '../functions/handlers/environment.js';
+
 import { ENCODE_TIMEOUT_SECONDS } from '../functions/handlers/environment.js';
 export const INGEST_VISIBILITY_TIMEOUT_SECONDS = ENCODE_TIMEOUT_SECONDS * 6;
 

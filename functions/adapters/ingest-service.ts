@@ -167,7 +167,9 @@ export class IngestService {
       if (await this.table.acquireSourceLease(key, owner, this.leaseMs)) return;
       if (this.clock() >= deadline)
         throw new SourceBusyError(`another encoder is processing ${key}; the event will be retried`);
-      await new Promise((resolve) => setTimeout(resolve, 20 + Math.random() * Math.min(500, 20 * 2 ** attempt)));
+      await new Promise((resolve) =>
+        setTimeout(resolve, 20 + Math.random() * Math.min(500, 20 * 2 ** attempt)),
+      );
     }
   }
 
@@ -369,7 +371,8 @@ export class IngestService {
       const decision = decideClaim(current, key, sequencer);
       if (decision === 'stale') return { ...(await this.stale(current, sequencer)), docId };
       if (decision === 'conflict') return conflict(docId, key, current as DocumentStatus);
-      const keeps = current && current.sourceKey === key && current.status !== 'deleted' ? current : undefined;
+      const keeps =
+        current && current.sourceKey === key && current.status !== 'deleted' ? current : undefined;
       const result = await this.table.writeStatus(
         {
           docId,

@@ -285,11 +285,17 @@ export class SearchTable {
               : expectedRevision === 0
                 ? 'attribute_not_exists(revision) OR revision = :revision'
                 : 'revision = :revision',
-          ...(expectedRevision === undefined ? {} : { ExpressionAttributeValues: { ':revision': expectedRevision } }),
+          ...(expectedRevision === undefined
+            ? {}
+            : { ExpressionAttributeValues: { ':revision': expectedRevision } }),
           ReturnValues: 'ALL_OLD',
         }),
       );
-      return { applied: true, revision, ...(result.Attributes ? { replaced: toStatus(result.Attributes) } : {}) };
+      return {
+        applied: true,
+        revision,
+        ...(result.Attributes ? { replaced: toStatus(result.Attributes) } : {}),
+      };
     } catch (error) {
       if (isConditionFailure(error)) return { applied: false, revision };
       throw error;

@@ -187,10 +187,15 @@ function parseJsonLines(fileName: string, text: string): ParsedDocuments {
       const earlier = lineOfId.get(document.id);
       if (earlier !== undefined) {
         failures.push(
-          new DocumentParseError(fileName, lineNumber, `repeats the id of line ${earlier}; the first is kept`, {
-            code: 'DOCUMENT_ID_DUPLICATE',
-            documentId: document.id,
-          }),
+          new DocumentParseError(
+            fileName,
+            lineNumber,
+            `repeats the id of line ${earlier}; the first is kept`,
+            {
+              code: 'DOCUMENT_ID_DUPLICATE',
+              documentId: document.id,
+            },
+          ),
         );
       } else if (document.text.trim() === '') {
         lineOfId.set(document.id, lineNumber);

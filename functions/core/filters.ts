@@ -17,7 +17,11 @@ export const metadataFilterSchema = z
     if (typeof value !== 'object' || value === null || Array.isArray(value)) return;
     for (const key of Object.keys(value)) {
       if (UNSAFE_KEYS.has(key))
-        context.addIssue({ code: 'custom', message: `"${key}" is not a filterable metadata key`, path: [key] });
+        context.addIssue({
+          code: 'custom',
+          message: `"${key}" is not a filterable metadata key`,
+          path: [key],
+        });
     }
   })
   .pipe(

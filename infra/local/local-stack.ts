@@ -2,6 +2,7 @@ import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node
 import type { AddressInfo } from 'node:net';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { Logger } from '@aws-lambda-powertools/logger';
 import { PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { GetQueueAttributesCommand, SendMessageCommand, type SQSClient } from '@aws-sdk/client-sqs';
 import { serve } from '@hono/node-server';
@@ -12,7 +13,6 @@ import type {
   SQSEvent,
 } from 'aws-lambda';
 import { Cron } from 'croner';
-import { Logger } from '@aws-lambda-powertools/logger';
 import { type Context, Hono } from 'hono';
 import { z } from 'zod';
 import { dynamoDocumentClient, s3Client, sqsClient } from '../../functions/adapters/aws-clients.js';
@@ -34,7 +34,9 @@ const localLogger = new Logger({ serviceName: 'bisearch-local' });
 /** Body of `POST /_local/ingest-status`. */
 const ingestStatusRequestSchema = z
   .object({
-    objects: z.array(z.object({ key: z.string().min(1).max(1_024), etag: z.string().max(200) }).strict()).max(10_000),
+    objects: z
+      .array(z.object({ key: z.string().min(1).max(1_024), etag: z.string().max(200) }).strict())
+      .max(10_000),
   })
   .strict();
 
@@ -205,7 +207,9 @@ export class LocalStack {
           processed,
           documents,
           // Lines and conflicts that are no document's status (positions and codes, no content).
-          failures: processed ? source.failures.filter((failure) => !source.docIds.includes(failure.docId ?? '')) : [],
+          failures: processed
+            ? source.failures.filter((failure) => !source.docIds.includes(failure.docId ?? ''))
+            : [],
           failureCount: processed ? source.failureCount : 0,
         });
       }
@@ -249,7 +253,10 @@ export class LocalStack {
       });
     });
     app.onError((error, c) => {
-      localLogger.error('local request failed', { path: new URL(c.req.url).pathname, error: (error as Error).message });
+      localLogger.error('local request failed', {
+        path: new URL(c.req.url).pathname,
+        error: (error as Error).message,
+      });
       return localError(c, 500, 'INTERNAL', 'internal error');
     });
     const host = options.host ?? '127.0.0.1';
@@ -291,7 +298,9 @@ export class LocalStack {
       // the background, and a slow one is a warning.
       const starter = stack;
       stack.startup = stack.ingestSampleCorpus(log).catch((error: Error) => {
-        log(`bisearch: warning: the sample corpus is not fully loaded yet (${error.message}); the service keeps running`);
+        log(
+          `bisearch: warning: the sample corpus is not fully loaded yet (${error.message}); the service keeps running`,
+        );
         starter.startup = undefined;
       });
     }
