@@ -92,7 +92,12 @@ export class Interleaver {
       const choice = this.choices.length > 0 ? (this.choices[this.step % this.choices.length] as number) : 0;
       const weights = ids.map((candidate) => this.weight(candidate));
       let ticket = choice % weights.reduce((sum, value) => sum + value, 0);
-      const id = ids.find((_, index) => (ticket -= weights[index] as number) < 0) as string;
+      let index = 0;
+      while (ticket >= (weights[index] as number)) {
+        ticket -= weights[index] as number;
+        index += 1;
+      }
+      const id = ids[index] as string;
       const next = this.waiting.get(id) as Waiting;
       this.waiting.delete(id);
       this.trace.push(`${id}:${next.label}`);
