@@ -1,4 +1,4 @@
-import { Duration } from 'aws-cdk-lib';
+import { Duration, Stack } from 'aws-cdk-lib';
 import {
   Alarm,
   ComparisonOperator,
@@ -10,7 +10,8 @@ import {
   TreatMissingData,
 } from 'aws-cdk-lib/aws-cloudwatch';
 import { SnsAction } from 'aws-cdk-lib/aws-cloudwatch-actions';
-import { Alias as KmsAlias } from 'aws-cdk-lib/aws-kms';
+import { Effect, PolicyStatement, ServicePrincipal } from 'aws-cdk-lib/aws-iam';
+import { Key } from 'aws-cdk-lib/aws-kms';
 import { Topic } from 'aws-cdk-lib/aws-sns';
 import { EmailSubscription } from 'aws-cdk-lib/aws-sns-subscriptions';
 import { Construct } from 'constructs';
@@ -39,17 +40,48 @@ export const MAX_INGEST_AGE_SECONDS = 300;
  */
 export class SearchAlarms extends Construct {
   readonly topic: Topic;
+  /** Customer-managed key of the topic (rotation on; CloudWatch may use it). */
+  readonly key: Key;
   readonly alarms: Alarm[] = [];
   readonly dashboard: Dashboard;
 
   constructor(scope: Construct, id: string, props: SearchAlarmsProps) {
     super(scope, id);
     const { queryApi, ingest, reindex, config } = props;
+    const account = Stack.of(this).account;
+    // CloudWatch alarms cannot publish to a topic encrypted with the AWS-managed alias/aws/sns key
+    // (its policy cannot be changed), so the topic gets its own key that CloudWatch may use.
+    this.key = new Key(this, 'TopicKey', {
+      description: 'bisearch alarm topic encryption',
+      enableKeyRotation: true,
+    });
+    this.key.addToResourcePolicy(
+      new PolicyStatement({
+        sid: 'AllowCloudWatchAlarmsToUseTheKey',
+        effect: Effect.ALLOW,
+        principals: [new ServicePrincipal('cloudwatch.amazonaws.com')],
+        actions: ['kms:Decrypt', 'kms:GenerateDataKey*'],
+        resources: ['*'],
+        conditions: { StringEquals: { 'aws:SourceAccount': account } },
+      }),
+    );
     this.topic = new Topic(this, 'Topic', {
       displayName: 'bisearch alarms',
       enforceSSL: true,
-      masterKey: KmsAlias.fromAliasName(this, 'SnsKey', 'alias/aws/sns'),
+      masterKey: this.key,
     });
+    // enforceSSL creates a topic policy holding only a Deny, which replaces SNS's default policy:
+    // without this statement nothing allows CloudWatch to publish.
+    this.topic.addToResourcePolicy(
+      new PolicyStatement({
+        sid: 'AllowCloudWatchAlarmsToPublish',
+        effect: Effect.ALLOW,
+        principals: [new ServicePrincipal('cloudwatch.amazonaws.com')],
+        actions: ['sns:Publish'],
+        resources: [this.topic.topicArn],
+        conditions: { StringEquals: { 'aws:SourceAccount': account } },
+      }),
+    );
     if (config.alarmEmail) this.topic.addSubscription(new EmailSubscription(config.alarmEmail));
     const action = new SnsAction(this.topic);
     const fiveMinutes = Duration.minutes(5);
