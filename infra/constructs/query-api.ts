@@ -1,4 +1,4 @@
-import { CfnOutput, Duration } from 'aws-cdk-lib';
+import { Annotations, CfnOutput, Duration } from 'aws-cdk-lib';
 import {
   type CfnStage,
   CorsHttpMethod,
@@ -32,9 +32,17 @@ export interface QueryApiProps {
     | 'corsOrigins'
     | 'throttleRateLimit'
     | 'throttleBurstLimit'
-    | 'rerankerDir'
   >;
 }
+
+/** Request headers CORS allows: JSON bodies, SigV4 (IAM) or JWT authorisation. */
+export const CORS_ALLOW_HEADERS = [
+  'content-type',
+  'authorization',
+  'x-amz-date',
+  'x-amz-security-token',
+  'x-amz-content-sha256',
+] as const;
 
 /** Routes of the HTTP API (greedy `{docId+}`: ids may contain `/`). */
 export const QUERY_ROUTES: Array<{ path: string; methods: HttpMethod[] }> = [
@@ -63,9 +71,11 @@ export class QueryApi extends Construct {
       timeout: Duration.seconds(29),
       ephemeralStorageMb: config.ephemeralStorageMb,
       layers: props.layers,
+      // The reranker ships in its own layer: the synth machine's path means nothing in Lambda.
+      ...(props.layers.reranker ? { extraLayers: [props.layers.reranker] } : {}),
       environment: {
         ...storage.functionEnvironment(),
-        ...(config.rerankerDir ? { BISEARCH_RERANKER_DIR: config.rerankerDir } : {}),
+        ...(props.layers.rerankerMountPath ? { BISEARCH_RERANKER_DIR: props.layers.rerankerMountPath } : {}),
       },
     });
     // Reads everything it serves; writes only "pending" markers and API uploads/deletes.
@@ -87,6 +97,13 @@ export class QueryApi extends Construct {
         ? { provisionedConcurrentExecutions: config.provisionedConcurrency }
         : {}),
     });
+    if (config.provisionedConcurrency === 0) {
+      Annotations.of(this.alias).addInfo(
+        'bisearch: provisioned concurrency is off (the default), so the first query after idle pays a cold start. ' +
+          'Turn it on with -c provisionedConcurrency=1 once the account has concurrency to spare ' +
+          '(it reserves from the regional quota, which is 10 on new accounts).',
+      );
+    }
 
     const authorizer: IHttpRouteAuthorizer =
       config.auth === 'jwt'
@@ -107,7 +124,8 @@ export class QueryApi extends Construct {
                 CorsHttpMethod.PUT,
                 CorsHttpMethod.DELETE,
               ],
-              allowHeaders: ['content-type', 'authorization', 'x-amz-date', 'x-amz-security-token'],
+              // What a browser's SigV4 signing sends (x-amz-content-sha256 included).
+              allowHeaders: [...CORS_ALLOW_HEADERS],
               maxAge: Duration.hours(1),
             },
           }
