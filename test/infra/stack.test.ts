@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { App, Stack, Validations } from 'aws-cdk-lib';
 import { Match } from 'aws-cdk-lib/assertions';
@@ -6,6 +7,7 @@ import { AwsSolutionsChecks } from 'cdk-nag';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { parseStackConfig } from '../../infra/config.js';
 import { directorySize, LAMBDA_UNZIPPED_LIMIT_BYTES } from '../../layers/native-layer.js';
+import { TINY_BERT_CROSS_ENCODER_DIR } from '../support/shared-fixtures.js';
 import { type SynthesizedStack, synthesizeStack } from '../support/synth.js';
 
 let synthesized: SynthesizedStack;
@@ -57,6 +59,21 @@ describe('storage', () => {
     });
   });
 
+  it('no lifecycle rule can expire an index version (the pointer may name any of them); exports expire', () => {
+    const [, indexBucket] =
+      resourcesOf('AWS::S3::Bucket').find(
+        ([, bucket]) => bucket.Properties.LoggingConfiguration?.LogFilePrefix === 'indexes/',
+      ) ?? [];
+    const rules = indexBucket?.Properties.LifecycleConfiguration.Rules as Array<Record<string, unknown>>;
+    expect(rules).toContainEqual(expect.objectContaining({ Prefix: 'exports/', ExpirationInDays: 7 }));
+    for (const rule of rules) {
+      const reachesIndexes = !rule.Prefix || String(rule.Prefix).startsWith('indexes') || rule.Prefix === '';
+      if (!reachesIndexes) continue;
+      // Only the multipart-upload cleanup may apply there: it never touches a finished object.
+      expect(Object.keys(rule).sort()).toEqual(['AbortIncompleteMultipartUpload', 'Status']);
+    }
+  });
+
   it('the table has point-in-time recovery, encryption, TTL on the change log, and is retained', () => {
     synthesized.template.hasResource('AWS::DynamoDB::Table', {
       Properties: Match.objectLike({
@@ -105,11 +122,27 @@ describe('ingest', () => {
 });
 
 describe('query API', () => {
-  it('routes the HTTP API through the live alias with provisioned concurrency, IAM auth, throttling and access logs', () => {
+  it('routes the HTTP API through the live alias, IAM auth, throttling and access logs; no provisioned concurrency by default', () => {
+    // Off by default: accounts with a concurrency quota of 10 cannot provision any.
     synthesized.template.hasResourceProperties('AWS::Lambda::Alias', {
       Name: 'live',
+      ProvisionedConcurrencyConfig: Match.absent(),
+    });
+    const info = synthesized.stack.node
+      .findAll()
+      .flatMap((construct) => construct.node.metadata)
+      .filter((entry) => entry.type === 'aws:cdk:info')
+      .map((entry) => String(entry.data));
+    expect(info.join('\n')).toMatch(/-c provisionedConcurrency=1/);
+    const provisioned = synthesizeStack({ provisionedConcurrency: 1 });
+    provisioned.template.hasResourceProperties('AWS::Lambda::Alias', {
       ProvisionedConcurrencyConfig: { ProvisionedConcurrentExecutions: 1 },
     });
+    expect(
+      provisioned.template.findResources('AWS::CloudWatch::Alarm', {
+        Properties: { MetricName: 'ProvisionedConcurrencySpilloverInvocations' },
+      }),
+    ).not.toEqual({});
     const routes = resourcesOf('AWS::ApiGatewayV2::Route').map(([, route]) => route.Properties);
     expect(routes.map((route) => route.RouteKey).sort()).toEqual([
       'DELETE /documents/{docId+}',
@@ -137,6 +170,51 @@ describe('query API', () => {
     });
     expect(query.Properties.Layers).toHaveLength(2);
     expect(query.Properties.Environment.Variables).toMatchObject({ BISEARCH_MODEL_DIR: '/opt/model' });
+    expect(query.Properties.Environment.Variables.BISEARCH_RERANKER_DIR).toBeUndefined();
+  });
+
+  it('functions do not parse source maps on every error, and minified bundles keep class names', () => {
+    for (const [id, fn] of resourcesOf('AWS::Lambda::Function')) {
+      expect({ id, options: fn.Properties.Environment?.Variables?.NODE_OPTIONS }).toEqual({
+        id,
+        options: undefined,
+      });
+    }
+    const [, query] = functionAt('Query/Query');
+    const bundle = readFileSync(
+      join(synthesized.outdir, query.Metadata['aws:asset:path'], 'index.mjs'),
+      'utf8',
+    );
+    // BisearchError sets this.name from new.target.name: only kept names make it readable.
+    // The source never spells the name as a string, so only keepNames can put it there.
+    expect(bundle).toMatch(/["']InvalidRequestError["']/);
+    expect(bundle).toMatch(/["']ModelConfigurationError["']/);
+  });
+
+  it('-c rerankerDir ships the cross-encoder in a layer and points the query Lambda into /opt', () => {
+    const variant = synthesizeStack({ rerankerDir: TINY_BERT_CROSS_ENCODER_DIR }, { nag: false });
+    const [queryId, query] =
+      Object.entries(variant.json.Resources).find(
+        ([, resource]) => resource.Metadata?.['aws:cdk:path'] === 'Test/Query/Query/Resource',
+      ) ?? [];
+    expect(queryId).toBeDefined();
+    expect(query?.Properties.Environment.Variables.BISEARCH_RERANKER_DIR).toBe('/opt/reranker');
+    const rerankerLayer = Object.entries(variant.json.Resources).find(
+      ([, resource]) =>
+        resource.Type === 'AWS::Lambda::LayerVersion' &&
+        String(resource.Properties.Description).includes('cross-encoder'),
+    );
+    expect(rerankerLayer).toBeDefined();
+    const [layerId, layer] = rerankerLayer ?? [];
+    expect(query?.Properties.Layers).toContainEqual({ Ref: layerId });
+    const staged = join(variant.outdir, layer?.Metadata['aws:asset:path'], 'reranker');
+    expect(readFileSync(join(staged, 'bisearch-model.json'), 'utf8')).toContain('tiny-bert-cross-encoder');
+    expect(directorySize(staged)).toBeGreaterThan(0);
+    // The other functions do not carry it.
+    for (const resource of Object.values(variant.json.Resources)) {
+      if (resource.Type !== 'AWS::Lambda::Function' || resource === query) continue;
+      expect(resource.Properties.Layers ?? []).not.toContainEqual({ Ref: layerId });
+    }
   });
 
   it('provisioned concurrency 0 turns it off; JWT auth, CORS and arm64 are options', () => {
@@ -157,7 +235,16 @@ describe('query API', () => {
       JwtConfiguration: { Issuer: 'https://issuer.example.com', Audience: ['bisearch'] },
     });
     variant.template.hasResourceProperties('AWS::ApiGatewayV2::Api', {
-      CorsConfiguration: Match.objectLike({ AllowOrigins: ['https://app.example.com'] }),
+      CorsConfiguration: Match.objectLike({
+        AllowOrigins: ['https://app.example.com'],
+        // Browsers' SigV4 signing sends all of these (arrayWith keeps the source order).
+        AllowHeaders: Match.arrayWith([
+          'authorization',
+          'x-amz-date',
+          'x-amz-security-token',
+          'x-amz-content-sha256',
+        ]),
+      }),
     });
     variant.template.hasResourceProperties('AWS::Lambda::LayerVersion', {
       CompatibleArchitectures: ['arm64'],
@@ -220,7 +307,6 @@ describe('alarms and dashboard', () => {
       Namespace: 'Bisearch',
       Threshold: 26 * 3600,
     });
-    expect(alarmMetric('ProvisionedConcurrencySpilloverInvocations')).toHaveLength(1);
     expect(alarmMetric('Errors')).toHaveLength(8);
     expect(alarmMetric('Throttles')).toHaveLength(8);
     const fiveXx = Object.values(synthesized.template.findResources('AWS::CloudWatch::Alarm')).find((alarm) =>
@@ -233,8 +319,33 @@ describe('alarms and dashboard', () => {
     synthesized.template.resourceCountIs('AWS::CloudWatch::Dashboard', 1);
   });
 
-  it('the alarm topic is encrypted, TLS-only, and mails the address from context', () => {
-    synthesized.template.hasResourceProperties('AWS::SNS::Topic', { KmsMasterKeyId: Match.anyValue() });
+  it('the alarm topic is encrypted with a key CloudWatch may use, lets CloudWatch publish, and mails the address from context', () => {
+    const [keyId, key] = resourcesOf('AWS::KMS::Key')[0] ?? [];
+    expect(key?.Properties.EnableKeyRotation).toBe(true);
+    // Not alias/aws/sns: CloudWatch alarms are not authorised to use the AWS-managed key.
+    synthesized.template.hasResourceProperties('AWS::SNS::Topic', {
+      KmsMasterKeyId: { 'Fn::GetAtt': [keyId, 'Arn'] },
+    });
+    expect(key?.Properties.KeyPolicy.Statement).toContainEqual(
+      expect.objectContaining({
+        Effect: 'Allow',
+        Principal: { Service: 'cloudwatch.amazonaws.com' },
+        Action: ['kms:Decrypt', 'kms:GenerateDataKey*'],
+      }),
+    );
+    const [, topicPolicy] = resourcesOf('AWS::SNS::TopicPolicy')[0] ?? [];
+    const statements = topicPolicy?.Properties.PolicyDocument.Statement;
+    expect(statements).toContainEqual(
+      expect.objectContaining({
+        Effect: 'Allow',
+        Principal: { Service: 'cloudwatch.amazonaws.com' },
+        Action: 'sns:Publish',
+        Condition: { StringEquals: { 'aws:SourceAccount': '123456789012' } },
+      }),
+    );
+    expect(statements).toContainEqual(
+      expect.objectContaining({ Effect: 'Deny', Condition: { Bool: { 'aws:SecureTransport': 'false' } } }),
+    );
     const withEmail = synthesizeStack({ alarmEmail: 'oncall@example.com' });
     withEmail.template.hasResourceProperties('AWS::SNS::Subscription', {
       Protocol: 'email',
