@@ -34,8 +34,9 @@ export const MAX_INDEX_AGE_SECONDS = 26 * 3600;
 export const MAX_INGEST_AGE_SECONDS = 300;
 
 /**
- * Alarms on what users feel — query p99 latency, 5xx rate, freshness (ingest backlog age, dead
- * letters), index age, reindex failures, Lambda errors/throttles, provisioned-concurrency
+ * Alarms on what users feel — POST /search p99 latency (API Gateway), 5xx rate, freshness
+ * (ingest backlog age, dead letters), failed encode records, index age (reported on a schedule; silence breaches), reindex
+ * failures (not lost swap races), Lambda errors/throttles per function, provisioned-concurrency
  * spillover — into one SNS topic (optional e-mail), and a dashboard of the same metrics.
  */
 export class SearchAlarms extends Construct {
@@ -91,6 +92,7 @@ export class SearchAlarms extends Construct {
       threshold: number,
       description: string,
       evaluationPeriods = 1,
+      treatMissingData = TreatMissingData.NOT_BREACHING,
     ) => {
       const created = new Alarm(this, name, {
         alarmDescription: description,
@@ -98,7 +100,7 @@ export class SearchAlarms extends Construct {
         threshold,
         evaluationPeriods,
         comparisonOperator: ComparisonOperator.GREATER_THAN_THRESHOLD,
-        treatMissingData: TreatMissingData.NOT_BREACHING,
+        treatMissingData,
       });
       created.addAlarmAction(action);
       created.addOkAction(action);
@@ -106,12 +108,14 @@ export class SearchAlarms extends Construct {
       return created;
     };
 
-    const latency = queryApi.alias.metric('Duration', { statistic: 'p99', period: fiveMinutes });
+    // What a searching client waits for: API Gateway's latency of POST /search (cold starts, init
+    // and the gateway included), not the Lambda's Duration of every route mixed.
+    const latency = queryApi.routeLatency('POST', '/search', { statistic: 'p99', period: fiveMinutes });
     alarm(
-      'QueryLatencyP99',
+      'SearchLatencyP99',
       latency,
       config.latencyAlarmMs,
-      `Query p99 latency above ${config.latencyAlarmMs} ms`,
+      `POST /search p99 latency (API Gateway) above ${config.latencyAlarmMs} ms`,
       3,
     );
     const serverErrorRate = new MathExpression({
@@ -127,7 +131,8 @@ export class SearchAlarms extends Construct {
     const functions = [
       ['Query', queryApi.queryFunction],
       ['Encode', ingest.encodeFunction],
-      ...reindex.functions.map((fn, index) => [`Reindex${index}`, fn] as const),
+      ...reindex.functionsByStep.map(([step, fn]) => [`Reindex${step}`, fn] as const),
+      ['IndexAgeMonitor', reindex.indexAgeFunction],
     ] as const;
     for (const [name, fn] of functions) {
       alarm(
@@ -143,6 +148,18 @@ export class SearchAlarms extends Construct {
         `${name} Lambda throttles`,
       );
     }
+    alarm(
+      'EncodeRecordsFailed',
+      new Metric({
+        namespace: METRICS_NAMESPACE,
+        metricName: 'RecordsFailed',
+        dimensionsMap: { service: 'encode' },
+        statistic: 'Sum',
+        period: fiveMinutes,
+      }),
+      0,
+      'Encode records failed and will be retried (partial batch failures: no Lambda error is raised)',
+    );
     alarm(
       'DeadLetters',
       ingest.deadLetterQueue.metricApproximateNumberOfMessagesVisible({
@@ -163,7 +180,7 @@ export class SearchAlarms extends Construct {
       'ReindexFailed',
       reindex.stateMachine.metricFailed({ period: fiveMinutes, statistic: 'Sum' }),
       0,
-      'A reindex execution failed',
+      'A reindex execution failed (a swap lost to a concurrent run ends in SupersededByConcurrentReindex instead)',
     );
     alarm(
       'ReindexTimedOut',
@@ -171,10 +188,12 @@ export class SearchAlarms extends Construct {
       0,
       'A reindex execution timed out',
     );
+    // Reported by the index-age monitor on a schedule, with or without traffic. Silence means the
+    // monitor is broken or no version was ever swapped in: breaching, not fine.
     const indexAge = new Metric({
       namespace: METRICS_NAMESPACE,
       metricName: 'IndexAge',
-      dimensionsMap: { service: 'query' },
+      dimensionsMap: { service: 'reindex' },
       statistic: 'Maximum',
       period: Duration.minutes(15),
     });
@@ -182,7 +201,9 @@ export class SearchAlarms extends Construct {
       'IndexAge',
       indexAge,
       MAX_INDEX_AGE_SECONDS,
-      'The served index is older than 26 h: the nightly reindex is not landing',
+      'The served index is older than 26 h, or no index was ever swapped in: the reindex is not landing',
+      1,
+      TreatMissingData.BREACHING,
     );
     if (config.provisionedConcurrency > 0) {
       alarm(
@@ -200,8 +221,8 @@ export class SearchAlarms extends Construct {
     this.dashboard = new Dashboard(this, 'Dashboard', { dashboardName: undefined });
     this.dashboard.addWidgets(
       new GraphWidget({
-        title: 'Query latency (ms)',
-        left: [latency, queryApi.alias.metric('Duration', { statistic: 'p50', period: fiveMinutes })],
+        title: 'POST /search latency (ms)',
+        left: [latency, queryApi.routeLatency('POST', '/search', { statistic: 'p50', period: fiveMinutes })],
       }),
       new GraphWidget({ title: 'API 5xx %', left: [serverErrorRate] }),
       new GraphWidget({

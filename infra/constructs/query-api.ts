@@ -8,6 +8,7 @@ import {
 } from 'aws-cdk-lib/aws-apigatewayv2';
 import { HttpIamAuthorizer, HttpJwtAuthorizer } from 'aws-cdk-lib/aws-apigatewayv2-authorizers';
 import { HttpLambdaIntegration } from 'aws-cdk-lib/aws-apigatewayv2-integrations';
+import { Metric, type MetricOptions } from 'aws-cdk-lib/aws-cloudwatch';
 import { Alias } from 'aws-cdk-lib/aws-lambda';
 import type { NodejsFunction } from 'aws-cdk-lib/aws-lambda-nodejs';
 import { LogGroup, RetentionDays } from 'aws-cdk-lib/aws-logs';
@@ -57,9 +58,24 @@ export const QUERY_ROUTES: Array<{ path: string; methods: HttpMethod[] }> = [
  * stage throttling, access logs and optional CORS.
  */
 export class QueryApi extends Construct {
+  /**
+   * API Gateway's latency (ms, request in to response out: cold starts, init and the gateway's
+   * own time included) of one route, from the stage's detailed metrics.
+   */
+  routeLatency(method: string, path: string, props: MetricOptions = {}): Metric {
+    return new Metric({
+      namespace: 'AWS/ApiGateway',
+      metricName: 'Latency',
+      dimensionsMap: { ApiId: this.httpApi.apiId, Stage: this.stageName, Method: method, Resource: path },
+      ...props,
+    });
+  }
+
   readonly queryFunction: NodejsFunction;
   readonly alias: Alias;
   readonly httpApi: HttpApi;
+  /** Name of the stage requests arrive on (`$default`). */
+  readonly stageName: string;
 
   constructor(scope: Construct, id: string, props: QueryApiProps) {
     super(scope, id);
@@ -140,6 +156,8 @@ export class QueryApi extends Construct {
     stage.defaultRouteSettings = {
       throttlingRateLimit: config.throttleRateLimit,
       throttlingBurstLimit: config.throttleBurstLimit,
+      // Per-route metrics (ApiId, Stage, Method, Resource): the latency alarm watches /search alone.
+      detailedMetricsEnabled: true,
     };
     stage.accessLogSettings = {
       destinationArn: accessLogs.logGroupArn,
@@ -154,6 +172,7 @@ export class QueryApi extends Construct {
         integrationError: '$context.integrationErrorMessage',
       }),
     };
+    this.stageName = this.httpApi.defaultStage?.stageName ?? '$default';
     new CfnOutput(this, 'ApiUrl', {
       value: this.httpApi.apiEndpoint,
       description: 'bisearch HTTP API endpoint',

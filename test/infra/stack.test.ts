@@ -6,6 +6,7 @@ import { Bucket } from 'aws-cdk-lib/aws-s3';
 import { AwsSolutionsChecks } from 'cdk-nag';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { parseStackConfig } from '../../infra/config.js';
+import { stateMachineFromTemplate } from '../../infra/local/state-machine-definition.js';
 import { directorySize, LAMBDA_UNZIPPED_LIMIT_BYTES } from '../../layers/native-layer.js';
 import { TINY_BERT_CROSS_ENCODER_DIR } from '../support/shared-fixtures.js';
 import { type SynthesizedStack, synthesizeStack } from '../support/synth.js';
@@ -249,7 +250,7 @@ describe('query API', () => {
     variant.template.hasResourceProperties('AWS::Lambda::LayerVersion', {
       CompatibleArchitectures: ['arm64'],
     });
-    variant.template.resourcePropertiesCountIs('AWS::Lambda::Function', { Architectures: ['arm64'] }, 8);
+    variant.template.resourcePropertiesCountIs('AWS::Lambda::Function', { Architectures: ['arm64'] }, 9);
     expect(
       variant.template.findResources('AWS::CloudWatch::Alarm', {
         Properties: { MetricName: 'ProvisionedConcurrencySpilloverInvocations' },
@@ -278,6 +279,38 @@ describe('reindex', () => {
     expect(machine?.Properties.LoggingConfiguration).toMatchObject({ Level: 'ALL' });
   });
 
+  it('retries only transient errors, never States.ALL or States.Timeout; a lost swap race ends apart from failures', () => {
+    const { definition } = stateMachineFromTemplate(synthesized.json);
+    for (const [name, state] of Object.entries(definition.States)) {
+      for (const retrier of (state.Retry ?? []) as Array<{ ErrorEquals: string[] }>) {
+        expect({ name, errors: retrier.ErrorEquals }).not.toMatchObject({
+          errors: expect.arrayContaining(['States.ALL']),
+        });
+        for (const error of ['States.ALL', 'States.Timeout', 'States.TaskFailed', 'Sandbox.Timedout'])
+          expect(retrier.ErrorEquals).not.toContain(error);
+        expect(retrier.ErrorEquals).toContain('Lambda.ServiceException');
+      }
+    }
+    // RecordFailure names the execution from the context object, whatever the failed state held.
+    // payloadResponseOnly: Parameters is the payload itself.
+    expect(definition.States.RecordFailure?.Parameters).toMatchObject({
+      'executionName.$': '$$.Execution.Name',
+      'state.$': '$',
+    });
+    const swapCatches = definition.States.Swap?.Catch as Array<{ ErrorEquals: string[]; Next: string }>;
+    expect(swapCatches[0]).toMatchObject({ ErrorEquals: ['PointerConflict'], Next: 'RecordSuperseded' });
+    expect(definition.States.RecordSuperseded?.Next).toBe('SupersededByConcurrentReindex');
+    expect(definition.States.SupersededByConcurrentReindex?.Type).toBe('Succeed');
+  });
+
+  it('a schedule independent of traffic reports the index age', () => {
+    const [monitorId] = functionAt('Reindex/IndexAgeFunction');
+    synthesized.template.hasResourceProperties('AWS::Events::Rule', {
+      ScheduleExpression: 'rate(5 minutes)',
+      Targets: [Match.objectLike({ Arn: { 'Fn::GetAtt': [monitorId, 'Arn'] } })],
+    });
+  });
+
   it('EventBridge starts it nightly', () => {
     synthesized.template.hasResourceProperties('AWS::Events::Rule', {
       ScheduleExpression: 'cron(0 3 * * ? *)',
@@ -295,9 +328,22 @@ describe('alarms and dashboard', () => {
     );
 
   it('watch latency, 5xx rate, errors, throttles, dead letters, backlog age, reindex failures, index age and spillover', () => {
-    expect(alarmMetric('Duration')[0]?.Properties).toMatchObject({
+    // The client's wait on POST /search (API Gateway, per-route detailed metrics), not Lambda Duration.
+    expect(alarmMetric('Duration')).toEqual([]);
+    expect(alarmMetric('Latency')).toHaveLength(1);
+    expect(alarmMetric('Latency')[0]?.Properties).toMatchObject({
+      Namespace: 'AWS/ApiGateway',
       ExtendedStatistic: 'p99',
       Threshold: 1000,
+      Dimensions: expect.arrayContaining([
+        { Name: 'Method', Value: 'POST' },
+        { Name: 'Resource', Value: '/search' },
+        { Name: 'Stage', Value: '$default' },
+        { Name: 'ApiId', Value: { Ref: expect.stringMatching(/QueryApi/) } },
+      ]),
+    });
+    synthesized.template.hasResourceProperties('AWS::ApiGatewayV2::Stage', {
+      DefaultRouteSettings: Match.objectLike({ DetailedMetricsEnabled: true }),
     });
     expect(alarmMetric('ApproximateNumberOfMessagesVisible')[0]?.Properties).toMatchObject({ Threshold: 0 });
     expect(alarmMetric('ApproximateAgeOfOldestMessage')[0]?.Properties).toMatchObject({ Threshold: 300 });
@@ -306,9 +352,25 @@ describe('alarms and dashboard', () => {
     expect(alarmMetric('IndexAge')[0]?.Properties).toMatchObject({
       Namespace: 'Bisearch',
       Threshold: 26 * 3600,
+      // Reported by the scheduled monitor: silence (no monitor, no index ever) is an alarm.
+      Dimensions: [{ Name: 'service', Value: 'reindex' }],
+      TreatMissingData: 'breaching',
     });
-    expect(alarmMetric('Errors')).toHaveLength(8);
-    expect(alarmMetric('Throttles')).toHaveLength(8);
+    // Failed encode records are batch item failures, not Lambda errors: their own metric.
+    expect(alarmMetric('RecordsFailed')[0]?.Properties).toMatchObject({
+      Namespace: 'Bisearch',
+      Dimensions: [{ Name: 'service', Value: 'encode' }],
+      Statistic: 'Sum',
+      Threshold: 0,
+    });
+    expect(alarmMetric('Errors')).toHaveLength(9);
+    expect(alarmMetric('Throttles')).toHaveLength(9);
+    // Named after what they watch, not Reindex0…Reindex5.
+    const alarmIds = Object.keys(synthesized.template.findResources('AWS::CloudWatch::Alarm'));
+    for (const step of ['Snapshot', 'Build', 'Validate', 'Swap', 'Prune', 'RecordFailure'])
+      expect(alarmIds.some((id) => id.startsWith(`AlarmsReindex${step}Errors`))).toBe(true);
+    expect(alarmIds.some((id) => id.startsWith('AlarmsIndexAgeMonitorErrors'))).toBe(true);
+    expect(alarmIds.filter((id) => /Reindex\d/.test(id))).toEqual([]);
     const fiveXx = Object.values(synthesized.template.findResources('AWS::CloudWatch::Alarm')).find((alarm) =>
       JSON.stringify(alarm.Properties.Metrics ?? []).includes('5xx'),
     );
