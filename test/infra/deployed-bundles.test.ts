@@ -223,5 +223,6 @@ describe('deployed bundles with the layers as Lambda mounts them', () => {
     const health = JSON.parse(response?.body ?? '{}');
     // The layer folder is `model`; the name the layer build recorded is what /health shows.
     expect(health.model).toMatchObject({ id: 'use-lite', dimensions: 512 });
+    expect(health.model.fingerprint).toMatch(/^sha256:[0-9a-f]{64}$/);
   }, 60_000);
 });
