@@ -135,6 +135,8 @@ export class ReindexWorkflow extends Construct {
     // and end in a Succeed state of its own, so ExecutionsFailed (and its alarm) means failure.
     const superseded = new Succeed(this, REINDEX_STATES.superseded, {
       comment: 'Another reindex swapped the pointer first; this run cleaned up its files.',
+      // The output is the PointerConflict, not this run's state: its version was never served.
+      outputPath: '$.error',
     });
     const recordSuperseded = new LambdaInvoke(this, REINDEX_STATES.recordSuperseded, {
       lambdaFunction: failureFunction,

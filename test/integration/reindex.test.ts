@@ -223,6 +223,7 @@ describe('reindex state machine as synthesized, with the real step handlers on e
     expect(slowResult.retries).not.toContain('Swap');
     expect(slowResult.states.slice(-2)).toEqual(['RecordSuperseded', 'SupersededByConcurrentReindex']);
     expect(slowResult.states).not.toContain('RecordFailure');
+    expect(slowResult.output).toMatchObject({ Error: 'PointerConflict' });
     const after = await pointer();
     expect(after.current?.version).toBe((fast.output as ReindexState).version);
     expect(after.lastReindex?.outcome).not.toBe('failed');
