@@ -13,8 +13,12 @@ export const stackConfigSchema = z
       .default('Bisearch'),
     /** Lambda CPU architecture; the native layer ships only this architecture's binaries. */
     architecture: z.enum(['x86_64', 'arm64']).default('x86_64'),
-    /** Provisioned concurrency of the query alias; 0 turns it off (cold starts, no standing cost). */
-    provisionedConcurrency: z.coerce.number().int().min(0).max(1000).default(1),
+    /**
+     * Provisioned concurrency of the query alias. Default 0 (off: cold starts, no standing cost):
+     * it is taken from the regional concurrency quota, Lambda keeps part of that quota unreserved,
+     * and on accounts whose quota is 10 (new accounts) even 1 fails the deploy.
+     */
+    provisionedConcurrency: z.coerce.number().int().min(0).max(1000).default(0),
     /** Query Lambda memory (MB); CPU scales with it. */
     queryMemoryMb: z.coerce.number().int().min(1024).max(10240).default(3008),
     /** Encode Lambda memory (MB). */

@@ -31,6 +31,7 @@ export class SearchStack extends Stack {
     const layers = new RuntimeLayers(this, 'Layers', {
       architecture: config.architecture,
       modelDirectory: props.modelDirectory,
+      ...(config.rerankerDir ? { rerankerDirectory: config.rerankerDir } : {}),
     });
     this.storage = new SearchStorage(this, 'Storage', {
       removalPolicy: props.removalPolicy ?? RemovalPolicy.RETAIN,

@@ -5,7 +5,10 @@ import type { PoolingStrategy } from '../core/pooling.js';
 
 /** Explicit settings that win over what the model files say. */
 export interface ModelOverrides {
-  /** Identifier recorded in manifests. Default: `_name_or_path` in config.json, else the directory name. */
+  /**
+   * Readable identifier recorded in manifests. Default: `_name_or_path` in config.json, else the
+   * name the model layer recorded (`bisearch-model.json`), else the directory name.
+   */
   readonly modelId?: string;
   /** ONNX file inside the directory. Default: model.onnx, then onnx/model_quantized.onnx, onnx/model.onnx. */
   readonly onnxFile?: string;
@@ -36,6 +39,9 @@ export interface ModelDescription {
   readonly tokenizerConfig: Record<string, unknown>;
   readonly config: Record<string, unknown>;
 }
+
+/** Written by the model layer build (layers/model-layer.ts MODEL_NAME_FILE): `{"name": …}`. */
+const MODEL_NAME_FILE = 'bisearch-model.json';
 
 const ONNX_CANDIDATES = ['model.onnx', 'onnx/model_quantized.onnx', 'onnx/model.onnx'];
 
@@ -94,11 +100,15 @@ export function describeModelDirectory(directory: string, overrides: ModelOverri
     );
   }
 
+  // A layer's directory is always `model`: the layer build records the readable name beside it.
+  const recordedName = readJson(join(directory, MODEL_NAME_FILE), false)?.name;
   const modelId =
     overrides.modelId ??
     (typeof config._name_or_path === 'string' && config._name_or_path
       ? config._name_or_path
-      : basename(directory));
+      : typeof recordedName === 'string' && recordedName
+        ? recordedName
+        : basename(directory));
 
   let pooling: PoolingStrategy | undefined = overrides.pooling;
   if (!pooling && poolingConfig) {

@@ -1,8 +1,10 @@
+import { join } from 'node:path';
 import type * as ort from 'onnxruntime-node';
 import type { EmbeddingSpace, TextEmbedder } from '../core/embedding-space.js';
 import { ModelConfigurationError } from '../core/errors.js';
 import { type PoolingStrategy, poolTokenStates, splitRows } from '../core/pooling.js';
 import type { ModelDescription, ModelOverrides } from './model-directory.js';
+import { modelFingerprint } from './model-fingerprint.js';
 import type { EncodedSequence, ModelTokenizer } from './model-tokenizer.js';
 import { floatOutput, loadOnnxModel, type OnnxSessionOptions, runInBatches } from './onnx-session.js';
 
@@ -32,6 +34,8 @@ export class OnnxEmbedder implements TextEmbedder {
   /** Load a model directory (see `describeModelDirectory`) and check it produces vectors. */
   static async load(directory: string, options: OnnxEmbedderOptions = {}): Promise<OnnxEmbedder> {
     const { description, tokenizer, session } = await loadOnnxModel(directory, options);
+    // Hashed (asynchronous, streamed reads) while the probe below runs.
+    const fingerprinting = modelFingerprint(description.onnxPath, join(directory, 'tokenizer.json'));
     let pooling: PoolingStrategy;
     let outputName: string;
     if (
@@ -74,7 +78,7 @@ export class OnnxEmbedder implements TextEmbedder {
       session,
       tokenizer,
       description,
-      { ...provisional.space, dimensions },
+      { ...provisional.space, fingerprint: await fingerprinting, dimensions },
       outputName,
       options.batchSize ?? 32,
     );

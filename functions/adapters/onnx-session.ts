@@ -1,7 +1,8 @@
-import * as ort from 'onnxruntime-node';
+import type * as OnnxRuntime from 'onnxruntime-node';
 import { ModelConfigurationError } from '../core/errors.js';
 import { describeModelDirectory, type ModelDescription, type ModelOverrides } from './model-directory.js';
 import { type EncodedSequence, ModelTokenizer } from './model-tokenizer.js';
+import { ort } from './native-modules.js';
 
 /** onnxruntime session settings. */
 export interface OnnxSessionOptions {
@@ -16,7 +17,7 @@ export interface OnnxSessionOptions {
 export async function openOnnxSession(
   onnxPath: string,
   options: OnnxSessionOptions = {},
-): Promise<ort.InferenceSession> {
+): Promise<OnnxRuntime.InferenceSession> {
   try {
     return await ort.InferenceSession.create(onnxPath, {
       executionProviders: ['cpu'],
@@ -36,7 +37,7 @@ export async function openOnnxSession(
 export interface LoadedOnnxModel {
   readonly description: ModelDescription;
   readonly tokenizer: ModelTokenizer;
-  readonly session: ort.InferenceSession;
+  readonly session: OnnxRuntime.InferenceSession;
 }
 
 /** Describe a model directory (with overrides), build its tokenizer and open its ONNX session. */
@@ -59,7 +60,7 @@ const LOW_WORD = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1 ? 0 : 1;
 
 /** The outputs of one padded batch, with the shape of its inputs. */
 export interface BatchOutputs {
-  readonly outputs: ort.InferenceSession.ReturnType;
+  readonly outputs: OnnxRuntime.InferenceSession.ReturnType;
   /** Rows in the batch. */
   readonly batch: number;
   /** Padded sequence length. */
@@ -76,7 +77,7 @@ export interface BatchOutputs {
  * @param extract turns one batch's outputs into one result per row, in batch order.
  */
 export async function runInBatches<Result>(
-  session: ort.InferenceSession,
+  session: OnnxRuntime.InferenceSession,
   rows: readonly EncodedSequence[],
   batchSize: number,
   extract: (batch: BatchOutputs) => Result[],
@@ -110,7 +111,7 @@ export async function runInBatches<Result>(
       }
     });
     const dims = [batchRows.length, sequence];
-    const feeds: Record<string, ort.Tensor> = {
+    const feeds: Record<string, OnnxRuntime.Tensor> = {
       input_ids: new ort.Tensor('int64', ids, dims),
       attention_mask: new ort.Tensor('int64', mask, dims),
     };
@@ -131,7 +132,7 @@ export async function runInBatches<Result>(
 
 /** A float32 output by name, with a clear error when the graph does not have it. */
 export function floatOutput(
-  outputs: ort.InferenceSession.ReturnType,
+  outputs: OnnxRuntime.InferenceSession.ReturnType,
   name: string,
 ): { data: Float32Array; dims: readonly number[] } {
   const tensor = outputs[name];

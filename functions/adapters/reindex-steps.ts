@@ -30,6 +30,30 @@ export const TERMINAL_REINDEX_ERRORS = [
   'PointerConflict',
 ] as const;
 
+/**
+ * Error names the state machine retries: transient by nature (the Lambda service's own errors,
+ * throttling, 5xx of AWS services, network timeouts of the SDK). Everything else — a step's
+ * own timeout (States.Timeout, Sandbox.Timedout), running out of /tmp (ENOSPC) or memory, a
+ * failed validation, a lost swap race, a bug — fails the same way when retried, and is not.
+ */
+export const TRANSIENT_REINDEX_ERRORS = [
+  'Lambda.ServiceException',
+  'Lambda.AWSLambdaException',
+  'Lambda.SdkClientException',
+  'Lambda.TooManyRequestsException',
+  'ThrottlingException',
+  'Throttling',
+  'TooManyRequestsException',
+  'ProvisionedThroughputExceededException',
+  'RequestLimitExceeded',
+  'SlowDown',
+  'InternalError',
+  'InternalServerError',
+  'ServiceUnavailable',
+  'RequestTimeout',
+  'TimeoutError',
+] as const;
+
 /** The JSON passed from state to state (plain JSON: Step Functions payloads). */
 export interface ReindexState {
   readonly executionName: string;
@@ -256,10 +280,18 @@ export class ReindexSteps {
     executionName: string;
     version?: string;
     error?: { Error?: string; Cause?: string };
+    /**
+     * Another run swapped first (PointerConflict): clean up this run's files but leave the
+     * recorded outcome alone, which is the winner's success. Default false.
+     */
+    superseded?: boolean;
   }): Promise<{ recorded: string }> {
     const { table, indexBucket } = this.options;
+    // Never delete `exports/undefined/` or every run's exports: the name must be a real one.
+    if (!input.executionName || input.executionName.includes('/'))
+      throw new Error(`recordFailure needs the execution name, got ${JSON.stringify(input.executionName)}`);
     const detail = `${input.error?.Error ?? 'Error'}: ${input.error?.Cause ?? 'unknown cause'}`;
-    await table.recordReindexFailure(detail);
+    if (!input.superseded) await table.recordReindexFailure(detail);
     await indexBucket.deletePrefix(`${EXPORTS_PREFIX}${input.executionName}/`);
     const pointer = await table.readPointer();
     if (

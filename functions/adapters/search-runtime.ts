@@ -43,7 +43,8 @@ export interface RuntimeHealth {
     readonly builtAt: string | null;
     readonly deltaSize: number;
   };
-  readonly model: { readonly id: string; readonly dimensions: number };
+  /** Readable model name, vector length, and the model files' fingerprint (`sha256:…`) when known. */
+  readonly model: { readonly id: string; readonly dimensions: number; readonly fingerprint?: string };
   /** Milliseconds since the change log was last read up to its end. */
   readonly freshness: { readonly lagMs: number; readonly sequence: number };
 }
@@ -258,7 +259,13 @@ export class SearchRuntime {
         builtAt: snapshot?.manifest.builtAt ?? null,
         deltaSize: this.engine.delta.size,
       },
-      model: { id: this.options.embedder.space.modelId, dimensions: this.options.embedder.space.dimensions },
+      model: {
+        id: this.options.embedder.space.modelId,
+        dimensions: this.options.embedder.space.dimensions,
+        ...(this.options.embedder.space.fingerprint
+          ? { fingerprint: this.options.embedder.space.fingerprint }
+          : {}),
+      },
       freshness: {
         lagMs: this.lastTailAt === 0 ? -1 : Date.now() - this.lastTailAt,
         sequence: this.engine.delta.sequence,

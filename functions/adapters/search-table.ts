@@ -182,6 +182,8 @@ export class SearchTable {
     if (!item) return undefined;
     return {
       modelId: String(item.modelId),
+      // Spaces recorded before fingerprints existed have none; the comparison then uses modelId.
+      ...(typeof item.fingerprint === 'string' ? { fingerprint: item.fingerprint } : {}),
       dimensions: Number(item.dimensions),
       pooling: item.pooling as EmbeddingSpace['pooling'],
       normalized: Boolean(item.normalized),

@@ -112,6 +112,7 @@ export async function writeSnapshot(
       watermark: input.watermark ?? 0,
       embedding: {
         modelId: input.space.modelId,
+        ...(input.space.fingerprint ? { fingerprint: input.space.fingerprint } : {}),
         dimensions,
         pooling: input.space.pooling,
         normalized: input.space.normalized,

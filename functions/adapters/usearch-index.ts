@@ -1,8 +1,8 @@
 import { closeSync, openSync, readSync, statSync } from 'node:fs';
-import usearch from 'usearch';
 import { SnapshotIntegrityError } from '../core/errors.js';
 import type { HnswMetric, VectorDtype } from '../core/snapshot-manifest.js';
 import type { ScoredRow } from '../core/vectors.js';
+import { usearch } from './native-modules.js';
 
 const { Index, MetricKind } = usearch;
 type UsearchIndex = InstanceType<typeof Index>;

@@ -6,8 +6,14 @@ import type { PoolingStrategy } from './pooling.js';
  * load: vectors from different spaces must never be searched together (DESIGN.md invariants).
  */
 export interface EmbeddingSpace {
-  /** Model identifier, e.g. `Xenova/all-MiniLM-L6-v2` or `use-lite`. */
+  /** Readable model name, e.g. `Xenova/all-MiniLM-L6-v2` or `use-lite`. */
   readonly modelId: string;
+  /**
+   * What the model is, by its files: `sha256:<hex>` over the ONNX graph and tokenizer.json.
+   * Two models with one name (or one model under two names) are told apart by it. Absent in
+   * spaces recorded before it existed.
+   */
+  readonly fingerprint?: string;
   /** Vector length. */
   readonly dimensions: number;
   readonly pooling: PoolingStrategy;
@@ -15,13 +21,18 @@ export interface EmbeddingSpace {
   readonly normalized: boolean;
 }
 
-/** Throws {@link EmbeddingSpaceMismatchError} naming every field that differs. */
+/**
+ * Throws {@link EmbeddingSpaceMismatchError} naming every field that differs. The model is
+ * compared by fingerprint when both sides have one (its readable name may differ: the same files
+ * under another name are the same space), else by `modelId` (spaces recorded before fingerprints).
+ */
 export function assertSameEmbeddingSpace(
   expected: EmbeddingSpace,
   actual: EmbeddingSpace,
   what: string,
 ): void {
-  const differences = (['modelId', 'dimensions', 'pooling', 'normalized'] as const)
+  const model = expected.fingerprint && actual.fingerprint ? 'fingerprint' : 'modelId';
+  const differences = ([model, 'dimensions', 'pooling', 'normalized'] as const)
     .filter((field) => expected[field] !== actual[field])
     .map((field) => `${field}: expected ${String(expected[field])}, found ${String(actual[field])}`);
   if (differences.length > 0) {

@@ -70,6 +70,8 @@ export const snapshotManifestSchema = z.object({
   watermark: z.number().int().nonnegative(),
   embedding: z.object({
     modelId: z.string(),
+    /** sha256 of the model's files (see EmbeddingSpace); absent in manifests written before it. */
+    fingerprint: z.string().optional(),
     dimensions: z.number().int().positive(),
     pooling: z.enum(['mean', 'cls', 'in-graph']),
     normalized: z.boolean(),

@@ -59,10 +59,14 @@ async function processRecord(record: SQSRecord): Promise<void> {
 export const handler = async (event: SQSEvent, context: Context): Promise<SQSBatchResponse> => {
   logger.addContext(context);
   try {
-    return await processPartialResponse(event, processRecord, processor, {
+    const response = await processPartialResponse(event, processRecord, processor, {
       context,
       throwOnFullBatchFailure: false,
     });
+    // A record that failed is a batch item failure, not a Lambda error: without this metric no
+    // alarm would see encode failures until they reached the dead-letter queue.
+    metrics.addMetric('RecordsFailed', MetricUnit.Count, response.batchItemFailures.length);
+    return response;
   } finally {
     metrics.publishStoredMetrics();
   }

@@ -15,8 +15,9 @@ const environment = readEnvironment();
 const logger = new Logger({ serviceName: 'bisearch-reindex' });
 const metrics = new Metrics({ namespace: METRICS_NAMESPACE, serviceName: 'reindex' });
 const connection = connectionFromEnvironment();
+const table = new SearchTable(dynamoDocumentClient(connection), environment.TABLE_NAME);
 const steps = new ReindexSteps({
-  table: new SearchTable(dynamoDocumentClient(connection), environment.TABLE_NAME),
+  table,
   indexBucket: new IndexBucket(s3Client(connection), environment.INDEX_BUCKET),
   workDirectory: `${environment.BISEARCH_WORK_DIR}/reindex`,
   keepVersions: environment.BISEARCH_KEEP_VERSIONS,
@@ -59,7 +60,42 @@ export const validateHandler = step('validate', async (input: ReindexState) => {
 });
 export const swapHandler = step('swap', (input: ReindexState) => steps.swap(input));
 export const pruneHandler = step('prune', (input: ReindexState) => steps.prune(input));
-export const failureHandler = step('failure', (input: Parameters<ReindexSteps['recordFailure']>[0]) => {
-  metrics.addMetric('ReindexFailed', MetricUnit.Count, 1);
-  return steps.recordFailure(input);
+/**
+ * What the state machine's RecordFailure / RecordSuperseded states pass: the execution name from
+ * the context object (the failed state's input may not hold one: Snapshot's is the trigger's
+ * input), and that state's input with the caught error under `error`.
+ */
+export interface FailureInput {
+  readonly executionName: string;
+  readonly state?: Partial<Pick<ReindexState, 'version'>> & { error?: { Error?: string; Cause?: string } };
+  readonly superseded?: boolean;
+}
+
+export const failureHandler = step('failure', (input: FailureInput) => {
+  // A lost swap race is not a failure: its own metric, so the failure alarm stays meaningful.
+  metrics.addMetric(input.superseded ? 'ReindexSuperseded' : 'ReindexFailed', MetricUnit.Count, 1);
+  return steps.recordFailure({
+    executionName: input.executionName,
+    ...(input.state?.version ? { version: input.state.version } : {}),
+    ...(input.state?.error ? { error: input.state.error } : {}),
+    ...(input.superseded ? { superseded: true } : {}),
+  });
 });
+
+/**
+ * Scheduled (EventBridge, every few minutes): report `IndexAge` (seconds since the served
+ * version was built) whether or not queries arrive. Reports nothing while no version was ever
+ * swapped in; the alarm treats that silence as breaching.
+ */
+export const indexAgeHandler = async (): Promise<{ indexAgeSeconds: number | null }> => {
+  const { current } = await table.readPointer();
+  if (!current) {
+    logger.warn('no index version has been swapped in yet');
+    return { indexAgeSeconds: null };
+  }
+  const indexAgeSeconds = Math.max(0, (Date.now() - Date.parse(current.builtAt)) / 1000);
+  metrics.addMetric('IndexAge', MetricUnit.Seconds, indexAgeSeconds);
+  metrics.addMetadata('indexVersion', current.version);
+  metrics.publishStoredMetrics();
+  return { indexAgeSeconds };
+};

@@ -1,4 +1,4 @@
-import { Duration } from 'aws-cdk-lib';
+import { Duration, Stack } from 'aws-cdk-lib';
 import {
   Alarm,
   ComparisonOperator,
@@ -10,7 +10,8 @@ import {
   TreatMissingData,
 } from 'aws-cdk-lib/aws-cloudwatch';
 import { SnsAction } from 'aws-cdk-lib/aws-cloudwatch-actions';
-import { Alias as KmsAlias } from 'aws-cdk-lib/aws-kms';
+import { Effect, PolicyStatement, ServicePrincipal } from 'aws-cdk-lib/aws-iam';
+import { Key } from 'aws-cdk-lib/aws-kms';
 import { Topic } from 'aws-cdk-lib/aws-sns';
 import { EmailSubscription } from 'aws-cdk-lib/aws-sns-subscriptions';
 import { Construct } from 'constructs';
@@ -33,23 +34,55 @@ export const MAX_INDEX_AGE_SECONDS = 26 * 3600;
 export const MAX_INGEST_AGE_SECONDS = 300;
 
 /**
- * Alarms on what users feel — query p99 latency, 5xx rate, freshness (ingest backlog age, dead
- * letters), index age, reindex failures, Lambda errors/throttles, provisioned-concurrency
+ * Alarms on what users feel — POST /search p99 latency (API Gateway), 5xx rate, freshness
+ * (ingest backlog age, dead letters), failed encode records, index age (reported on a schedule; silence breaches), reindex
+ * failures (not lost swap races), Lambda errors/throttles per function, provisioned-concurrency
  * spillover — into one SNS topic (optional e-mail), and a dashboard of the same metrics.
  */
 export class SearchAlarms extends Construct {
   readonly topic: Topic;
+  /** Customer-managed key of the topic (rotation on; CloudWatch may use it). */
+  readonly key: Key;
   readonly alarms: Alarm[] = [];
   readonly dashboard: Dashboard;
 
   constructor(scope: Construct, id: string, props: SearchAlarmsProps) {
     super(scope, id);
     const { queryApi, ingest, reindex, config } = props;
+    const account = Stack.of(this).account;
+    // CloudWatch alarms cannot publish to a topic encrypted with the AWS-managed alias/aws/sns key
+    // (its policy cannot be changed), so the topic gets its own key that CloudWatch may use.
+    this.key = new Key(this, 'TopicKey', {
+      description: 'bisearch alarm topic encryption',
+      enableKeyRotation: true,
+    });
+    this.key.addToResourcePolicy(
+      new PolicyStatement({
+        sid: 'AllowCloudWatchAlarmsToUseTheKey',
+        effect: Effect.ALLOW,
+        principals: [new ServicePrincipal('cloudwatch.amazonaws.com')],
+        actions: ['kms:Decrypt', 'kms:GenerateDataKey*'],
+        resources: ['*'],
+        conditions: { StringEquals: { 'aws:SourceAccount': account } },
+      }),
+    );
     this.topic = new Topic(this, 'Topic', {
       displayName: 'bisearch alarms',
       enforceSSL: true,
-      masterKey: KmsAlias.fromAliasName(this, 'SnsKey', 'alias/aws/sns'),
+      masterKey: this.key,
     });
+    // enforceSSL creates a topic policy holding only a Deny, which replaces SNS's default policy:
+    // without this statement nothing allows CloudWatch to publish.
+    this.topic.addToResourcePolicy(
+      new PolicyStatement({
+        sid: 'AllowCloudWatchAlarmsToPublish',
+        effect: Effect.ALLOW,
+        principals: [new ServicePrincipal('cloudwatch.amazonaws.com')],
+        actions: ['sns:Publish'],
+        resources: [this.topic.topicArn],
+        conditions: { StringEquals: { 'aws:SourceAccount': account } },
+      }),
+    );
     if (config.alarmEmail) this.topic.addSubscription(new EmailSubscription(config.alarmEmail));
     const action = new SnsAction(this.topic);
     const fiveMinutes = Duration.minutes(5);
@@ -59,6 +92,7 @@ export class SearchAlarms extends Construct {
       threshold: number,
       description: string,
       evaluationPeriods = 1,
+      treatMissingData = TreatMissingData.NOT_BREACHING,
     ) => {
       const created = new Alarm(this, name, {
         alarmDescription: description,
@@ -66,7 +100,7 @@ export class SearchAlarms extends Construct {
         threshold,
         evaluationPeriods,
         comparisonOperator: ComparisonOperator.GREATER_THAN_THRESHOLD,
-        treatMissingData: TreatMissingData.NOT_BREACHING,
+        treatMissingData,
       });
       created.addAlarmAction(action);
       created.addOkAction(action);
@@ -74,12 +108,14 @@ export class SearchAlarms extends Construct {
       return created;
     };
 
-    const latency = queryApi.alias.metric('Duration', { statistic: 'p99', period: fiveMinutes });
+    // What a searching client waits for: API Gateway's latency of POST /search (cold starts, init
+    // and the gateway included), not the Lambda's Duration of every route mixed.
+    const latency = queryApi.routeLatency('POST', '/search', { statistic: 'p99', period: fiveMinutes });
     alarm(
-      'QueryLatencyP99',
+      'SearchLatencyP99',
       latency,
       config.latencyAlarmMs,
-      `Query p99 latency above ${config.latencyAlarmMs} ms`,
+      `POST /search p99 latency (API Gateway) above ${config.latencyAlarmMs} ms`,
       3,
     );
     const serverErrorRate = new MathExpression({
@@ -95,7 +131,8 @@ export class SearchAlarms extends Construct {
     const functions = [
       ['Query', queryApi.queryFunction],
       ['Encode', ingest.encodeFunction],
-      ...reindex.functions.map((fn, index) => [`Reindex${index}`, fn] as const),
+      ...reindex.functionsByStep.map(([step, fn]) => [`Reindex${step}`, fn] as const),
+      ['IndexAgeMonitor', reindex.indexAgeFunction],
     ] as const;
     for (const [name, fn] of functions) {
       alarm(
@@ -111,6 +148,18 @@ export class SearchAlarms extends Construct {
         `${name} Lambda throttles`,
       );
     }
+    alarm(
+      'EncodeRecordsFailed',
+      new Metric({
+        namespace: METRICS_NAMESPACE,
+        metricName: 'RecordsFailed',
+        dimensionsMap: { service: 'encode' },
+        statistic: 'Sum',
+        period: fiveMinutes,
+      }),
+      0,
+      'Encode records failed and will be retried (partial batch failures: no Lambda error is raised)',
+    );
     alarm(
       'DeadLetters',
       ingest.deadLetterQueue.metricApproximateNumberOfMessagesVisible({
@@ -131,7 +180,7 @@ export class SearchAlarms extends Construct {
       'ReindexFailed',
       reindex.stateMachine.metricFailed({ period: fiveMinutes, statistic: 'Sum' }),
       0,
-      'A reindex execution failed',
+      'A reindex execution failed (a swap lost to a concurrent run ends in SupersededByConcurrentReindex instead)',
     );
     alarm(
       'ReindexTimedOut',
@@ -139,10 +188,12 @@ export class SearchAlarms extends Construct {
       0,
       'A reindex execution timed out',
     );
+    // Reported by the index-age monitor on a schedule, with or without traffic. Silence means the
+    // monitor is broken or no version was ever swapped in: breaching, not fine.
     const indexAge = new Metric({
       namespace: METRICS_NAMESPACE,
       metricName: 'IndexAge',
-      dimensionsMap: { service: 'query' },
+      dimensionsMap: { service: 'reindex' },
       statistic: 'Maximum',
       period: Duration.minutes(15),
     });
@@ -150,7 +201,9 @@ export class SearchAlarms extends Construct {
       'IndexAge',
       indexAge,
       MAX_INDEX_AGE_SECONDS,
-      'The served index is older than 26 h: the nightly reindex is not landing',
+      'The served index is older than 26 h, or no index was ever swapped in: the reindex is not landing',
+      1,
+      TreatMissingData.BREACHING,
     );
     if (config.provisionedConcurrency > 0) {
       alarm(
@@ -168,8 +221,8 @@ export class SearchAlarms extends Construct {
     this.dashboard = new Dashboard(this, 'Dashboard', { dashboardName: undefined });
     this.dashboard.addWidgets(
       new GraphWidget({
-        title: 'Query latency (ms)',
-        left: [latency, queryApi.alias.metric('Duration', { statistic: 'p50', period: fiveMinutes })],
+        title: 'POST /search latency (ms)',
+        left: [latency, queryApi.routeLatency('POST', '/search', { statistic: 'p50', period: fiveMinutes })],
       }),
       new GraphWidget({ title: 'API 5xx %', left: [serverErrorRate] }),
       new GraphWidget({

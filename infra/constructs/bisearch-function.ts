@@ -25,13 +25,16 @@ export interface BisearchFunctionProps {
   readonly layers: RuntimeLayers;
   /** Attach the model layer (`/opt/model`). Default true. */
   readonly needsModel?: boolean;
+  /** Layers beyond the native and model ones (e.g. the reranker's). */
+  readonly extraLayers?: lambda.ILayerVersion[];
   readonly ephemeralStorageMb?: number;
   readonly environment?: Record<string, string>;
 }
 
 /**
  * A bisearch Lambda: Node.js 22 (ESM, top-level await), bundled by the local esbuild with the
- * native modules external and shipped in the native layer, one-month log retention, X-Ray active.
+ * native modules external and shipped in the native layer, minified with names kept (readable error
+ * classes in logs, no source maps), one-month log retention, X-Ray active.
  */
 export function bisearchFunction(scope: Construct, id: string, props: BisearchFunctionProps): NodejsFunction {
   const logGroup = new LogGroup(scope, `${id}Logs`, {
@@ -40,6 +43,7 @@ export function bisearchFunction(scope: Construct, id: string, props: BisearchFu
   });
   const layers: lambda.ILayerVersion[] = [props.layers.native];
   if (props.needsModel ?? true) layers.push(props.layers.model);
+  layers.push(...(props.extraLayers ?? []));
   const fn = new NodejsFunction(scope, id, {
     entry: join(PROJECT_ROOT, 'functions', 'handlers', `${props.handlerFile}.ts`),
     handler: props.handlerExport ?? 'handler',
@@ -55,7 +59,6 @@ export function bisearchFunction(scope: Construct, id: string, props: BisearchFu
     projectRoot: PROJECT_ROOT,
     depsLockFilePath: join(PROJECT_ROOT, 'package-lock.json'),
     environment: {
-      NODE_OPTIONS: '--enable-source-maps',
       ...((props.needsModel ?? true) ? { BISEARCH_MODEL_DIR: props.layers.modelMountPath } : {}),
       ...props.environment,
     },
@@ -65,8 +68,11 @@ export function bisearchFunction(scope: Construct, id: string, props: BisearchFu
       platform: 'node',
       mainFields: ['module', 'main'],
       externalModules: NATIVE_MODULES,
-      sourceMap: true,
+      // No source maps: with --enable-source-maps every error.stack parses a 4–5 MB map, which
+      // makes each logged error costly; keepNames keeps class and function names readable instead.
+      sourceMap: false,
       minify: true,
+      keepNames: true,
       // ESM bundles of CommonJS dependencies still call require(); give them one.
       banner:
         "import { createRequire as bisearchCreateRequire } from 'node:module'; const require = bisearchCreateRequire(import.meta.url);",

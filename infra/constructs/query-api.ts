@@ -1,4 +1,4 @@
-import { CfnOutput, Duration } from 'aws-cdk-lib';
+import { Annotations, CfnOutput, Duration } from 'aws-cdk-lib';
 import {
   type CfnStage,
   CorsHttpMethod,
@@ -8,6 +8,7 @@ import {
 } from 'aws-cdk-lib/aws-apigatewayv2';
 import { HttpIamAuthorizer, HttpJwtAuthorizer } from 'aws-cdk-lib/aws-apigatewayv2-authorizers';
 import { HttpLambdaIntegration } from 'aws-cdk-lib/aws-apigatewayv2-integrations';
+import { Metric, type MetricOptions } from 'aws-cdk-lib/aws-cloudwatch';
 import { Alias } from 'aws-cdk-lib/aws-lambda';
 import type { NodejsFunction } from 'aws-cdk-lib/aws-lambda-nodejs';
 import { LogGroup, RetentionDays } from 'aws-cdk-lib/aws-logs';
@@ -32,9 +33,17 @@ export interface QueryApiProps {
     | 'corsOrigins'
     | 'throttleRateLimit'
     | 'throttleBurstLimit'
-    | 'rerankerDir'
   >;
 }
+
+/** Request headers CORS allows: JSON bodies, SigV4 (IAM) or JWT authorisation. */
+export const CORS_ALLOW_HEADERS = [
+  'content-type',
+  'authorization',
+  'x-amz-date',
+  'x-amz-security-token',
+  'x-amz-content-sha256',
+] as const;
 
 /** Routes of the HTTP API (greedy `{docId+}`: ids may contain `/`). */
 export const QUERY_ROUTES: Array<{ path: string; methods: HttpMethod[] }> = [
@@ -49,9 +58,24 @@ export const QUERY_ROUTES: Array<{ path: string; methods: HttpMethod[] }> = [
  * stage throttling, access logs and optional CORS.
  */
 export class QueryApi extends Construct {
+  /**
+   * API Gateway's latency (ms, request in to response out: cold starts, init and the gateway's
+   * own time included) of one route, from the stage's detailed metrics.
+   */
+  routeLatency(method: string, path: string, props: MetricOptions = {}): Metric {
+    return new Metric({
+      namespace: 'AWS/ApiGateway',
+      metricName: 'Latency',
+      dimensionsMap: { ApiId: this.httpApi.apiId, Stage: this.stageName, Method: method, Resource: path },
+      ...props,
+    });
+  }
+
   readonly queryFunction: NodejsFunction;
   readonly alias: Alias;
   readonly httpApi: HttpApi;
+  /** Name of the stage requests arrive on (`$default`). */
+  readonly stageName: string;
 
   constructor(scope: Construct, id: string, props: QueryApiProps) {
     super(scope, id);
@@ -63,9 +87,11 @@ export class QueryApi extends Construct {
       timeout: Duration.seconds(29),
       ephemeralStorageMb: config.ephemeralStorageMb,
       layers: props.layers,
+      // The reranker ships in its own layer: the synth machine's path means nothing in Lambda.
+      ...(props.layers.reranker ? { extraLayers: [props.layers.reranker] } : {}),
       environment: {
         ...storage.functionEnvironment(),
-        ...(config.rerankerDir ? { BISEARCH_RERANKER_DIR: config.rerankerDir } : {}),
+        ...(props.layers.rerankerMountPath ? { BISEARCH_RERANKER_DIR: props.layers.rerankerMountPath } : {}),
       },
     });
     // Reads everything it serves; writes only "pending" markers and API uploads/deletes.
@@ -87,6 +113,13 @@ export class QueryApi extends Construct {
         ? { provisionedConcurrentExecutions: config.provisionedConcurrency }
         : {}),
     });
+    if (config.provisionedConcurrency === 0) {
+      Annotations.of(this.alias).addInfo(
+        'bisearch: provisioned concurrency is off (the default), so the first query after idle pays a cold start. ' +
+          'Turn it on with -c provisionedConcurrency=1 once the account has concurrency to spare ' +
+          '(it reserves from the regional quota, which is 10 on new accounts).',
+      );
+    }
 
     const authorizer: IHttpRouteAuthorizer =
       config.auth === 'jwt'
@@ -107,7 +140,8 @@ export class QueryApi extends Construct {
                 CorsHttpMethod.PUT,
                 CorsHttpMethod.DELETE,
               ],
-              allowHeaders: ['content-type', 'authorization', 'x-amz-date', 'x-amz-security-token'],
+              // What a browser's SigV4 signing sends (x-amz-content-sha256 included).
+              allowHeaders: [...CORS_ALLOW_HEADERS],
               maxAge: Duration.hours(1),
             },
           }
@@ -122,6 +156,8 @@ export class QueryApi extends Construct {
     stage.defaultRouteSettings = {
       throttlingRateLimit: config.throttleRateLimit,
       throttlingBurstLimit: config.throttleBurstLimit,
+      // Per-route metrics (ApiId, Stage, Method, Resource): the latency alarm watches /search alone.
+      detailedMetricsEnabled: true,
     };
     stage.accessLogSettings = {
       destinationArn: accessLogs.logGroupArn,
@@ -136,6 +172,7 @@ export class QueryApi extends Construct {
         integrationError: '$context.integrationErrorMessage',
       }),
     };
+    this.stageName = this.httpApi.defaultStage?.stageName ?? '$default';
     new CfnOutput(this, 'ApiUrl', {
       value: this.httpApi.apiEndpoint,
       description: 'bisearch HTTP API endpoint',

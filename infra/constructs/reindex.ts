@@ -1,6 +1,6 @@
 import { Duration } from 'aws-cdk-lib';
 import { Rule, RuleTargetInput, Schedule } from 'aws-cdk-lib/aws-events';
-import { SfnStateMachine } from 'aws-cdk-lib/aws-events-targets';
+import { LambdaFunction, SfnStateMachine } from 'aws-cdk-lib/aws-events-targets';
 import type { NodejsFunction } from 'aws-cdk-lib/aws-lambda-nodejs';
 import { LogGroup, RetentionDays } from 'aws-cdk-lib/aws-logs';
 import {
@@ -9,12 +9,13 @@ import {
   JsonPath,
   LogLevel,
   StateMachine,
+  Succeed,
   TaskInput,
   Timeout,
 } from 'aws-cdk-lib/aws-stepfunctions';
 import { LambdaInvoke } from 'aws-cdk-lib/aws-stepfunctions-tasks';
 import { Construct } from 'constructs';
-import { TERMINAL_REINDEX_ERRORS } from '../../functions/adapters/reindex-steps.js';
+import { TRANSIENT_REINDEX_ERRORS } from '../../functions/adapters/reindex-steps.js';
 import type { StackConfig } from '../config.js';
 import { bisearchFunction } from './bisearch-function.js';
 import type { RuntimeLayers } from './layers.js';
@@ -36,17 +37,35 @@ export const REINDEX_STATES = {
   prune: 'Prune',
   recordFailure: 'RecordFailure',
   failed: 'ReindexFailed',
+  recordSuperseded: 'RecordSuperseded',
+  superseded: 'SupersededByConcurrentReindex',
 } as const;
+
+/** How often the index-age monitor reports the served version's age (minutes). */
+export const INDEX_AGE_REPORT_MINUTES = 5;
+
+/** Retry only what can succeed on a second try: see TRANSIENT_REINDEX_ERRORS. */
+const TRANSIENT_RETRY = { errors: [...TRANSIENT_REINDEX_ERRORS] };
 
 /**
  * Step Functions reindex: snapshot (freeze a watermark, export chunks) → build (new version in
  * S3) → validate (checksums, embedding space, counts, HNSW recall) → swap (conditional pointer
- * update) → prune. Every task retries transient errors and catches the rest into RecordFailure,
- * which leaves the pointer untouched; the execution then fails. Scheduled nightly by EventBridge.
+ * update) → prune. Every task retries transient errors only and catches the rest into
+ * RecordFailure, which leaves the pointer untouched; the execution then fails. A swap lost to a
+ * concurrent run is caught into RecordSuperseded and ends in a Succeed state. Scheduled nightly
+ * by EventBridge; a second rule reports the served index's age every few minutes.
  */
 export class ReindexWorkflow extends Construct {
   readonly stateMachine: StateMachine;
+  /** The step functions of the state machine. */
   readonly functions: NodejsFunction[] = [];
+  /** The same, by step name (Snapshot, Build, …, RecordFailure): alarms are named after them. */
+  readonly functionsByStep: Array<readonly [string, NodejsFunction]> = [];
+  /**
+   * Reports `IndexAge` (service `reindex`) every {@link INDEX_AGE_REPORT_MINUTES} minutes,
+   * with or without traffic; reports nothing while no version was ever swapped in.
+   */
+  readonly indexAgeFunction: NodejsFunction;
 
   constructor(scope: Construct, id: string, props: ReindexWorkflowProps) {
     super(scope, id);
@@ -78,6 +97,7 @@ export class ReindexWorkflow extends Construct {
         's3:Abort*',
       ]);
       this.functions.push(fn);
+      this.functionsByStep.push([name, fn]);
       return fn;
     };
     const heavy = Duration.minutes(15);
@@ -86,19 +106,52 @@ export class ReindexWorkflow extends Construct {
       cause:
         'A reindex step failed; the index pointer is unchanged. See the RecordFailure step and the function logs.',
     });
+    const failureFunction = step('RecordFailure', 'failureHandler', 1024, Duration.minutes(2));
+    // The execution name comes from the context object: the failed state's input need not hold
+    // it (Snapshot's input is the trigger's), and without it the cleanup would aim at
+    // `exports/undefined/`. The Catch keeps that input (resultPath $.error), so `state` has the
+    // version to remove.
+    const failurePayload = (superseded: boolean) =>
+      TaskInput.fromObject({
+        executionName: JsonPath.stringAt('$$.Execution.Name'),
+        state: JsonPath.objectAt('$'),
+        ...(superseded ? { superseded: true } : {}),
+      });
     const recordFailure = new LambdaInvoke(this, REINDEX_STATES.recordFailure, {
-      lambdaFunction: step('RecordFailure', 'failureHandler', 1024, Duration.minutes(2)),
+      lambdaFunction: failureFunction,
       payloadResponseOnly: true,
+      payload: failurePayload(false),
       resultPath: JsonPath.DISCARD,
     });
     recordFailure.addRetry({
-      errors: ['States.ALL'],
+      ...TRANSIENT_RETRY,
       maxAttempts: 2,
       interval: Duration.seconds(5),
       backoffRate: 2,
     });
     recordFailure.addCatch(failed);
     recordFailure.next(failed);
+    // Losing the swap race to a concurrent run is benign: the winner's version serves. Clean up
+    // and end in a Succeed state of its own, so ExecutionsFailed (and its alarm) means failure.
+    const superseded = new Succeed(this, REINDEX_STATES.superseded, {
+      comment: 'Another reindex swapped the pointer first; this run cleaned up its files.',
+      // The output is the PointerConflict, not this run's state: its version was never served.
+      outputPath: '$.error',
+    });
+    const recordSuperseded = new LambdaInvoke(this, REINDEX_STATES.recordSuperseded, {
+      lambdaFunction: failureFunction,
+      payloadResponseOnly: true,
+      payload: failurePayload(true),
+      resultPath: JsonPath.DISCARD,
+    });
+    recordSuperseded.addRetry({
+      ...TRANSIENT_RETRY,
+      maxAttempts: 2,
+      interval: Duration.seconds(5),
+      backoffRate: 2,
+    });
+    recordSuperseded.addCatch(failed);
+    recordSuperseded.next(superseded);
 
     const task = (
       state: string,
@@ -107,6 +160,7 @@ export class ReindexWorkflow extends Construct {
       memoryMb: number,
       timeout: Duration,
       payload?: TaskInput,
+      catchConflict = false,
     ) => {
       const invoke = new LambdaInvoke(this, state, {
         lambdaFunction: step(name, handlerExport, memoryMb, timeout),
@@ -114,14 +168,11 @@ export class ReindexWorkflow extends Construct {
         taskTimeout: Timeout.duration(timeout.plus(Duration.minutes(1))),
         ...(payload ? { payload } : {}),
       });
-      // Terminal errors first: retrying cannot change a failed validation or a lost swap race.
-      invoke.addRetry({ errors: [...TERMINAL_REINDEX_ERRORS], maxAttempts: 0 });
-      invoke.addRetry({
-        errors: ['States.ALL'],
-        maxAttempts: 2,
-        interval: Duration.seconds(10),
-        backoffRate: 2,
-      });
+      // Never States.ALL: it would rerun deterministic timeouts, ENOSPC and out-of-memory.
+      invoke.addRetry({ ...TRANSIENT_RETRY, maxAttempts: 2, interval: Duration.seconds(10), backoffRate: 2 });
+      // First matching Catch wins: the lost race before the catch-all.
+      if (catchConflict)
+        invoke.addCatch(recordSuperseded, { errors: ['PointerConflict'], resultPath: '$.error' });
       invoke.addCatch(recordFailure, { resultPath: '$.error' });
       return invoke;
     };
@@ -135,7 +186,7 @@ export class ReindexWorkflow extends Construct {
     )
       .next(task(REINDEX_STATES.build, 'Build', 'buildHandler', 10240, heavy))
       .next(task(REINDEX_STATES.validate, 'Validate', 'validateHandler', 10240, heavy))
-      .next(task(REINDEX_STATES.swap, 'Swap', 'swapHandler', 1024, Duration.minutes(2)))
+      .next(task(REINDEX_STATES.swap, 'Swap', 'swapHandler', 1024, Duration.minutes(2), undefined, true))
       .next(task(REINDEX_STATES.prune, 'Prune', 'pruneHandler', 1024, Duration.minutes(5)));
 
     this.stateMachine = new StateMachine(this, 'StateMachine', {
@@ -158,5 +209,24 @@ export class ReindexWorkflow extends Construct {
       ],
     });
     acknowledgeStepInvocations(this.stateMachine, this.functions);
+
+    // Index age must be reported whether or not queries arrive (the query Lambda reports it only
+    // per request): a schedule of its own, so that silence itself can be treated as breaching.
+    this.indexAgeFunction = bisearchFunction(this, 'IndexAgeFunction', {
+      handlerFile: 'reindex',
+      handlerExport: 'indexAgeHandler',
+      description: "bisearch: reports the served index version's age",
+      memoryMb: 256,
+      timeout: Duration.seconds(30),
+      layers: props.layers,
+      needsModel: false,
+      environment,
+    });
+    storage.table.grantReadData(this.indexAgeFunction);
+    new Rule(this, 'IndexAgeSchedule', {
+      description: 'bisearch: report the served index age',
+      schedule: Schedule.rate(Duration.minutes(INDEX_AGE_REPORT_MINUTES)),
+      targets: [new LambdaFunction(this.indexAgeFunction)],
+    });
   }
 }

@@ -55,8 +55,9 @@ export class SearchStorage extends Construct {
       serverAccessLogsPrefix: 'indexes/',
       lifecycleRules: [
         { abortIncompleteMultipartUploadAfter: Duration.days(1) },
-        // The prune step deletes old versions; this catches versions of runs that died before pruning.
-        { prefix: 'indexes/', expiration: Duration.days(30) },
+        // No expiration under indexes/: a lifecycle rule cannot know which version the pointer
+        // names, and the serving version may be months old. The Prune step deletes unused versions
+        // (and RecordFailure those of failed runs); exports are scratch and may expire.
         { prefix: 'exports/', expiration: Duration.days(7) },
       ],
     });

@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -12,7 +12,10 @@ import {
   compareVersions,
   findNativeBinaries,
 } from '../../layers/native-layer.js';
-import { USE_LITE_DIR } from '../support/shared-fixtures.js';
+import {
+  TINY_BERT_CROSS_ENCODER_DIR as CROSS_ENCODER_DIR,
+  USE_LITE_DIR,
+} from '../support/shared-fixtures.js';
 
 const work = mkdtempSync(join(tmpdir(), 'bisearch-layers-'));
 afterAll(() => rmSync(work, { recursive: true, force: true }));
@@ -89,6 +92,7 @@ describe('model layer', () => {
     expect(readdirSync(join(directory, 'model')).sort()).toEqual(
       [
         'LICENSE',
+        'bisearch-model.json',
         'config.json',
         'model.onnx',
         'special_tokens_map.json',
@@ -96,6 +100,18 @@ describe('model layer', () => {
         'tokenizer_config.json',
       ].sort(),
     );
+    // The layer folder is always `model`: the readable name travels in a file of its own.
+    expect(JSON.parse(readFileSync(join(directory, 'model', 'bisearch-model.json'), 'utf8'))).toEqual({
+      name: 'use-lite',
+    });
     expect(() => buildModelLayer(work, join(work, 'not-a-model'))).toThrow(/not a model directory/);
+  });
+
+  it('stages a cross-encoder under reranker/ (mounted at /opt/reranker)', () => {
+    const { directory, name } = buildModelLayer(CROSS_ENCODER_DIR, join(work, 'reranker'), {
+      folder: 'reranker',
+    });
+    expect(name).toBe('tiny-bert-cross-encoder');
+    expect(readdirSync(join(directory, 'reranker'))).toContain('model.onnx');
   });
 });

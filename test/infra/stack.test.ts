@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { App, Stack, Validations } from 'aws-cdk-lib';
 import { Match } from 'aws-cdk-lib/assertions';
@@ -5,7 +6,9 @@ import { Bucket } from 'aws-cdk-lib/aws-s3';
 import { AwsSolutionsChecks } from 'cdk-nag';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { parseStackConfig } from '../../infra/config.js';
+import { stateMachineFromTemplate } from '../../infra/local/state-machine-definition.js';
 import { directorySize, LAMBDA_UNZIPPED_LIMIT_BYTES } from '../../layers/native-layer.js';
+import { TINY_BERT_CROSS_ENCODER_DIR } from '../support/shared-fixtures.js';
 import { type SynthesizedStack, synthesizeStack } from '../support/synth.js';
 
 let synthesized: SynthesizedStack;
@@ -57,6 +60,21 @@ describe('storage', () => {
     });
   });
 
+  it('no lifecycle rule can expire an index version (the pointer may name any of them); exports expire', () => {
+    const [, indexBucket] =
+      resourcesOf('AWS::S3::Bucket').find(
+        ([, bucket]) => bucket.Properties.LoggingConfiguration?.LogFilePrefix === 'indexes/',
+      ) ?? [];
+    const rules = indexBucket?.Properties.LifecycleConfiguration.Rules as Array<Record<string, unknown>>;
+    expect(rules).toContainEqual(expect.objectContaining({ Prefix: 'exports/', ExpirationInDays: 7 }));
+    for (const rule of rules) {
+      const reachesIndexes = !rule.Prefix || String(rule.Prefix).startsWith('indexes') || rule.Prefix === '';
+      if (!reachesIndexes) continue;
+      // Only the multipart-upload cleanup may apply there: it never touches a finished object.
+      expect(Object.keys(rule).sort()).toEqual(['AbortIncompleteMultipartUpload', 'Status']);
+    }
+  });
+
   it('the table has point-in-time recovery, encryption, TTL on the change log, and is retained', () => {
     synthesized.template.hasResource('AWS::DynamoDB::Table', {
       Properties: Match.objectLike({
@@ -105,11 +123,27 @@ describe('ingest', () => {
 });
 
 describe('query API', () => {
-  it('routes the HTTP API through the live alias with provisioned concurrency, IAM auth, throttling and access logs', () => {
+  it('routes the HTTP API through the live alias, IAM auth, throttling and access logs; no provisioned concurrency by default', () => {
+    // Off by default: accounts with a concurrency quota of 10 cannot provision any.
     synthesized.template.hasResourceProperties('AWS::Lambda::Alias', {
       Name: 'live',
+      ProvisionedConcurrencyConfig: Match.absent(),
+    });
+    const info = synthesized.stack.node
+      .findAll()
+      .flatMap((construct) => construct.node.metadata)
+      .filter((entry) => entry.type === 'aws:cdk:info')
+      .map((entry) => String(entry.data));
+    expect(info.join('\n')).toMatch(/-c provisionedConcurrency=1/);
+    const provisioned = synthesizeStack({ provisionedConcurrency: 1 });
+    provisioned.template.hasResourceProperties('AWS::Lambda::Alias', {
       ProvisionedConcurrencyConfig: { ProvisionedConcurrentExecutions: 1 },
     });
+    expect(
+      provisioned.template.findResources('AWS::CloudWatch::Alarm', {
+        Properties: { MetricName: 'ProvisionedConcurrencySpilloverInvocations' },
+      }),
+    ).not.toEqual({});
     const routes = resourcesOf('AWS::ApiGatewayV2::Route').map(([, route]) => route.Properties);
     expect(routes.map((route) => route.RouteKey).sort()).toEqual([
       'DELETE /documents/{docId+}',
@@ -137,6 +171,51 @@ describe('query API', () => {
     });
     expect(query.Properties.Layers).toHaveLength(2);
     expect(query.Properties.Environment.Variables).toMatchObject({ BISEARCH_MODEL_DIR: '/opt/model' });
+    expect(query.Properties.Environment.Variables.BISEARCH_RERANKER_DIR).toBeUndefined();
+  });
+
+  it('functions do not parse source maps on every error, and minified bundles keep class names', () => {
+    for (const [id, fn] of resourcesOf('AWS::Lambda::Function')) {
+      expect({ id, options: fn.Properties.Environment?.Variables?.NODE_OPTIONS }).toEqual({
+        id,
+        options: undefined,
+      });
+    }
+    const [, query] = functionAt('Query/Query');
+    const bundle = readFileSync(
+      join(synthesized.outdir, query.Metadata['aws:asset:path'], 'index.mjs'),
+      'utf8',
+    );
+    // BisearchError sets this.name from new.target.name: only kept names make it readable.
+    // The source never spells the name as a string, so only keepNames can put it there.
+    expect(bundle).toMatch(/["']InvalidRequestError["']/);
+    expect(bundle).toMatch(/["']ModelConfigurationError["']/);
+  });
+
+  it('-c rerankerDir ships the cross-encoder in a layer and points the query Lambda into /opt', () => {
+    const variant = synthesizeStack({ rerankerDir: TINY_BERT_CROSS_ENCODER_DIR }, { nag: false });
+    const [queryId, query] =
+      Object.entries(variant.json.Resources).find(
+        ([, resource]) => resource.Metadata?.['aws:cdk:path'] === 'Test/Query/Query/Resource',
+      ) ?? [];
+    expect(queryId).toBeDefined();
+    expect(query?.Properties.Environment.Variables.BISEARCH_RERANKER_DIR).toBe('/opt/reranker');
+    const rerankerLayer = Object.entries(variant.json.Resources).find(
+      ([, resource]) =>
+        resource.Type === 'AWS::Lambda::LayerVersion' &&
+        String(resource.Properties.Description).includes('cross-encoder'),
+    );
+    expect(rerankerLayer).toBeDefined();
+    const [layerId, layer] = rerankerLayer ?? [];
+    expect(query?.Properties.Layers).toContainEqual({ Ref: layerId });
+    const staged = join(variant.outdir, layer?.Metadata['aws:asset:path'], 'reranker');
+    expect(readFileSync(join(staged, 'bisearch-model.json'), 'utf8')).toContain('tiny-bert-cross-encoder');
+    expect(directorySize(staged)).toBeGreaterThan(0);
+    // The other functions do not carry it.
+    for (const resource of Object.values(variant.json.Resources)) {
+      if (resource.Type !== 'AWS::Lambda::Function' || resource === query) continue;
+      expect(resource.Properties.Layers ?? []).not.toContainEqual({ Ref: layerId });
+    }
   });
 
   it('provisioned concurrency 0 turns it off; JWT auth, CORS and arm64 are options', () => {
@@ -157,12 +236,21 @@ describe('query API', () => {
       JwtConfiguration: { Issuer: 'https://issuer.example.com', Audience: ['bisearch'] },
     });
     variant.template.hasResourceProperties('AWS::ApiGatewayV2::Api', {
-      CorsConfiguration: Match.objectLike({ AllowOrigins: ['https://app.example.com'] }),
+      CorsConfiguration: Match.objectLike({
+        AllowOrigins: ['https://app.example.com'],
+        // Browsers' SigV4 signing sends all of these (arrayWith keeps the source order).
+        AllowHeaders: Match.arrayWith([
+          'authorization',
+          'x-amz-date',
+          'x-amz-security-token',
+          'x-amz-content-sha256',
+        ]),
+      }),
     });
     variant.template.hasResourceProperties('AWS::Lambda::LayerVersion', {
       CompatibleArchitectures: ['arm64'],
     });
-    variant.template.resourcePropertiesCountIs('AWS::Lambda::Function', { Architectures: ['arm64'] }, 8);
+    variant.template.resourcePropertiesCountIs('AWS::Lambda::Function', { Architectures: ['arm64'] }, 9);
     expect(
       variant.template.findResources('AWS::CloudWatch::Alarm', {
         Properties: { MetricName: 'ProvisionedConcurrencySpilloverInvocations' },
@@ -191,6 +279,38 @@ describe('reindex', () => {
     expect(machine?.Properties.LoggingConfiguration).toMatchObject({ Level: 'ALL' });
   });
 
+  it('retries only transient errors, never States.ALL or States.Timeout; a lost swap race ends apart from failures', () => {
+    const { definition } = stateMachineFromTemplate(synthesized.json);
+    for (const [name, state] of Object.entries(definition.States)) {
+      for (const retrier of (state.Retry ?? []) as Array<{ ErrorEquals: string[] }>) {
+        expect({ name, errors: retrier.ErrorEquals }).not.toMatchObject({
+          errors: expect.arrayContaining(['States.ALL']),
+        });
+        for (const error of ['States.ALL', 'States.Timeout', 'States.TaskFailed', 'Sandbox.Timedout'])
+          expect(retrier.ErrorEquals).not.toContain(error);
+        expect(retrier.ErrorEquals).toContain('Lambda.ServiceException');
+      }
+    }
+    // RecordFailure names the execution from the context object, whatever the failed state held.
+    // payloadResponseOnly: Parameters is the payload itself.
+    expect(definition.States.RecordFailure?.Parameters).toMatchObject({
+      'executionName.$': '$$.Execution.Name',
+      'state.$': '$',
+    });
+    const swapCatches = definition.States.Swap?.Catch as Array<{ ErrorEquals: string[]; Next: string }>;
+    expect(swapCatches[0]).toMatchObject({ ErrorEquals: ['PointerConflict'], Next: 'RecordSuperseded' });
+    expect(definition.States.RecordSuperseded?.Next).toBe('SupersededByConcurrentReindex');
+    expect(definition.States.SupersededByConcurrentReindex?.Type).toBe('Succeed');
+  });
+
+  it('a schedule independent of traffic reports the index age', () => {
+    const [monitorId] = functionAt('Reindex/IndexAgeFunction');
+    synthesized.template.hasResourceProperties('AWS::Events::Rule', {
+      ScheduleExpression: 'rate(5 minutes)',
+      Targets: [Match.objectLike({ Arn: { 'Fn::GetAtt': [monitorId, 'Arn'] } })],
+    });
+  });
+
   it('EventBridge starts it nightly', () => {
     synthesized.template.hasResourceProperties('AWS::Events::Rule', {
       ScheduleExpression: 'cron(0 3 * * ? *)',
@@ -208,9 +328,22 @@ describe('alarms and dashboard', () => {
     );
 
   it('watch latency, 5xx rate, errors, throttles, dead letters, backlog age, reindex failures, index age and spillover', () => {
-    expect(alarmMetric('Duration')[0]?.Properties).toMatchObject({
+    // The client's wait on POST /search (API Gateway, per-route detailed metrics), not Lambda Duration.
+    expect(alarmMetric('Duration')).toEqual([]);
+    expect(alarmMetric('Latency')).toHaveLength(1);
+    expect(alarmMetric('Latency')[0]?.Properties).toMatchObject({
+      Namespace: 'AWS/ApiGateway',
       ExtendedStatistic: 'p99',
       Threshold: 1000,
+      Dimensions: expect.arrayContaining([
+        { Name: 'Method', Value: 'POST' },
+        { Name: 'Resource', Value: '/search' },
+        { Name: 'Stage', Value: '$default' },
+        { Name: 'ApiId', Value: { Ref: expect.stringMatching(/QueryApi/) } },
+      ]),
+    });
+    synthesized.template.hasResourceProperties('AWS::ApiGatewayV2::Stage', {
+      DefaultRouteSettings: Match.objectLike({ DetailedMetricsEnabled: true }),
     });
     expect(alarmMetric('ApproximateNumberOfMessagesVisible')[0]?.Properties).toMatchObject({ Threshold: 0 });
     expect(alarmMetric('ApproximateAgeOfOldestMessage')[0]?.Properties).toMatchObject({ Threshold: 300 });
@@ -219,10 +352,25 @@ describe('alarms and dashboard', () => {
     expect(alarmMetric('IndexAge')[0]?.Properties).toMatchObject({
       Namespace: 'Bisearch',
       Threshold: 26 * 3600,
+      // Reported by the scheduled monitor: silence (no monitor, no index ever) is an alarm.
+      Dimensions: [{ Name: 'service', Value: 'reindex' }],
+      TreatMissingData: 'breaching',
     });
-    expect(alarmMetric('ProvisionedConcurrencySpilloverInvocations')).toHaveLength(1);
-    expect(alarmMetric('Errors')).toHaveLength(8);
-    expect(alarmMetric('Throttles')).toHaveLength(8);
+    // Failed encode records are batch item failures, not Lambda errors: their own metric.
+    expect(alarmMetric('RecordsFailed')[0]?.Properties).toMatchObject({
+      Namespace: 'Bisearch',
+      Dimensions: [{ Name: 'service', Value: 'encode' }],
+      Statistic: 'Sum',
+      Threshold: 0,
+    });
+    expect(alarmMetric('Errors')).toHaveLength(9);
+    expect(alarmMetric('Throttles')).toHaveLength(9);
+    // Named after what they watch, not Reindex0…Reindex5.
+    const alarmIds = Object.keys(synthesized.template.findResources('AWS::CloudWatch::Alarm'));
+    for (const step of ['Snapshot', 'Build', 'Validate', 'Swap', 'Prune', 'RecordFailure'])
+      expect(alarmIds.some((id) => id.startsWith(`AlarmsReindex${step}Errors`))).toBe(true);
+    expect(alarmIds.some((id) => id.startsWith('AlarmsIndexAgeMonitorErrors'))).toBe(true);
+    expect(alarmIds.filter((id) => /Reindex\d/.test(id))).toEqual([]);
     const fiveXx = Object.values(synthesized.template.findResources('AWS::CloudWatch::Alarm')).find((alarm) =>
       JSON.stringify(alarm.Properties.Metrics ?? []).includes('5xx'),
     );
@@ -233,8 +381,33 @@ describe('alarms and dashboard', () => {
     synthesized.template.resourceCountIs('AWS::CloudWatch::Dashboard', 1);
   });
 
-  it('the alarm topic is encrypted, TLS-only, and mails the address from context', () => {
-    synthesized.template.hasResourceProperties('AWS::SNS::Topic', { KmsMasterKeyId: Match.anyValue() });
+  it('the alarm topic is encrypted with a key CloudWatch may use, lets CloudWatch publish, and mails the address from context', () => {
+    const [keyId, key] = resourcesOf('AWS::KMS::Key')[0] ?? [];
+    expect(key?.Properties.EnableKeyRotation).toBe(true);
+    // Not alias/aws/sns: CloudWatch alarms are not authorised to use the AWS-managed key.
+    synthesized.template.hasResourceProperties('AWS::SNS::Topic', {
+      KmsMasterKeyId: { 'Fn::GetAtt': [keyId, 'Arn'] },
+    });
+    expect(key?.Properties.KeyPolicy.Statement).toContainEqual(
+      expect.objectContaining({
+        Effect: 'Allow',
+        Principal: { Service: 'cloudwatch.amazonaws.com' },
+        Action: ['kms:Decrypt', 'kms:GenerateDataKey*'],
+      }),
+    );
+    const [, topicPolicy] = resourcesOf('AWS::SNS::TopicPolicy')[0] ?? [];
+    const statements = topicPolicy?.Properties.PolicyDocument.Statement;
+    expect(statements).toContainEqual(
+      expect.objectContaining({
+        Effect: 'Allow',
+        Principal: { Service: 'cloudwatch.amazonaws.com' },
+        Action: 'sns:Publish',
+        Condition: { StringEquals: { 'aws:SourceAccount': '123456789012' } },
+      }),
+    );
+    expect(statements).toContainEqual(
+      expect.objectContaining({ Effect: 'Deny', Condition: { Bool: { 'aws:SecureTransport': 'false' } } }),
+    );
     const withEmail = synthesizeStack({ alarmEmail: 'oncall@example.com' });
     withEmail.template.hasResourceProperties('AWS::SNS::Subscription', {
       Protocol: 'email',

@@ -1,7 +1,7 @@
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { GetObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
+import { GetObjectCommand, ListObjectsV2Command, PutObjectCommand } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { s3Client } from '../../functions/adapters/aws-clients.js';
 import { IndexBucket } from '../../functions/adapters/index-bucket.js';
@@ -191,7 +191,7 @@ describe('reindex state machine as synthesized, with the real step handlers on e
     });
   });
 
-  it('of two concurrent executions only one swaps; the other fails with PointerConflict without retrying', async () => {
+  it('of two concurrent executions only one swaps; the other hits PointerConflict, is not retried, cleans up and ends superseded (not failed)', async () => {
     // The slow execution freezes its snapshot, then waits while the fast one runs to completion.
     let snapshotTaken: () => void = () => {};
     const slowSnapshotted = new Promise<void>((resolve) => {
@@ -214,12 +214,52 @@ describe('reindex state machine as synthesized, with the real step handlers on e
     releaseSlow();
     const slowResult = await slow;
     expect(fast.status).toBe('SUCCEEDED');
-    expect(slowResult.status).toBe('FAILED');
+    // A lost race is not a failure: it ends in its own Succeed state (ExecutionsFailed stays a
+    // real signal), cleans up, and leaves the winner's outcome recorded.
+    expect(slowResult.status).toBe('SUCCEEDED');
     expect(slowResult.stateErrors).toContainEqual(
       expect.objectContaining({ state: 'Swap', error: 'PointerConflict' }),
     );
     expect(slowResult.retries).not.toContain('Swap');
-    expect((await pointer()).current?.version).toBe((fast.output as ReindexState).version);
+    expect(slowResult.states.slice(-2)).toEqual(['RecordSuperseded', 'SupersededByConcurrentReindex']);
+    expect(slowResult.states).not.toContain('RecordFailure');
+    expect(slowResult.output).toMatchObject({ Error: 'PointerConflict' });
+    const after = await pointer();
+    expect(after.current?.version).toBe((fast.output as ReindexState).version);
+    expect(after.lastReindex?.outcome).not.toBe('failed');
+  });
+
+  it('a Snapshot that fails with a non-transient error is not retried, and its failure removes only its own export', async () => {
+    const s3 = s3Client(stack.aws.connection);
+    const keys = async (prefix: string) =>
+      (
+        await s3.send(new ListObjectsV2Command({ Bucket: stack.aws.names.indexBucket, Prefix: prefix }))
+      ).Contents?.map((object) => object.Key) ?? [];
+    // Another run's export (e.g. a run still in progress) must survive this run's cleanup.
+    await indexBucket.putText('exports/other-run/chunks.jsonl', '{}\n');
+    let attempts = 0;
+    let exportKey = '';
+    const execution = await reindex({
+      snapshotHandler: (async (input: never) => {
+        attempts += 1;
+        // The export is written, then /tmp runs out: retrying would hit the same wall.
+        const output = (await steps.snapshotHandler?.(input)) as ReindexState | undefined;
+        exportKey = output?.exportKey ?? '';
+        throw Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC' });
+      }) as StepHandler,
+    });
+    const executionName = `run-${runs}`;
+    expect(exportKey).toBe(`exports/${executionName}/chunks.jsonl`);
+    expect(execution.status).toBe('FAILED');
+    expect(attempts).toBe(1);
+    expect(execution.retries).toEqual([]);
+    expect(execution.states).toEqual(['Snapshot', 'RecordFailure', 'ReindexFailed']);
+    expect(await keys(`exports/${executionName}/`)).toEqual([]);
+    expect(await keys('exports/other-run/')).toEqual(['exports/other-run/chunks.jsonl']);
+    expect((await pointer()).lastReindex).toMatchObject({
+      outcome: 'failed',
+      detail: expect.stringMatching(/ENOSPC/),
+    });
   });
 
   it('the query Lambda refuses a swapped-in version that fails verification and keeps serving the current one', async () => {

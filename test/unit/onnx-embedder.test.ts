@@ -42,6 +42,7 @@ describe('USE-lite through OnnxEmbedder (in-graph pooling, no special tokens)', 
   it('derives the embedding space and limits from the model files', () => {
     expect(embedder.space).toEqual({
       modelId: 'use-lite',
+      fingerprint: expect.stringMatching(/^sha256:[0-9a-f]{64}$/),
       dimensions: 512,
       pooling: 'in-graph',
       normalized: true,

@@ -1,0 +1,20 @@
+/**
+ * The native packages (onnxruntime-node, usearch), loaded with `require` rather than `import`.
+ *
+ * On Lambda they live in the native layer under `/opt/nodejs/node_modules`, outside the
+ * function's own `node_modules`, and the bundles keep them external. An ES `import` of a bare
+ * specifier never consults NODE_PATH (Node documents this for ESM resolution), so it fails
+ * there; `createRequire(import.meta.url)` resolves through the CommonJS algorithm, which searches
+ * NODE_PATH (Lambda sets it to include `/opt/nodejs/node_modules`). Both packages ship CommonJS
+ * entry points. Types come from `import type`, which emits nothing.
+ */
+import { createRequire } from 'node:module';
+import type * as OnnxRuntime from 'onnxruntime-node';
+import type * as Usearch from 'usearch';
+
+const require = createRequire(import.meta.url);
+
+/** onnxruntime-node, as its CommonJS entry point exports it. */
+export const ort = require('onnxruntime-node') as typeof OnnxRuntime;
+/** usearch, as its CommonJS entry point exports it (`Index`, `MetricKind`, …). */
+export const usearch = require('usearch') as typeof Usearch;

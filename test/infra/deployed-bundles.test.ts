@@ -1,0 +1,228 @@
+/**
+ * The deployed bundles, run as Lambda would run them: the synthesized function assets and layer
+ * assets of a real `cdk synth` (local esbuild bundling), the layers laid out as Lambda mounts
+ * them, and each bundle's init plus one invocation in a plain Node process of its own.
+ *
+ * What is modelled and what is not:
+ * - `<opt>` (a temporary directory) stands for `/opt`: `<opt>/nodejs/node_modules` is the native
+ *   layer asset, `<opt>/model` the model layer asset. Lambda mounts layers by extracting them
+ *   into /opt; here they are symbolic links to the assets (Node resolves packages through their
+ *   real paths either way).
+ * - The function's code is its asset directory (Lambda's /var/task), which has no node_modules:
+ *   nothing of the project's own node_modules can be found from it.
+ * - NODE_PATH is set as the Node.js runtime sets it (`/opt/nodejs/node_modules` among others),
+ *   pointing at `<opt>`. The bundle is loaded with `import()` of its file URL, as the runtime
+ *   loads an .mjs handler (test/support/lambda-node-runtime.mjs).
+ * - Not modelled: this machine runs Node 20, Lambda nodejs22.x; Amazon Linux's GLIBC (checked
+ *   separately by the layer build); the runtime's own /var/runtime modules; variables that say
+ *   `/opt/model` are pointed at `<opt>/model` instead, since /opt cannot be written here; AWS
+ *   services are the emulators this test starts.
+ *
+ * An ES `import` of `usearch` or `onnxruntime-node` from the bundle fails here exactly as on
+ * Lambda (ESM resolution ignores NODE_PATH); the control case below shows that.
+ */
+import { execFile } from 'node:child_process';
+import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { PutObjectCommand } from '@aws-sdk/client-s3';
+import { ReceiveMessageCommand as ReceiveSqsMessage } from '@aws-sdk/client-sqs';
+import type { SQSEvent } from 'aws-lambda';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { s3Client, sqsClient } from '../../functions/adapters/aws-clients.js';
+import { apiGatewayEvent } from '../../infra/local/api-gateway-event.js';
+import { type LocalAws, startLocalAws } from '../../infra/local/emulators.js';
+import { type SynthesizedStack, synthesizeStack } from '../support/synth.js';
+
+const RUNTIME_SHIM = fileURLToPath(new URL('../support/lambda-node-runtime.mjs', import.meta.url));
+
+let synthesized: SynthesizedStack;
+let aws: LocalAws;
+let opt: string;
+let scratch: string;
+
+const resources = () => Object.entries(synthesized.json.Resources);
+type TemplateResource = SynthesizedStack['json']['Resources'][string];
+function assetOf(predicate: (resource: TemplateResource) => boolean): string {
+  const found = resources().find(([, resource]) => predicate(resource));
+  if (!found?.[1].Metadata?.['aws:asset:path']) throw new Error('asset not found in the template');
+  return join(synthesized.outdir, found[1].Metadata['aws:asset:path']);
+}
+/** A function's code directory and handler export, by construct path (e.g. `Ingest/Encode`). */
+function functionAt(path: string): { code: string; file: string; handlerExport: string } {
+  const found = resources().find(
+    ([, resource]) => resource.Metadata?.['aws:cdk:path'] === `Test/${path}/Resource`,
+  );
+  if (!found) throw new Error(`no function at ${path}`);
+  const handler = String(found[1].Properties.Handler);
+  const code = join(synthesized.outdir, found[1].Metadata['aws:asset:path']);
+  return {
+    code,
+    file: join(code, `${handler.slice(0, handler.lastIndexOf('.'))}.mjs`),
+    handlerExport: handler.slice(handler.lastIndexOf('.') + 1),
+  };
+}
+
+/** The variables Lambda would give the process, with AWS pointed at the emulators. */
+function lambdaEnvironment(): Record<string, string> {
+  return {
+    PATH: process.env.PATH ?? '/usr/bin:/bin',
+    // As the Node.js runtime sets it, with <opt> for /opt and the code directory for /var/task.
+    NODE_PATH: [join(opt, 'nodejs', 'node22', 'node_modules'), join(opt, 'nodejs', 'node_modules')].join(':'),
+    ...aws.environment,
+    BISEARCH_MODEL_DIR: join(opt, 'model'),
+    BISEARCH_WORK_DIR: join(scratch, 'work'),
+    BISEARCH_INTRA_OP_THREADS: '1',
+    POWERTOOLS_LOG_LEVEL: 'ERROR',
+    POWERTOOLS_METRICS_DISABLED: 'true',
+  };
+}
+
+interface InvocationOutcome {
+  ok: boolean;
+  results?: unknown[];
+  error?: { name?: string; code?: string; message: string };
+}
+
+/** Run a bundle's init and invoke `handlerExport` once per event, in a fresh Node process. */
+function invokeBundle(
+  fn: { code: string; file: string; handlerExport: string },
+  events: unknown[],
+): Promise<InvocationOutcome> {
+  const eventsFile = join(scratch, `events-${fn.handlerExport}-${Date.now()}.json`);
+  writeFileSync(eventsFile, JSON.stringify(events));
+  // Asynchronous: the emulators answer from this process's event loop.
+  return new Promise((resolve, reject) => {
+    execFile(
+      process.execPath,
+      [RUNTIME_SHIM, fn.file, fn.handlerExport, eventsFile],
+      { cwd: fn.code, env: lambdaEnvironment(), timeout: 45_000, maxBuffer: 64 * 1024 * 1024 },
+      (error, stdout, stderr) => {
+        const line = stdout.split('\n').find((candidate) => candidate.startsWith('BISEARCH_RESULT '));
+        if (!line) {
+          reject(
+            new Error(`bundle ${fn.file} printed no result (${error?.message}): ${stderr.slice(-2000)}`),
+          );
+          return;
+        }
+        resolve(JSON.parse(line.slice('BISEARCH_RESULT '.length)) as InvocationOutcome);
+      },
+    );
+  });
+}
+
+beforeAll(async () => {
+  synthesized = synthesizeStack({}, { bundle: true, nag: false });
+  scratch = mkdtempSync(join(tmpdir(), 'bisearch-lambda-'));
+  opt = join(scratch, 'opt');
+  const nativeLayer = assetOf(
+    (resource) =>
+      resource.Type === 'AWS::Lambda::LayerVersion' &&
+      String(resource.Properties.Description).includes('onnxruntime-node'),
+  );
+  const modelLayer = assetOf(
+    (resource) =>
+      resource.Type === 'AWS::Lambda::LayerVersion' &&
+      String(resource.Properties.Description).includes('embedding model'),
+  );
+  mkdirSync(opt);
+  symlinkSync(join(nativeLayer, 'nodejs'), join(opt, 'nodejs'));
+  symlinkSync(join(modelLayer, 'model'), join(opt, 'model'));
+  aws = await startLocalAws();
+}, 120_000);
+afterAll(async () => {
+  await aws?.stop();
+  if (scratch) rmSync(scratch, { recursive: true, force: true });
+});
+
+describe('deployed bundles with the layers as Lambda mounts them', () => {
+  it('control: from a function directory, ESM import of a layer package fails and require() finds it', async () => {
+    const { code } = functionAt('Query/Query');
+    const probe = join(code, 'resolution-probe.mjs');
+    writeFileSync(
+      probe,
+      [
+        "import { createRequire } from 'node:module';",
+        "let esm = 'loaded';",
+        "try { await import('usearch'); } catch (error) { esm = error.code; }",
+        "const required = typeof createRequire(import.meta.url)('usearch').Index;",
+        "process.stdout.write('\\nBISEARCH_RESULT ' + JSON.stringify({ ok: true, results: [esm, required] }) + '\\n');",
+      ].join('\n'),
+    );
+    try {
+      const outcome = await new Promise<InvocationOutcome>((resolve, reject) =>
+        execFile(process.execPath, [probe], { cwd: code, env: lambdaEnvironment() }, (error, stdout) => {
+          const line = stdout.split('\n').find((candidate) => candidate.startsWith('BISEARCH_RESULT '));
+          if (line) resolve(JSON.parse(line.slice(16)));
+          else reject(error ?? new Error('no result'));
+        }),
+      );
+      expect(outcome.results).toEqual(['ERR_MODULE_NOT_FOUND', 'function']);
+    } finally {
+      rmSync(probe);
+    }
+  });
+
+  it('encode: init loads the model from <opt>/model and onnxruntime from the layer; an SQS batch of an S3 event is embedded', async () => {
+    await s3Client(aws.connection).send(
+      new PutObjectCommand({
+        Bucket: aws.names.documentsBucket,
+        Key: 'docs/lambda.md',
+        Body: '# Deployed\n\nThe amber-heron bundle runs from its layers.',
+      }),
+    );
+    // The emulated S3 notification lands in the ingest queue, as on AWS.
+    const sqs = sqsClient(aws.connection);
+    let messages: Array<{ MessageId?: string; ReceiptHandle?: string; Body?: string }> = [];
+    for (let attempt = 0; attempt < 50 && messages.length === 0; attempt += 1) {
+      messages =
+        (await sqs.send(new ReceiveSqsMessage({ QueueUrl: aws.ingestQueueUrl, WaitTimeSeconds: 1 })))
+          .Messages ?? [];
+    }
+    expect(messages).toHaveLength(1);
+    const event: SQSEvent = {
+      Records: messages.map((message) => ({
+        messageId: message.MessageId as string,
+        receiptHandle: message.ReceiptHandle as string,
+        body: message.Body as string,
+        attributes: {
+          ApproximateReceiveCount: '1',
+          SentTimestamp: String(Date.now()),
+          SenderId: 'test',
+          ApproximateFirstReceiveTimestamp: String(Date.now()),
+        },
+        messageAttributes: {},
+        md5OfBody: '',
+        eventSource: 'aws:sqs',
+        eventSourceARN: `arn:aws:sqs:us-east-1:000000000000:${aws.names.ingestQueue}`,
+        awsRegion: 'us-east-1',
+      })),
+    };
+    const outcome = await invokeBundle(functionAt('Ingest/Encode'), [event]);
+    expect(outcome).toMatchObject({ ok: true, results: [{ batchItemFailures: [] }] });
+  }, 60_000);
+
+  it('reindex: the snapshot step exports what encode wrote', async () => {
+    const snapshot = functionAt('Reindex/SnapshotFunction');
+    expect(snapshot.handlerExport).toBe('snapshotHandler');
+    const outcome = await invokeBundle(snapshot, [{ executionName: 'deployed-bundle' }]);
+    expect(outcome).toMatchObject({
+      ok: true,
+      results: [{ exportKey: 'exports/deployed-bundle/chunks.jsonl', chunks: 1, documents: 1 }],
+    });
+  }, 60_000);
+
+  it('query: init loads model and usearch from the layers; GET /health answers 200 with a readable model id', async () => {
+    const outcome = await invokeBundle(functionAt('Query/Query'), [
+      apiGatewayEvent({ method: 'GET', path: '/health' }),
+    ]);
+    expect(outcome.ok, JSON.stringify(outcome.error)).toBe(true);
+    const [response] = outcome.results as Array<{ statusCode: number; body: string }>;
+    expect(response?.statusCode).toBe(200);
+    const health = JSON.parse(response?.body ?? '{}');
+    // The layer folder is `model`; the name the layer build recorded is what /health shows.
+    expect(health.model).toMatchObject({ id: 'use-lite', dimensions: 512 });
+    expect(health.model.fingerprint).toMatch(/^sha256:[0-9a-f]{64}$/);
+  }, 60_000);
+});
