@@ -20,7 +20,6 @@ import { DocumentBucket } from '../../functions/adapters/document-bucket.js';
 import { resolveModelDirectory } from '../../functions/adapters/model-resolution.js';
 import { SearchTable } from '../../functions/adapters/search-table.js';
 import { encodeNotificationKey } from '../../functions/core/document-ids.js';
-import { documentIdFromFileName } from '../../functions/core/documents.js';
 import { apiGatewayEvent, localLambdaContext } from './api-gateway-event.js';
 import { type LocalAws, startLocalAws } from './emulators.js';
 import { type ReindexExecution, runStateMachine, type StepHandler } from './reindex-runner.js';
