@@ -3,12 +3,13 @@
  * default, or against a deployed stack with `--stack <name>` (through its CloudFormation outputs).
  */
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
-import { basename, join, relative, resolve } from 'node:path';
+import { isAbsolute, join, relative, resolve, sep } from 'node:path';
 import { PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { SingleBar } from 'cli-progress';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { connectionFromEnvironment, s3Client } from '../../functions/adapters/aws-clients.js';
 import { DOCUMENTS_PREFIX } from '../../functions/adapters/document-bucket.js';
+import { MAX_ID_SEGMENT_BYTES, objectKeyProblem } from '../../functions/core/document-ids.js';
 import { SUPPORTED_EXTENSIONS } from '../../functions/core/documents.js';
 import { MAX_RESULTS } from '../../functions/core/search-engine.js';
 import { runEvalCommand } from './eval-command.js';
@@ -125,14 +126,27 @@ async function awsTarget(stackName: string): Promise<Target> {
   };
 }
 
-/** Files to upload: the given files, and every supported file under the given directories. */
-function collectFiles(paths: string[]): Array<{ path: string; key: string }> {
+/**
+ * Files to upload: the given files, and every file under the given directories. Each key is
+ * `docs/` + the file's path relative to `root` (the current directory unless `--root` says
+ * otherwise), so a file keeps its key, and its document id, however it is named on the command
+ * line: ingesting a folder and later one of its subfolders updates the same documents.
+ */
+function collectFiles(paths: string[], root: string): Array<{ path: string; key: string }> {
   const files: Array<{ path: string; key: string }> = [];
+  const keyOf = (path: string) => {
+    const relativePath = relative(root, path);
+    if (relativePath.startsWith('..') || isAbsolute(relativePath))
+      throw new CliError(
+        `${path} is outside ${root}; document ids are paths relative to the root: run from a folder above it or pass --root <dir>`,
+      );
+    return `${DOCUMENTS_PREFIX}${relativePath.split(sep).join('/')}`;
+  };
   for (const given of paths) {
     const absolute = resolve(given);
     if (!existsSync(absolute)) throw new CliError(`${given} does not exist`);
     if (statSync(absolute).isFile()) {
-      files.push({ path: absolute, key: `${DOCUMENTS_PREFIX}${basename(absolute)}` });
+      files.push({ path: absolute, key: keyOf(absolute) });
       continue;
     }
     const walk = (directory: string) => {
@@ -140,14 +154,20 @@ function collectFiles(paths: string[]): Array<{ path: string; key: string }> {
         if (entry.name.startsWith('.')) continue;
         const path = join(directory, entry.name);
         if (entry.isDirectory()) walk(path);
-        else
-          files.push({ path, key: `${DOCUMENTS_PREFIX}${relative(absolute, path).split('\\').join('/')}` });
+        else files.push({ path, key: keyOf(path) });
       }
     };
     walk(absolute);
   }
   return files;
 }
+
+const positiveSeconds = (value: string) => {
+  const number = Number(value);
+  if (!Number.isFinite(number) || number <= 0)
+    throw new InvalidArgumentError('expected a number of seconds above 0');
+  return number;
+};
 
 const positiveInteger = (value: string) => {
   const number = Number(value);
@@ -186,16 +206,26 @@ program
   .command('ingest')
   .description('upload documents (.txt .md .html .json .jsonl; directories recursively) for indexing')
   .argument('<paths...>', 'files or directories')
+  .option('--root <dir>', 'document ids are paths relative to this folder (default: the current one)')
   .option('--wait', 'wait until every uploaded document is processed and report failures')
-  .action(async (paths: string[], options: { wait?: boolean }) => {
+  .option('--timeout <seconds>', 'how long --wait waits', positiveSeconds, 300)
+  .action(async (paths: string[], options: { wait?: boolean; root?: string; timeout: number }) => {
     const destination = await target();
-    const files = collectFiles(paths);
-    const accepted = files.filter((file) =>
-      SUPPORTED_EXTENSIONS.some((extension) => file.path.toLowerCase().endsWith(extension)),
+    const files = collectFiles(paths, resolve(options.root ?? '.'));
+    const unsupported = files.filter(
+      (file) => !SUPPORTED_EXTENSIONS.some((extension) => file.path.toLowerCase().endsWith(extension)),
     );
-    const skipped = files.filter((file) => !accepted.includes(file));
-    const failed: Array<{ path: string; reason: string }> = [];
-    const uploaded: Array<{ key: string; etag: string }> = [];
+    const unsafe = files
+      .filter((file) => !unsupported.includes(file))
+      .flatMap((file) => {
+        const problem = objectKeyProblem(file.key, MAX_ID_SEGMENT_BYTES);
+        return problem ? [{ path: file.path, reason: `its key ${problem}` }] : [];
+      });
+    const accepted = files.filter(
+      (file) => !unsupported.includes(file) && !unsafe.some((bad) => bad.path === file.path),
+    );
+    const failed: Array<{ path: string; reason: string }> = [...unsafe];
+    const uploaded: Array<{ key: string; etag: string; path: string }> = [];
     const bar = process.stderr.isTTY
       ? new SingleBar({ format: 'uploading [{bar}] {value}/{total} files', stream: process.stderr })
       : undefined;
@@ -210,7 +240,7 @@ program
             Body: readFileSync(file.path),
           }),
         );
-        uploaded.push({ key: file.key, etag: put.ETag ?? '' });
+        uploaded.push({ key: file.key, etag: put.ETag ?? '', path: file.path });
       } catch (error) {
         failed.push({ path: file.path, reason: (error as Error).message });
       }
@@ -219,42 +249,98 @@ program
     }
     bar?.stop();
     process.stdout.write(
-      `uploaded ${accepted.length - failed.length}, skipped ${skipped.length} (unsupported type), failed ${failed.length}\n`,
+      `uploaded ${uploaded.length}, skipped ${unsupported.length} (unsupported type), failed ${failed.length}\n`,
     );
-    for (const file of skipped) process.stdout.write(`  skipped ${file.path}\n`);
+    for (const file of unsupported) process.stdout.write(`  skipped ${file.path}\n`);
     for (const file of failed) process.stdout.write(`  failed ${file.path}: ${file.reason}\n`);
     if (options.wait && destination.kind === 'local' && uploaded.length > 0) {
-      // Wait for these very objects (their ETags), not for an empty queue: the S3 notification
-      // of an upload can still be on its way when the queue looks empty.
-      const deadline = Date.now() + 300_000;
-      type IngestStatus = {
-        objects: Array<{
-          key: string;
-          processed: boolean;
-          documents: Array<{ docId: string; status: string; error?: { message: string } }>;
-        }>;
-      };
-      let answer: IngestStatus;
-      for (;;) {
-        answer = (
-          await destination.request('/_local/ingest-status', { method: 'POST', body: { objects: uploaded } })
-        ).body as IngestStatus;
-        if (answer.objects.every((object) => object.processed)) break;
-        if (Date.now() > deadline)
-          throw new CliError('uploads were not processed within 5 minutes (see bisearch status)');
-        await new Promise((resolveWait) => setTimeout(resolveWait, 250));
-      }
-      const documents = answer.objects.flatMap((object) => object.documents);
-      const rejected = documents.filter((document) => document.status === 'failed');
-      process.stdout.write(
-        `processed: ${documents.length - rejected.length} documents indexed, ${rejected.length} failed\n`,
-      );
-      for (const document of rejected)
-        process.stdout.write(`  failed ${document.docId}: ${document.error?.message ?? 'unknown reason'}\n`);
-      if (rejected.length > 0) process.exitCode = 1;
+      await waitForUploads(destination, uploaded, options.timeout);
     }
     if (failed.length > 0) process.exitCode = 1;
   });
+
+/** What `POST /_local/ingest-status` answers. */
+type IngestStatus = {
+  objects: Array<{
+    key: string;
+    processed: boolean;
+    documents: Array<{ docId: string; status: string; error?: { message: string } }>;
+    failures: Array<{ line?: number; docId?: string; code: string; message: string }>;
+    failureCount: number;
+  }>;
+};
+
+/**
+ * Wait for these very objects (their ETags), not for an empty queue: an S3 notification can still
+ * be on its way when the queue looks empty. Shows progress, names what never got processed.
+ */
+async function waitForUploads(
+  destination: Target,
+  uploaded: Array<{ key: string; etag: string; path: string }>,
+  timeoutSeconds: number,
+): Promise<void> {
+  const deadline = Date.now() + timeoutSeconds * 1000;
+  const objects = uploaded.map(({ key, etag }) => ({ key, etag }));
+  let answer: IngestStatus;
+  let shown = -1;
+  for (;;) {
+    const response = await destination.request('/_local/ingest-status', {
+      method: 'POST',
+      body: { objects },
+    });
+    if (response.status !== 200)
+      throw new CliError(
+        `the local stack answered ${response.status}: ${response.body?.error?.message ?? ''}`,
+      );
+    answer = response.body as IngestStatus;
+    const processed = answer.objects.filter((object) => object.processed).length;
+    if (processed !== shown) {
+      process.stderr.write(`waiting: ${processed} of ${answer.objects.length} uploads processed\n`);
+      shown = processed;
+    }
+    if (processed === answer.objects.length) break;
+    if (Date.now() > deadline) {
+      const pending = answer.objects.filter((object) => !object.processed);
+      process.stdout.write(
+        `not processed within ${timeoutSeconds} s (${pending.length} of ${answer.objects.length}):\n`,
+      );
+      for (const object of pending)
+        process.stdout.write(
+          `  ${uploaded.find((file) => file.key === object.key)?.path ?? object.key} (${object.key})\n`,
+        );
+      throw new CliError(
+        'some uploads were not processed in time (see bisearch status; --timeout waits longer)',
+      );
+    }
+    await new Promise((resolveWait) => setTimeout(resolveWait, 250));
+  }
+  const documents = answer.objects.flatMap((object) => object.documents);
+  const rejected = documents.filter((document) => document.status === 'failed');
+  const lineFailures = answer.objects.flatMap((object) =>
+    object.failures.map((failure) => ({ key: object.key, ...failure })),
+  );
+  const unreported = answer.objects.reduce(
+    (sum, object) =>
+      sum +
+      Math.max(
+        0,
+        object.failureCount -
+          object.failures.length -
+          object.documents.filter((d) => d.status === 'failed').length,
+      ),
+    0,
+  );
+  const failedCount = rejected.length + lineFailures.length + unreported;
+  process.stdout.write(
+    `processed: ${documents.length - rejected.length} documents indexed, ${failedCount} failed\n`,
+  );
+  for (const document of rejected)
+    process.stdout.write(`  failed ${document.docId}: ${document.error?.message ?? 'unknown reason'}\n`);
+  for (const failure of lineFailures)
+    process.stdout.write(`  failed ${failure.docId ? `${failure.docId}: ` : ''}${failure.message}\n`);
+  if (unreported > 0) process.stdout.write(`  … and ${unreported} more failures not listed\n`);
+  if (failedCount > 0) process.exitCode = 1;
+}
 
 program
   .command('search')

@@ -322,8 +322,8 @@ export class LocalStack {
       );
     }
     // Uploads from users may arrive meanwhile; the first index is built however long they take.
-    await this.waitForIngest(120_000).catch((error: Error) =>
-      log(`bisearch: warning: ${error.message}; building the first index anyway`),
+    await this.waitForIngest(Number(process.env.BISEARCH_SAMPLE_INGEST_TIMEOUT_MS ?? 120_000)).catch(
+      (error: Error) => log(`bisearch: warning: ${error.message}; building the first index anyway`),
     );
     if (this.stopping) return;
     const execution = await this.reindex();

@@ -45,7 +45,15 @@ const write = (name: string, content: string) => {
 describe('npm start: the whole system on one machine', () => {
   it('first start ingests the sample corpus and builds the first index', async () => {
     expect(stack.output()).toMatch(/first start: ingesting 98 sample help-centre articles/);
-    const current = await status();
+    // The API answers at once; the sample corpus and the first index finish in the background.
+    const current = await eventually(
+      async () => {
+        const now = await status();
+        return now.index.version ? now : undefined;
+      },
+      120_000,
+      'first index built',
+    );
     expect(current.index).toMatchObject({ vectors: 98, deltaSize: 0 });
     expect(current.index.version).toMatch(/^\d{8}T\d{9}Z-[0-9a-f]{8}$/);
     expect(current.documents).toEqual({ indexed: 98, failed: 0, deleted: 0 });
@@ -64,7 +72,7 @@ describe('npm start: the whole system on one machine', () => {
 
   it('an uploaded document is searchable within seconds, an update replaces it, a delete removes it; GET /documents follows each state', async () => {
     const path = write('notes/quasar.md', '# Quasar notes\n\nThe quasar-pelican migrates at dawn.');
-    const ingest = await bisearch(dataDirectory, 'ingest', path);
+    const ingest = await bisearch(dataDirectory, 'ingest', '--root', join(uploads, 'notes'), path);
     expect(ingest.stdout).toMatch(/uploaded 1, skipped 0 \(unsupported type\), failed 0/);
     await eventually(
       async () => ((await docIds('pelican migrates dawn')).includes('quasar') ? true : undefined),
@@ -74,7 +82,7 @@ describe('npm start: the whole system on one machine', () => {
     expect((await api('GET', '/documents/quasar')).body).toMatchObject({ status: 'indexed', chunks: 1 });
 
     write('notes/quasar.md', '# Quasar notes\n\nThe nebula-heron replaced the old bird.');
-    await bisearch(dataDirectory, 'ingest', path);
+    await bisearch(dataDirectory, 'ingest', '--root', join(uploads, 'notes'), path);
     await eventually(
       async () => ((await docIds('nebula heron replaced')).includes('quasar') ? true : undefined),
       FRESHNESS_BUDGET_MS,
@@ -99,9 +107,14 @@ describe('npm start: the whole system on one machine', () => {
   it('a malformed document fails with a reason; the other documents of the same upload are searchable', async () => {
     write('batch/good.txt', 'The obsidian-lynx guide explains everything.');
     write('batch/broken.json', '{"id": "broken", "text": ');
-    const ingest = await bisearch(dataDirectory, 'ingest', join(uploads, 'batch'), '--wait').catch(
-      (error: { stdout: string; code: number }) => error,
-    );
+    const ingest = await bisearch(
+      dataDirectory,
+      'ingest',
+      '--root',
+      join(uploads, 'batch'),
+      join(uploads, 'batch'),
+      '--wait',
+    ).catch((error: { stdout: string; code: number }) => error);
     expect(ingest.stdout).toMatch(/uploaded 2/);
     expect(ingest.stdout).toMatch(
       /processed: 1 documents indexed, 1 failed\n {2}failed broken: docs\/broken\.json: invalid JSON/,
@@ -183,7 +196,13 @@ describe('npm start: the whole system on one machine', () => {
   it('a crash with an upload still queued loses nothing: the upload is re-enqueued on the next start', async () => {
     await stack.stop('SIGINT');
     stack = await startLocalProcess(dataDirectory, { BISEARCH_INGEST: 'off' });
-    await bisearch(dataDirectory, 'ingest', write('late.txt', 'The zircon-walrus arrived during the crash.'));
+    await bisearch(
+      dataDirectory,
+      'ingest',
+      '--root',
+      uploads,
+      write('late.txt', 'The zircon-walrus arrived during the crash.'),
+    );
     expect(await docIds('zircon walrus')).toEqual([]);
     expect(await stack.stop('SIGKILL')).toBeNull();
     stack = await startLocalProcess(dataDirectory);
