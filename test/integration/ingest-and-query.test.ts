@@ -116,6 +116,34 @@ describe('S3 upload → SQS → encode → searchable through the delta (emulato
   });
 });
 
+describe('S3 semantics the emulator lacks', () => {
+  it('deleting a noncurrent version (ObjectRemoved:Delete with a versionId, the object still there) keeps the document', async () => {
+    await stack.upload('docs/versioned.txt', 'The current version mentions garnet-ibex.');
+    await stack.drainIngest();
+    const sqs = sqsClient(stack.aws.connection);
+    const record = {
+      eventName: 'ObjectRemoved:Delete',
+      s3: {
+        bucket: { name: stack.aws.names.documentsBucket },
+        object: {
+          key: 'docs/versioned.txt',
+          versionId: 'old-version',
+          sequencer: stack.aws.sequencers.next('docs/versioned.txt'),
+        },
+      },
+    };
+    await sqs.send(
+      new SendMessageCommand({
+        QueueUrl: stack.aws.ingestQueueUrl,
+        MessageBody: JSON.stringify({ Records: [record] }),
+      }),
+    );
+    await stack.drainIngest();
+    expect((await search('garnet ibex'))[0]?.docId).toBe('versioned');
+    expect((await stack.http('GET', '/documents/versioned')).body.status).toBe('indexed');
+  });
+});
+
 describe('oversized uploads', () => {
   it('a document above 20 MB fails as too large (413 code) and its upload counts as processed', async () => {
     await stack.upload('docs/huge.txt', 'x'.repeat(20 * 1024 * 1024 + 1));
