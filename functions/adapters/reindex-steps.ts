@@ -107,6 +107,8 @@ export class ReindexSteps {
     const space = await table.embeddingSpace();
     if (!space) throw new NothingToIndex('no document has been embedded yet; upload documents first');
     const watermark = await table.latestSequence();
+    // Covers an entry whose writer died before raising the mark: TTL can never reach below it.
+    await table.raiseSequenceHighWater(watermark);
     const pointer = await table.readPointer();
     const scratch = join(this.options.workDirectory, `export-${input.executionName}`);
     await mkdir(scratch, { recursive: true });

@@ -132,6 +132,7 @@ type Item = Record<string, unknown>;
  * | `SRC#<key>` | `LOCK` | lease of the encoder processing the object (one at a time per key) |
  * | `LOG` | `SEQ#<sequence>` | {@link ChangeLogEntry} |
  * | `META` | `POINTER` | {@link IndexPointer} |
+ * | `META` | `SEQUENCE` | the change log's high-water sequence (never expires) |
  * | `META` | `EMBEDDING_SPACE` | the embedding space every stored vector belongs to |
  *
  * Only single-item conditional writes are used (no transactions), so the same code runs on
@@ -340,6 +341,7 @@ export class SearchTable {
             ConditionExpression: 'attribute_not_exists(pk)',
           }),
         );
+        await this.raiseSequenceHighWater(sequence);
         return sequence;
       } catch (error) {
         if (!isConditionFailure(error) || attempt >= 50) throw error;
@@ -473,19 +475,45 @@ export class SearchTable {
 
   // --- change log ---------------------------------------------------------------------------
 
-  /** Highest announced sequence (0 when nothing was ever written). Strongly consistent. */
+  /**
+   * Highest announced sequence (0 when nothing was ever written). Strongly consistent. Reads the
+   * newest change-log entry and the high-water item together: entries expire by TTL after 7
+   * days, the high-water item never does, so numbering can never restart below a watermark that
+   * a snapshot or a query instance already holds.
+   */
   async latestSequence(): Promise<number> {
-    const page = await this.client.send(
-      new QueryCommand({
+    const [page, highWater] = await Promise.all([
+      this.client.send(
+        new QueryCommand({
+          TableName: this.tableName,
+          KeyConditionExpression: 'pk = :log',
+          ExpressionAttributeValues: { ':log': 'LOG' },
+          ScanIndexForward: false,
+          Limit: 1,
+          ConsistentRead: true,
+        }),
+      ),
+      this.get('META', 'SEQUENCE'),
+    ]);
+    return Math.max(Number(page.Items?.[0]?.sequence ?? 0), Number(highWater?.last ?? 0));
+  }
+
+  /**
+   * Raise the never-expiring high-water mark of the change log to `sequence` (never lowers it).
+   * Written after each entry, and by the reindex with its watermark, so that even an entry whose
+   * writer died before raising it is covered once the nightly run has passed, long before TTL.
+   */
+  async raiseSequenceHighWater(sequence: number): Promise<void> {
+    await this.writeIfConditionHolds(
+      new UpdateCommand({
         TableName: this.tableName,
-        KeyConditionExpression: 'pk = :log',
-        ExpressionAttributeValues: { ':log': 'LOG' },
-        ScanIndexForward: false,
-        Limit: 1,
-        ConsistentRead: true,
+        Key: { pk: 'META', sk: 'SEQUENCE' },
+        UpdateExpression: 'SET #last = :sequence',
+        ConditionExpression: 'attribute_not_exists(#last) OR #last < :sequence',
+        ExpressionAttributeNames: { '#last': 'last' },
+        ExpressionAttributeValues: { ':sequence': sequence },
       }),
     );
-    return Number(page.Items?.[0]?.sequence ?? 0);
   }
 
   /** Entries with a sequence above `after`, oldest first, at most `limit`. */

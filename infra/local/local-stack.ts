@@ -21,6 +21,7 @@ import { resolveModelDirectory } from '../../functions/adapters/model-resolution
 import { SearchTable } from '../../functions/adapters/search-table.js';
 import { encodeNotificationKey } from '../../functions/core/document-ids.js';
 import { apiGatewayEvent, localLambdaContext } from './api-gateway-event.js';
+import { expireItems } from './dynamodb-ttl.js';
 import { type LocalAws, startLocalAws } from './emulators.js';
 import { type ReindexExecution, runStateMachine, type StepHandler } from './reindex-runner.js';
 import { SqsPoller } from './sqs-poller.js';
@@ -112,6 +113,7 @@ export class LocalStack {
   /** Start-up work still running in the background (the first start's sample corpus). */
   startup: Promise<void> | undefined;
   private stopping = false;
+  private ttl: ReturnType<typeof setInterval> | undefined;
 
   private constructor(
     readonly url: string,
@@ -273,6 +275,15 @@ export class LocalStack {
     const requeued = await stack.requeueUnprocessed();
     if (requeued > 0) log(`re-enqueued ${requeued} object events left unprocessed by the last run`);
     if (options.ingest ?? true) poller.start();
+    // DynamoDB TTL, which dynalite lacks: expired items go, as on AWS (where it takes up to days).
+    stack.ttl = setInterval(() => {
+      expireItems(
+        dynamoDocumentClient(aws.connection),
+        aws.names.tableName,
+        Math.floor(Date.now() / 1000),
+      ).catch((error: Error) => localLogger.warn('TTL sweep failed', { error: error.message }));
+    }, 60_000);
+    stack.ttl.unref();
     const schedule = options.reindexSchedule === undefined ? '0 3 * * *' : options.reindexSchedule;
     if (schedule) {
       stack.cron = new Cron(schedule, () => {
@@ -447,6 +458,7 @@ export class LocalStack {
   async stop(): Promise<void> {
     this.stopping = true;
     this.cron?.stop();
+    clearInterval(this.ttl);
     await this.startup;
     await this.poller.stop();
     await this.reindexing?.catch(() => {});
