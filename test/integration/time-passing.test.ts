@@ -3,7 +3,7 @@
  * nothing that expires may remove what is still counted on.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { dynamoDocumentClient } from '../../functions/adapters/aws-clients.js';
+import { connectionFromEnvironment, dynamoDocumentClient } from '../../functions/adapters/aws-clients.js';
 import { SearchTable } from '../../functions/adapters/search-table.js';
 import { expireItems } from '../../infra/local/dynamodb-ttl.js';
 import { type LocalAws, startLocalAws } from '../../infra/local/emulators.js';
@@ -28,5 +28,18 @@ describe('a quiet week', () => {
     expect(await table.latestSequence()).toBe(3);
     // The next change is numbered above the watermark, so query instances and the reindex see it.
     expect(await table.announce('d')).toBe(4);
+  });
+});
+
+describe('modelled AWS latency (BISEARCH_SIMULATED_LATENCY_MS)', () => {
+  it('delays every call, so a loop of sequential calls costs what it would on AWS', async () => {
+    const connection = connectionFromEnvironment({ ...aws.environment, BISEARCH_SIMULATED_LATENCY_MS: '20' });
+    expect(connection.latencyMs).toBe(20);
+    const table = new SearchTable(dynamoDocumentClient(connection), aws.names.tableName);
+    const started = performance.now();
+    for (let call = 0; call < 10; call += 1) await table.documentStatus(`missing-${call}`);
+    // A lower bound only: each call waited its 20 ms before it was sent.
+    expect(performance.now() - started).toBeGreaterThanOrEqual(200);
+    expect(connectionFromEnvironment(aws.environment).latencyMs).toBeUndefined();
   });
 });
