@@ -94,9 +94,12 @@ export class QueryApi extends Construct {
         ...(props.layers.rerankerMountPath ? { BISEARCH_RERANKER_DIR: props.layers.rerankerMountPath } : {}),
       },
     });
-    // Reads everything it serves; writes only "pending" markers and API uploads/deletes.
+    // Reads everything it serves; writes API uploads/deletes. Reads the documents bucket too:
+    // GET /documents/{id} compares an object's ETag with the one processed (HEAD needs
+    // s3:GetObject, and s3:ListBucket for a missing key to answer 404 rather than 403).
     storage.table.grantReadWriteData(this.queryFunction);
     storage.indexBucket.grantRead(this.queryFunction);
+    storage.documentsBucket.grantRead(this.queryFunction);
     storage.documentsBucket.grantPut(this.queryFunction);
     storage.documentsBucket.grantDelete(this.queryFunction);
     acknowledgeBucketGrants(this.queryFunction, storage.indexBucket, [
@@ -104,7 +107,13 @@ export class QueryApi extends Construct {
       's3:GetBucket*',
       's3:List*',
     ]);
-    acknowledgeBucketGrants(this.queryFunction, storage.documentsBucket, ['s3:DeleteObject*', 's3:Abort*']);
+    acknowledgeBucketGrants(this.queryFunction, storage.documentsBucket, [
+      's3:DeleteObject*',
+      's3:Abort*',
+      's3:GetObject*',
+      's3:GetBucket*',
+      's3:List*',
+    ]);
 
     this.alias = new Alias(this, 'Live', {
       aliasName: 'live',

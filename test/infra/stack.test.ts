@@ -162,6 +162,20 @@ describe('query API', () => {
     });
   });
 
+  it('the query role may read document objects (GET /documents compares ETags by HEAD), put and delete them', () => {
+    const role = Object.entries(synthesized.template.findResources('AWS::IAM::Policy')).find(([id]) =>
+      /^QueryServiceRoleDefaultPolicy/.test(id),
+    );
+    expect(role).toBeDefined();
+    const statements = JSON.stringify((role?.[1] as { Properties: unknown }).Properties);
+    const documentsBucketId = Object.keys(synthesized.template.findResources('AWS::S3::Bucket')).find((id) =>
+      /StorageDocuments/.test(id),
+    ) as string;
+    for (const action of ['s3:GetObject*', 's3:List*', 's3:PutObject', 's3:DeleteObject*'])
+      expect(statements, action).toContain(action);
+    expect(statements).toContain(documentsBucketId);
+  });
+
   it('sizes /tmp for the index and runs Node.js 22 with the native and model layers', () => {
     const [, query] = functionAt('Query/Query');
     expect(query.Properties).toMatchObject({
