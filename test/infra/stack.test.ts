@@ -171,8 +171,9 @@ describe('query API', () => {
       /StorageDocuments/.test(id),
     ) as string;
     type Statement = { Action: string | string[]; Resource: unknown };
-    const statements = (role?.[1] as { Properties: { PolicyDocument: { Statement: Statement[] } } })
-      .Properties.PolicyDocument.Statement;
+    const statements = (
+      (role as [string, unknown])[1] as { Properties: { PolicyDocument: { Statement: Statement[] } } }
+    ).Properties.PolicyDocument.Statement;
     const onDocuments = statements
       .filter((statement) => JSON.stringify(statement.Resource).includes(documentsBucketId))
       .flatMap((statement) => [statement.Action].flat());
