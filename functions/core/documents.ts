@@ -191,10 +191,8 @@ function parseJsonLines(fileName: string, text: string): ParsedDocuments {
             fileName,
             lineNumber,
             `repeats the id of line ${earlier}; the first is kept`,
-            {
-              code: 'DOCUMENT_ID_DUPLICATE',
-              documentId: document.id,
-            },
+            // No documentId: this failure must not touch the document the first line defines.
+            { code: 'DOCUMENT_ID_DUPLICATE' },
           ),
         );
       } else if (document.text.trim() === '') {

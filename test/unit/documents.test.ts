@@ -86,3 +86,24 @@ describe('parseDocumentFile', () => {
     expect(documentIdFromFileName('noext')).toBe('noext');
   });
 });
+
+describe('JSON Lines failures', () => {
+  it('a repeated id fails its line alone and keeps the first; a bad line with a readable id names it, without content', () => {
+    const parsed = parseDocumentFile(
+      'docs/x.jsonl',
+      [
+        JSON.stringify({ id: 'a', text: 'first' }),
+        JSON.stringify({ id: 'a', text: 'second' }),
+        '{"id": "b", "text": 5}',
+        '{"id": "c", "text": "secretword',
+      ].join('\n'),
+    );
+    expect(parsed.documents.map((document) => document.text)).toEqual(['first']);
+    expect(parsed.failures.map((failure) => [failure.line, failure.code, failure.documentId])).toEqual([
+      [2, 'DOCUMENT_ID_DUPLICATE', undefined],
+      [3, 'DOCUMENT_INVALID', 'b'],
+      [4, 'DOCUMENT_INVALID', undefined],
+    ]);
+    expect(parsed.failures.map((failure) => failure.message).join(' ')).not.toMatch(/secretword/);
+  });
+});
