@@ -456,6 +456,22 @@ export class SearchTable {
     );
   }
 
+  /**
+   * Drop every source lease. Only for a runtime that knows none of its encoders is alive: the
+   * local stack at start, after a crash (otherwise a dead process's lease would hold its key
+   * until it expires and the queue redelivers, minutes later).
+   */
+  async clearSourceLeases(): Promise<number> {
+    let cleared = 0;
+    for await (const item of this.scanSortKey('LOCK')) {
+      await this.client.send(
+        new DeleteCommand({ TableName: this.tableName, Key: { pk: item.pk, sk: item.sk } }),
+      );
+      cleared += 1;
+    }
+    return cleared;
+  }
+
   /** Give a lease back (only its holder can). */
   async releaseSourceLease(sourceKey: string, owner: string): Promise<void> {
     try {

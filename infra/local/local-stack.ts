@@ -271,6 +271,9 @@ export class LocalStack {
     const url = `http://${host === '0.0.0.0' ? '127.0.0.1' : host}:${port}`;
     stack = new LocalStack(url, options, aws, clients, poller, query, steps, machine, server);
 
+    // No encoder of an earlier run is alive: its leases (left by a crash) would only delay keys.
+    const cleared = await clients.table.clearSourceLeases();
+    if (cleared > 0) log(`released ${cleared} object leases left by the last run`);
     // Anything uploaded but not processed before the last stop (SQS here lives in memory) is queued again.
     const requeued = await stack.requeueUnprocessed();
     if (requeued > 0) log(`re-enqueued ${requeued} object events left unprocessed by the last run`);
