@@ -208,7 +208,10 @@ export class IngestService {
       outcomes.push(outcome);
       failures.push(toSourceFailure(outcome));
       // A failed document is still this key's (its previous version stays searchable).
-      if (outcome.outcome !== 'conflict' && !outcome.docId.startsWith(`${key}:`)) defined.add(outcome.docId);
+      if (outcome.outcome !== 'conflict' && !outcome.docId.startsWith(`${key}:`)) {
+        defined.add(outcome.docId);
+        await this.table.addSourceMember(key, outcome.docId);
+      }
     }
     for (const document of parsed.documents) {
       await this.table.addSourceMember(key, document.id);
@@ -219,7 +222,6 @@ export class IngestService {
         failures.push(toSourceFailure(outcome));
       } else defined.add(document.id);
     }
-    for (const docId of defined) await this.table.addSourceMember(key, docId);
     await this.releaseOthers(key, sequencer, members, defined, outcomes);
     await this.table.putSourceRecord(key, { sequencer, etag: object.etag, failures });
     return outcomes;

@@ -359,10 +359,11 @@ export class SearchTable {
 
   /** What is known of one uploaded object, with the ids of the documents it defines. */
   async sourceDocuments(sourceKey: string): Promise<SourceRecord | undefined> {
-    const [item, members] = await Promise.all([
+    const [item, items] = await Promise.all([
       this.get(`SRC#${sourceKey}`, 'SOURCE'),
-      this.sourceMembers(sourceKey),
+      this.queryAll(`SRC#${sourceKey}`, 'DOC#', ['sk']),
     ]);
+    const members = memberIds(items, item);
     if (!item && members.length === 0) return undefined;
     return toSource(item ?? { sourceKey, sequencer: '', etag: '' }, members);
   }
@@ -379,10 +380,7 @@ export class SearchTable {
       this.queryAll(`SRC#${sourceKey}`, 'DOC#', ['sk']),
       this.get(`SRC#${sourceKey}`, 'SOURCE'),
     ]);
-    const ids = new Set(items.map((item) => String(item.sk).slice('DOC#'.length)));
-    // Sources recorded before membership items held their ids in a list on the head item.
-    for (const docId of (head?.docIds as string[] | undefined) ?? []) ids.add(docId);
-    return [...ids];
+    return memberIds(items, head);
   }
 
   /** Record that an object defines a document (idempotent). */
@@ -724,6 +722,13 @@ export interface SourceRecord {
   readonly failures: SourceFailure[];
   /** How many failures there were in all. */
   readonly failureCount: number;
+}
+
+/** Member ids from membership items, plus the list that heads recorded before membership items existed. */
+function memberIds(items: Item[], head: Item | undefined): string[] {
+  const ids = new Set(items.map((item) => String(item.sk).slice('DOC#'.length)));
+  for (const docId of (head?.docIds as string[] | undefined) ?? []) ids.add(docId);
+  return [...ids];
 }
 
 function toSource(item: Item, docIds: string[]): SourceRecord {
