@@ -21,7 +21,13 @@ import {
   localResourceNames,
   TABLE_KEYS,
 } from '../resources.js';
-import { type EmulatorEventRecord, keyGuard, PerKeySequencers, toS3Notification } from './s3-fidelity.js';
+import {
+  atomicObjects,
+  type EmulatorEventRecord,
+  keyGuard,
+  PerKeySequencers,
+  toS3Notification,
+} from './s3-fidelity.js';
 
 export interface EmulatorOptions {
   /** Keep DynamoDB (LevelDB) and S3 (files) state here; in memory / a temporary folder when omitted. */
@@ -73,6 +79,7 @@ export async function startLocalAws(options: EmulatorOptions = {}): Promise<Loca
   });
   // Before s3rver's own routes (Koa composes its middleware list when the server starts).
   (s3rver as unknown as { middleware: unknown[] }).middleware.unshift(keyGuard());
+  atomicObjects((s3rver as unknown as { store: Parameters<typeof atomicObjects>[0] }).store);
   s3rver.on('error', () => {
     // A request s3rver could not serve was answered with an error; never a reason to exit.
   });

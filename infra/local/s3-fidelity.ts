@@ -10,8 +10,15 @@
  * - **Key safety**: s3rver stores an object as files under its directory, so a key with `..`
  *   segments wrote outside it and a segment over 255 bytes crashed the process (ENAMETOOLONG in
  *   a stream without an error handler). The guard answers such requests with S3-style errors first.
+ * - **Atomic PUTs**: S3 shows a reader the whole old object or the whole new one. s3rver truncates
+ *   the object file and rewrites it in place, writes its metadata (length, ETag) separately, and
+ *   for a buffered body answers before the bytes are on disk, so two PUTs of one key racing with a
+ *   GET served torn bodies ("invalid JSON at character 57"). {@link atomicObjects} writes each body
+ *   to a temporary file and swaps file and metadata in together under a per-key lock.
  */
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
+import { mkdir, rename, unlink, writeFile } from 'node:fs/promises';
+import { dirname } from 'node:path';
 import { encodeNotificationKey, objectKeyProblem } from '../../functions/core/document-ids.js';
 
 /** Hands out S3-like sequencers: increasing per key, not comparable across keys. */
@@ -84,4 +91,67 @@ export function keyGuard() {
     }
     await next();
   };
+}
+
+/** The parts of s3rver's file-system store that {@link atomicObjects} wraps. */
+interface ObjectStore {
+  getResourcePath(bucket: string, key: string, resource: string): string;
+  putMetadata(bucket: string, key: string, metadata: Record<string, string>, md5: string): Promise<void>;
+  putObject(object: {
+    bucket: string;
+    key: string;
+    content: Buffer | NodeJS.ReadableStream;
+    metadata: Record<string, string>;
+  }): Promise<{ size: number; md5: string }>;
+  getObject(bucket: string, key: string, options?: unknown): Promise<unknown>;
+  deleteObject(bucket: string, key: string): Promise<void>;
+}
+
+/**
+ * Make s3rver's object writes atomic as S3's are: a body is written in full to a temporary file,
+ * then renamed over the object and its metadata written while no read or other write of that key
+ * runs; a read takes its metadata and opens its file under the same lock (an open file keeps the
+ * bytes it had, whatever is renamed over it later).
+ */
+export function atomicObjects(store: ObjectStore): void {
+  const tails = new Map<string, Promise<unknown>>();
+  const locked = <T>(bucket: string, key: string, work: () => Promise<T>): Promise<T> => {
+    const id = `${bucket}/${key}`;
+    const result = (tails.get(id) ?? Promise.resolve()).then(work, work);
+    const tail = result.catch(() => {});
+    tails.set(id, tail);
+    tail.then(() => {
+      if (tails.get(id) === tail) tails.delete(id);
+    });
+    return result;
+  };
+  const getObject = store.getObject.bind(store);
+  const deleteObject = store.deleteObject.bind(store);
+  store.getObject = (bucket, key, options) => locked(bucket, key, () => getObject(bucket, key, options));
+  store.deleteObject = (bucket, key) => locked(bucket, key, () => deleteObject(bucket, key));
+  store.putObject = async (object) => {
+    const body = Buffer.isBuffer(object.content) ? object.content : await readAll(object.content);
+    const md5 = createHash('md5').update(body).digest('hex');
+    const path = store.getResourcePath(object.bucket, object.key, 'object');
+    await mkdir(dirname(path), { recursive: true });
+    const temporary = `${path}.${randomBytes(6).toString('hex')}.uploading`;
+    await writeFile(temporary, body);
+    try {
+      await locked(object.bucket, object.key, async () => {
+        await rename(temporary, path);
+        await store.putMetadata(object.bucket, object.key, object.metadata, md5);
+      });
+    } catch (error) {
+      await unlink(temporary).catch(() => {});
+      throw error;
+    }
+    return { size: body.length, md5 };
+  };
+}
+
+async function readAll(stream: NodeJS.ReadableStream): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of stream as AsyncIterable<Buffer | string>)
+    chunks.push(typeof chunk === 'string' ? Buffer.from(chunk) : chunk);
+  return Buffer.concat(chunks);
 }

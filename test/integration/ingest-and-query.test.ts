@@ -1,6 +1,8 @@
+import { createHash } from 'node:crypto';
+import { GetObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import { ReceiveMessageCommand, SendMessageCommand } from '@aws-sdk/client-sqs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { sqsClient } from '../../functions/adapters/aws-clients.js';
+import { s3Client, sqsClient } from '../../functions/adapters/aws-clients.js';
 import { type HandlerStack, startHandlerStack } from '../support/local-stack.js';
 
 let stack: HandlerStack;
@@ -141,6 +143,34 @@ describe('S3 semantics the emulator lacks', () => {
     await stack.drainIngest();
     expect((await search('garnet ibex'))[0]?.docId).toBe('versioned');
     expect((await stack.http('GET', '/documents/versioned')).body.status).toBe('indexed');
+  });
+
+  it('a PUT is atomic: racing PUTs and GETs of one key only ever read one whole body', async () => {
+    const s3 = s3Client(stack.aws.connection);
+    const Bucket = stack.aws.names.documentsBucket;
+    const Key = 'scratch/atomic.json';
+    // Bodies of different lengths: a torn read mixes one's length or ETag with another's bytes.
+    const bodies = Array.from({ length: 8 }, (_, n) =>
+      JSON.stringify({ id: `atomic-${n}`, text: `body ${n} `.repeat(200 * (n + 1)) }),
+    );
+    await s3.send(new PutObjectCommand({ Bucket, Key, Body: bodies[0] }));
+    const reads: Array<{ body: string; etag: string | undefined }> = [];
+    const get = async () => {
+      const object = await s3.send(new GetObjectCommand({ Bucket, Key }));
+      const body = await (object.Body as { transformToString(): Promise<string> }).transformToString();
+      reads.push({ body, etag: object.ETag });
+    };
+    for (let round = 0; round < 5; round += 1)
+      await Promise.all([
+        ...bodies.map((Body) => s3.send(new PutObjectCommand({ Bucket, Key, Body }))),
+        ...Array.from({ length: 8 }, get),
+      ]);
+    const etags = new Map(bodies.map((body) => [`"${createHash('md5').update(body).digest('hex')}"`, body]));
+    expect(reads).toHaveLength(40);
+    for (const read of reads) {
+      expect(bodies).toContain(read.body);
+      expect(etags.get(read.etag ?? '')).toBe(read.body);
+    }
   });
 });
 
