@@ -1,6 +1,6 @@
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { type Duration, RemovalPolicy, Size } from 'aws-cdk-lib';
+import { type CfnResource, type Duration, RemovalPolicy, Size } from 'aws-cdk-lib';
 import type * as lambda from 'aws-cdk-lib/aws-lambda';
 import { Architecture, Runtime, Tracing } from 'aws-cdk-lib/aws-lambda';
 import { NodejsFunction, OutputFormat } from 'aws-cdk-lib/aws-lambda-nodejs';
@@ -8,6 +8,7 @@ import { LogGroup, RetentionDays } from 'aws-cdk-lib/aws-logs';
 import type { Construct } from 'constructs';
 import type { RuntimeLayers } from './layers.js';
 import { acknowledgeFunctionBasics } from './nag.js';
+import { HANDLER_FILE_METADATA } from './template-metadata.js';
 
 const PROJECT_ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 
@@ -79,6 +80,11 @@ export function bisearchFunction(scope: Construct, id: string, props: BisearchFu
       forceDockerBundling: false,
     },
   });
+  // The local runner starts each function from its handler source with the template's limits.
+  (fn.node.defaultChild as CfnResource).addMetadata(
+    HANDLER_FILE_METADATA,
+    `functions/handlers/${props.handlerFile}.ts`,
+  );
   acknowledgeFunctionBasics(fn);
   return fn;
 }

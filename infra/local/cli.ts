@@ -443,6 +443,11 @@ program
       `documents      ${status.documents.indexed} indexed, ${status.documents.failed} failed, ${status.documents.deleted} deleted`,
       `pending        ${status.ingestQueue.waiting} uploads waiting, ${status.ingestQueue.inFlight} being processed; dead letters ${status.deadLetters}`,
       `last reindex   ${status.lastReindex ? `${status.lastReindex.outcome} at ${status.lastReindex.at}${status.lastReindex.outcome === 'failed' ? ` (${status.lastReindex.detail})` : ''}` : 'never'}${status.reindexRunning ? ' (one running now)' : ''}`,
+      // Lambda's limits as the local runner enforces them: peak use against each function's size.
+      ...Object.entries(status.functions ?? {}).map(
+        ([name, fn]) =>
+          `function       ${name}: memory ${fn.peakMemoryMb}/${fn.memoryMb} MB, /tmp ${fn.peakStorageMb}/${fn.ephemeralStorageMb} MB, ${fn.invocations} invocations, ${fn.inits} inits${fn.timeouts + fn.outOfMemory + fn.outOfStorage + fn.crashes + fn.initTimeouts > 0 ? `; ${fn.initTimeouts} init timeouts, ${fn.timeouts} timeouts, ${fn.outOfMemory} out of memory, ${fn.outOfStorage} out of /tmp, ${fn.crashes} crashes` : ''}`,
+      ),
     ];
     process.stdout.write(`${lines.join('\n')}\n`);
   });

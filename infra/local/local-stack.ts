@@ -20,14 +20,21 @@ import { DocumentBucket } from '../../functions/adapters/document-bucket.js';
 import { resolveModelDirectory } from '../../functions/adapters/model-resolution.js';
 import { SearchTable } from '../../functions/adapters/search-table.js';
 import { encodeNotificationKey } from '../../functions/core/document-ids.js';
-import { apiGatewayEvent, localLambdaContext } from './api-gateway-event.js';
+import { apiGatewayEvent } from './api-gateway-event.js';
 import { expireItems } from './dynamodb-ttl.js';
 import { type LocalAws, startLocalAws } from './emulators.js';
+import {
+  functionsFromTemplate,
+  type LambdaFunctionSettings,
+  type LambdaFunctionStats,
+  LocalLambdaFunction,
+} from './lambda-sandbox.js';
 import { type ReindexExecution, runStateMachine, type StepHandler } from './reindex-runner.js';
 import { SqsPoller } from './sqs-poller.js';
 import type { LocalStateMachine } from './state-machine-definition.js';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
+const PROJECT_ROOT = join(HERE, '..', '..');
 /** Structured logs of the local runtime itself (the handlers log with their own loggers). */
 const localLogger = new Logger({ serviceName: 'bisearch-local' });
 
@@ -86,6 +93,11 @@ export interface LocalStatus {
   readonly deadLetters: number;
   readonly lastReindex: { at: string; outcome: 'succeeded' | 'failed'; detail?: string } | null;
   readonly reindexRunning: boolean;
+  /** Each function that has run: its deployed limits and what its environments went through. */
+  readonly functions: Record<
+    string,
+    LambdaFunctionStats & { memoryMb: number; timeoutSeconds: number; ephemeralStorageMb: number }
+  >;
 }
 
 /** AWS clients the local stack uses itself, created once at start. */
@@ -96,10 +108,8 @@ interface LocalClients {
   readonly documents: DocumentBucket;
 }
 
-type ApiHandler = (
-  event: APIGatewayProxyEventV2,
-  context: unknown,
-) => Promise<APIGatewayProxyStructuredResultV2>;
+/** The query function, invoked with an API Gateway v2 event. */
+type ApiHandler = (event: APIGatewayProxyEventV2) => Promise<APIGatewayProxyStructuredResultV2>;
 
 /**
  * bisearch on one machine: AWS-compatible emulators holding the stack's resources, the same
@@ -123,7 +133,8 @@ export class LocalStack {
     private readonly poller: SqsPoller,
     private readonly query: ApiHandler,
     private readonly steps: Record<string, StepHandler>,
-    private readonly machine: Promise<LocalStateMachine>,
+    private readonly machine: LocalStateMachine,
+    private readonly functions: ReadonlyMap<string, LocalLambdaFunction>,
     private readonly server: ReturnType<typeof serve>,
   ) {}
 
@@ -132,29 +143,66 @@ export class LocalStack {
     const dataDirectory = options.dataDirectory;
     const firstStart = !existsSync(join(dataDirectory, 'dynamodb'));
     mkdirSync(dataDirectory, { recursive: true });
-    const aws = await startLocalAws({ dataDirectory });
     const model = await resolveModelDirectory();
+    // The CDK app itself gives the reindex state machine and every function's limits, so the
+    // local run is the deployed definition. Synthesis runs while the emulators start.
+    const synthesized = synthesizeLocalDefinition(model.directory, join(dataDirectory, 'work', 'cdk.out'));
+    synthesized.catch(() => {});
+    const aws = await startLocalAws({ dataDirectory });
     Object.assign(process.env, aws.environment, {
       BISEARCH_MODEL_DIR: model.directory,
-      BISEARCH_WORK_DIR: join(dataDirectory, 'work'),
       BISEARCH_POINTER_CHECK_MS: process.env.BISEARCH_POINTER_CHECK_MS ?? '1000',
       POWERTOOLS_LOG_LEVEL: process.env.POWERTOOLS_LOG_LEVEL ?? 'WARN',
       // EMF metrics go to CloudWatch on AWS; locally they would only flood the terminal.
       POWERTOOLS_METRICS_DISABLED: 'true',
     });
     log(`model ${model.directory} (${model.source})`);
-    // The definition comes from the CDK app itself, so the local reindex is the deployed one.
-    const machine = synthesizeStateMachine(model.directory);
-    machine.catch(() => {});
-    const encode = (await import('../../functions/handlers/encode.js')).handler as (
-      event: SQSEvent,
-      context: unknown,
-    ) => Promise<SQSBatchResponse>;
-    const query = (await import('../../functions/handlers/query.js')).handler as unknown as ApiHandler;
-    const steps = (await import('../../functions/handlers/reindex.js')) as unknown as Record<
-      string,
-      StepHandler
-    >;
+    let definition: LocalDefinition;
+    try {
+      definition = await synthesized;
+    } catch (error) {
+      await aws.stop();
+      throw error;
+    }
+    // Each function runs in its own execution environment with its deployed limits.
+    const functions = new Map<string, LocalLambdaFunction>();
+    for (const [logicalId, settings] of Object.entries(definition.functions))
+      functions.set(
+        logicalId,
+        new LocalLambdaFunction({
+          ...settings,
+          tmpDirectory: join(dataDirectory, 'lambda', settings.name),
+          log,
+        }),
+      );
+    const functionFor = (handlerFile: string, handlerExport = 'handler') => {
+      const logicalId = Object.keys(definition.functions).find((id) => {
+        const fn = definition.functions[id];
+        return fn?.handlerFile.endsWith(handlerFile) && fn.handlerExport === handlerExport;
+      });
+      const fn = logicalId && functions.get(logicalId);
+      if (!fn) throw new Error(`the synthesized stack has no function ${handlerFile}#${handlerExport}`);
+      return fn;
+    };
+    const encodeFunction = functionFor('functions/handlers/encode.ts');
+    const queryFunction = functionFor('functions/handlers/query.ts');
+    const encode = (event: SQSEvent) => encodeFunction.invoke(event) as Promise<SQSBatchResponse>;
+    const query: ApiHandler = (event) =>
+      queryFunction.invoke(event) as Promise<APIGatewayProxyStructuredResultV2>;
+    const steps: Record<string, StepHandler> = {};
+    for (const binding of Object.values(definition.machine.tasks)) {
+      const fn = functions.get(binding.functionLogicalId);
+      if (fn) steps[binding.handlerExport] = (input) => fn.invoke(input);
+    }
+    // Query and encode start now (as a first request would), so a broken model or index shows
+    // at start, not on the first search.
+    try {
+      await Promise.all([queryFunction.warm(), encodeFunction.warm()]);
+    } catch (error) {
+      await Promise.all([...functions.values()].map((fn) => fn.stop()));
+      await aws.stop();
+      throw new Error(`a function failed to initialise: ${(error as Error).message}`);
+    }
     // One set of clients for everything the local stack itself does (the handlers have their own).
     const s3 = s3Client(aws.connection);
     const clients: LocalClients = {
@@ -166,7 +214,7 @@ export class LocalStack {
     const poller = new SqsPoller({
       sqs: clients.sqs,
       queueUrl: aws.ingestQueueUrl,
-      handler: (event) => encode(event, localLambdaContext('encode')),
+      handler: encode,
     });
 
     const app = new Hono();
@@ -244,7 +292,6 @@ export class LocalStack {
           headers: Object.fromEntries(c.req.raw.headers),
           ...(body !== undefined ? { body } : {}),
         }),
-        localLambdaContext('query'),
       );
       return new Response(result.body ?? null, {
         status: result.statusCode ?? 200,
@@ -256,8 +303,10 @@ export class LocalStack {
     app.onError((error, c) => {
       localLogger.error('local request failed', {
         path: new URL(c.req.url).pathname,
+        errorType: (error as Error).name,
         error: (error as Error).message,
       });
+      // A failed invocation (timeout, out of memory, a crash): API Gateway answers 500 too.
       return localError(c, 500, 'INTERNAL', 'internal error');
     });
     const host = options.host ?? '127.0.0.1';
@@ -269,7 +318,18 @@ export class LocalStack {
       },
     );
     const url = `http://${host === '0.0.0.0' ? '127.0.0.1' : host}:${port}`;
-    stack = new LocalStack(url, options, aws, clients, poller, query, steps, machine, server);
+    stack = new LocalStack(
+      url,
+      options,
+      aws,
+      clients,
+      poller,
+      query,
+      steps,
+      definition.machine,
+      functions,
+      server,
+    );
 
     // No encoder of an earlier run is alive: its leases (left by a crash) would only delay keys.
     const cleared = await clients.table.clearSourceLeases();
@@ -408,7 +468,7 @@ export class LocalStack {
     this.reindexing ??= (async () => {
       try {
         const executionName = `local-${new Date().toISOString().replace(/[:.]/g, '-')}`;
-        const execution = await runStateMachine(await this.machine, this.steps, {
+        const execution = await runStateMachine(this.machine, this.steps, {
           executionName,
           input: { trigger: 'local' },
           retryDelayMs: 1_000,
@@ -424,8 +484,7 @@ export class LocalStack {
   async status(): Promise<LocalStatus> {
     const { table } = this.clients;
     const health = JSON.parse(
-      (await this.query(apiGatewayEvent({ method: 'GET', path: '/health' }), localLambdaContext('query')))
-        .body ?? '{}',
+      (await this.query(apiGatewayEvent({ method: 'GET', path: '/health' }))).body ?? '{}',
     );
     const documents = { indexed: 0, failed: 0, deleted: 0 };
     for await (const status of table.statuses())
@@ -439,6 +498,21 @@ export class LocalStack {
       deadLetters: (await this.queueDepth(this.aws.deadLetterQueueUrl)).waiting,
       lastReindex: pointer.lastReindex ?? null,
       reindexRunning: this.reindexing !== undefined,
+      functions: Object.fromEntries(
+        [...this.functions.values()]
+          .filter((fn) => fn.stats.inits > 0)
+          .map((fn) => [
+            fn.settings.name,
+            {
+              memoryMb: fn.settings.memoryMb,
+              timeoutSeconds: fn.settings.timeoutSeconds,
+              ephemeralStorageMb: fn.settings.ephemeralStorageMb,
+              ...fn.stats,
+              peakMemoryMb: Math.round(fn.stats.peakMemoryMb),
+              peakStorageMb: Math.round(fn.stats.peakStorageMb * 10) / 10,
+            },
+          ]),
+      ),
     };
   }
 
@@ -466,13 +540,20 @@ export class LocalStack {
     await this.poller.stop();
     await this.reindexing?.catch(() => {});
     await new Promise<void>((resolve) => this.server.close(() => resolve()));
+    await Promise.all([...this.functions.values()].map((fn) => fn.stop()));
     await this.aws.stop();
     rmSync(join(this.options.dataDirectory, STACK_FILE), { force: true });
   }
 }
 
-/** Synthesize the CDK stack (no bundling) and take its reindex state machine. */
-async function synthesizeStateMachine(modelDirectory: string): Promise<LocalStateMachine> {
+/** What the local runner takes from the synthesized stack. */
+interface LocalDefinition {
+  readonly machine: LocalStateMachine;
+  readonly functions: Record<string, LambdaFunctionSettings>;
+}
+
+/** Synthesize the CDK stack (no bundling): its reindex state machine and its functions' limits. */
+async function synthesizeLocalDefinition(modelDirectory: string, outdir: string): Promise<LocalDefinition> {
   const [{ App }, { parseStackConfig }, { SearchStack }, { stateMachineFromTemplate }] = await Promise.all([
     import('aws-cdk-lib'),
     import('../config.js'),
@@ -481,9 +562,13 @@ async function synthesizeStateMachine(modelDirectory: string): Promise<LocalStat
   ]);
   // Only the definition is needed: no bundling, and no copying of the layer assets into the output.
   const app = new App({
-    outdir: join(process.env.BISEARCH_WORK_DIR ?? '/tmp', 'cdk.out'),
+    outdir,
     context: { 'aws:cdk:bundling-stacks': [], 'aws:cdk:disable-asset-staging': true },
   });
   const stack = new SearchStack(app, 'Local', { config: parseStackConfig({}), modelDirectory });
-  return stateMachineFromTemplate(app.synth().getStackByName(stack.stackName).template);
+  const template = app.synth().getStackByName(stack.stackName).template;
+  return {
+    machine: stateMachineFromTemplate(template),
+    functions: functionsFromTemplate(template, PROJECT_ROOT),
+  };
 }

@@ -1,6 +1,7 @@
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { GetObjectCommand, ListObjectsV2Command, PutObjectCommand } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { s3Client } from '../../functions/adapters/aws-clients.js';
@@ -11,6 +12,12 @@ import { SearchRuntime } from '../../functions/adapters/search-runtime.js';
 import { verifySnapshotFiles } from '../../functions/adapters/snapshot-files.js';
 import { EmbeddingSpaceMismatchError } from '../../functions/core/errors.js';
 import { MANIFEST_FILE, SNAPSHOT_FILES } from '../../functions/core/snapshot-manifest.js';
+import { apiGatewayEvent } from '../../infra/local/api-gateway-event.js';
+import {
+  functionsFromTemplate,
+  type LambdaFunctionSettings,
+  LocalLambdaFunction,
+} from '../../infra/local/lambda-sandbox.js';
 import {
   type ReindexExecution,
   runStateMachine,
@@ -25,6 +32,7 @@ import { TINY_BERT_BIENCODER_DIR, USE_LITE_DIR } from '../support/shared-fixture
 import { synthesizeStack } from '../support/synth.js';
 
 let stack: HandlerStack;
+let template: ReturnType<typeof synthesizeStack>['json'];
 let machine: LocalStateMachine;
 let steps: Record<string, StepHandler>;
 let indexBucket: IndexBucket;
@@ -32,7 +40,8 @@ let runs = 0;
 
 beforeAll(async () => {
   // The definition is the one `cdk synth` produces, not a hand-written copy.
-  machine = stateMachineFromTemplate(synthesizeStack({}, { nag: false }).json);
+  template = synthesizeStack({}, { nag: false }).json;
+  machine = stateMachineFromTemplate(template);
   stack = await startHandlerStack({ BISEARCH_POINTER_CHECK_MS: '0' });
   steps = (await import('../../functions/handlers/reindex.js')) as unknown as Record<string, StepHandler>;
   indexBucket = new IndexBucket(s3Client(stack.aws.connection), stack.aws.names.indexBucket);
@@ -379,4 +388,104 @@ describe('reindex state machine as synthesized, with the real step handlers on e
     expect(versions).toContain(current?.version);
     expect(versions).toContain(previous?.version);
   });
+});
+
+describe('the deployed functions under Lambda’s limits (each in its own environment, as the local stack runs them)', () => {
+  const PROJECT_ROOT = fileURLToPath(new URL('../../', import.meta.url));
+  const scratch = mkdtempSync(join(tmpdir(), 'bisearch-deployed-limits-'));
+  const started: LocalLambdaFunction[] = [];
+  afterAll(async () => {
+    await Promise.all(started.map((fn) => fn.stop()));
+    rmSync(scratch, { recursive: true, force: true });
+  });
+  const deployedSettings = (handlerExport: string, file = 'reindex.ts'): LambdaFunctionSettings => {
+    const settings = Object.values(functionsFromTemplate(template, PROJECT_ROOT)).find(
+      (fn) => fn.handlerFile.endsWith(`functions/handlers/${file}`) && fn.handlerExport === handlerExport,
+    );
+    if (!settings) throw new Error(`no deployed function ${file}#${handlerExport}`);
+    return settings;
+  };
+  const deployed = (
+    handlerExport: string,
+    overrides: Partial<LambdaFunctionSettings> & { environment?: Record<string, string> } = {},
+    file = 'reindex.ts',
+  ) => {
+    const settings = deployedSettings(handlerExport, file);
+    const fn = new LocalLambdaFunction({
+      ...settings,
+      ...overrides,
+      tmpDirectory: join(scratch, `${settings.name}-${started.length}`),
+    });
+    started.push(fn);
+    return fn;
+  };
+  /** Every Task state bound to its deployed function; `overrides` changes one export's limits. */
+  const sandboxedSteps = (
+    overrides: Record<string, Partial<LambdaFunctionSettings> & { environment?: Record<string, string> }>,
+  ): Record<string, StepHandler> =>
+    Object.fromEntries(
+      Object.values(machine.tasks).map((binding) => {
+        const fn = deployed(binding.handlerExport, overrides[binding.handlerExport] ?? {});
+        return [binding.handlerExport, ((input: unknown) => fn.invoke(input)) as StepHandler];
+      }),
+    );
+
+  it('the template gives each function its limits: query 29 s with 4 GB of /tmp, build 10 GB for 15 min', () => {
+    expect(deployedSettings('handler', 'query.ts')).toMatchObject({
+      memoryMb: 3008,
+      timeoutSeconds: 29,
+      ephemeralStorageMb: 4096,
+    });
+    expect(deployedSettings('handler', 'encode.ts')).toMatchObject({ timeoutSeconds: 120 });
+    expect(deployedSettings('buildHandler')).toMatchObject({ memoryMb: 10_240, timeoutSeconds: 900 });
+    for (const binding of Object.values(machine.tasks))
+      expect(existsSync(deployedSettings(binding.handlerExport).handlerFile)).toBe(true);
+  });
+
+  it('a Snapshot over its memory size fails as Runtime.OutOfMemory: not retried, recorded, the pointer stays', async () => {
+    const before = await pointer();
+    const execution = await reindex(sandboxedSteps({ snapshotHandler: { memoryMb: 64 } }));
+    expect(execution.status).toBe('FAILED');
+    expect(execution.stateErrors[0]).toMatchObject({ state: 'Snapshot', error: 'Runtime.OutOfMemory' });
+    expect(execution.retries).toEqual([]);
+    expect(execution.states).toContain('RecordFailure');
+    expect((await pointer()).current).toEqual(before.current);
+    expect((await pointer()).lastReindex).toMatchObject({ outcome: 'failed' });
+  }, 60_000);
+
+  it('a step that outlives its timeout fails as Sandbox.Timedout and is not retried', async () => {
+    const before = await pointer();
+    const execution = await reindex(
+      sandboxedSteps({
+        snapshotHandler: { timeoutSeconds: 0.2, environment: { BISEARCH_SIMULATED_LATENCY_MS: '300' } },
+      }),
+    );
+    expect(execution.status).toBe('FAILED');
+    expect(execution.stateErrors[0]).toMatchObject({ state: 'Snapshot', error: 'Sandbox.Timedout' });
+    expect(execution.retries).toEqual([]);
+    expect((await pointer()).current).toEqual(before.current);
+  }, 60_000);
+
+  it('the whole reindex succeeds with the deployed limits, every step in its own environment', async () => {
+    const execution = await reindex(sandboxedSteps({}));
+    expect(execution.status).toBe('SUCCEEDED');
+  }, 60_000);
+
+  it('a query function whose /tmp cannot hold the snapshot fails its Init with ENOSPC; with the deployed size it serves', async () => {
+    if (!(await pointer()).current) expect((await reindex()).status).toBe('SUCCEEDED');
+    const cramped = deployed('handler', { ephemeralStorageMb: 0.001 }, 'query.ts');
+    await expect(cramped.warm()).rejects.toThrow(/^ENOSPC: no space left on device/);
+    const query = deployed('handler', {}, 'query.ts');
+    const response = (await query.invoke(
+      apiGatewayEvent({
+        method: 'POST',
+        path: '/search',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ query: 'crimson kestrel', mode: 'lexical', k: 3 }),
+      }),
+    )) as { statusCode: number; body: string };
+    expect(response.statusCode).toBe(200);
+    expect(JSON.parse(response.body).results[0]?.docId).toBe('a');
+    expect(query.stats.peakStorageMb).toBeGreaterThan(0);
+  }, 60_000);
 });
