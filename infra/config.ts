@@ -23,6 +23,12 @@ export const stackConfigSchema = z
     queryMemoryMb: z.coerce.number().int().min(1024).max(10240).default(3008),
     /** Encode Lambda memory (MB). */
     encodeMemoryMb: z.coerce.number().int().min(1024).max(10240).default(3008),
+    /**
+     * Most encode invocations at once (the SQS event source's maximum concurrency, 2–1,000).
+     * Default 32: each announces through one atomic counter item (DynamoDB: ~1,000 writes/s per
+     * item), and each holds up to 10 messages.
+     */
+    encodeMaxConcurrency: z.coerce.number().int().min(2).max(1000).default(32),
     /** /tmp of the query and reindex Lambdas (MB): must hold a snapshot (two during a swap). */
     ephemeralStorageMb: z.coerce.number().int().min(512).max(10240).default(4096),
     /** EventBridge schedule of the nightly reindex (UTC). */

@@ -40,6 +40,7 @@ export class SearchStack extends Stack {
       storage: this.storage,
       layers,
       memoryMb: config.encodeMemoryMb,
+      maxConcurrency: config.encodeMaxConcurrency,
     });
     this.queryApi = new QueryApi(this, 'Query', { storage: this.storage, layers, config });
     this.reindex = new ReindexWorkflow(this, 'Reindex', { storage: this.storage, layers, config });

@@ -1,6 +1,7 @@
 import { existsSync } from 'node:fs';
 import { readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
+import { ChangeLogCursor, DEFAULT_GAP_GRACE_MS } from '../core/change-log-cursor.js';
 import type { EmbeddingSpace, PairScorer, TextEmbedder } from '../core/embedding-space.js';
 import {
   SearchEngine,
@@ -30,6 +31,19 @@ export interface SearchRuntimeOptions {
   readonly maxStalenessMs?: number;
   /** How often the index pointer is checked for a new version. Default 30,000 ms. */
   readonly pointerCheckIntervalMs?: number;
+  /**
+   * Longest a request waits for a due catch-up with the change log; past it the request answers
+   * from what is applied (and reports the lag) while catch-up goes on. Default 2,000 ms.
+   */
+  readonly maxCatchUpWaitMs?: number;
+  /** Longest the start waits for catch-up (Lambda's on-demand Init is limited to 10 s). Default 3,000 ms. */
+  readonly initCatchUpWaitMs?: number;
+  /** Change-log entries read per page (one Query each). Default 1,000. */
+  readonly changeLogPageSize?: number;
+  /** Chunk Queries in flight while catching up. Default 16. */
+  readonly readParallelism?: number;
+  /** How long a hole in the change log is waited for (see `ChangeLogCursor`). Default 60,000 ms. */
+  readonly changeLogGapGraceMs?: number;
   readonly engine?: SearchEngineOptions;
   readonly observer?: RuntimeObserver;
 }
@@ -45,8 +59,12 @@ export interface RuntimeHealth {
   };
   /** Readable model name, vector length, and the model files' fingerprint (`sha256:…`) when known. */
   readonly model: { readonly id: string; readonly dimensions: number; readonly fingerprint?: string };
-  /** Milliseconds since the change log was last read up to its end. */
-  readonly freshness: { readonly lagMs: number; readonly sequence: number };
+  /**
+   * `lagMs`: every change announced more than this long ago is applied (-1 before the first read
+   * of the change log); `sequence`: every change-log sequence up to it is applied; `catchingUp`:
+   * a catch-up is running now (a backlog is being applied while requests are answered).
+   */
+  readonly freshness: { readonly lagMs: number; readonly sequence: number; readonly catchingUp: boolean };
 }
 
 /**
@@ -71,6 +89,8 @@ const silent: RuntimeObserver = { metric: () => {}, warn: () => {}, info: () => 
  */
 export class SearchRuntime {
   private engine: SearchEngine;
+  private readonly cursor: ChangeLogCursor;
+  /** Start time of the last catch-up that read the change log to its end. */
   private lastTailAt = 0;
   private lastPointerCheckAt = 0;
   private refreshing: Promise<void> | undefined;
@@ -81,6 +101,10 @@ export class SearchRuntime {
     engine: SearchEngine,
   ) {
     this.engine = engine;
+    this.cursor = new ChangeLogCursor(
+      engine.delta.sequence,
+      options.changeLogGapGraceMs ?? DEFAULT_GAP_GRACE_MS,
+    );
   }
 
   /**
@@ -118,7 +142,9 @@ export class SearchRuntime {
       new SearchEngine(snapshot, embedder, reranker, options.engine),
     );
     runtime.lastPointerCheckAt = Date.now();
-    await runtime.tail();
+    // Init must not grow with the backlog: catch up for a bounded time, then serve while the
+    // rest is applied during later requests (Lambda runs code only while an invocation does).
+    await runtime.catchUp(options.initCatchUpWaitMs ?? 3_000);
     return runtime;
   }
 
@@ -159,18 +185,23 @@ export class SearchRuntime {
     return this.engine;
   }
 
-  /** Search with bounded staleness: catches up with the change log first when it is due. */
-  async search(request: SearchRequest): Promise<SearchResponse> {
+  /**
+   * Search with bounded staleness: when the change log is due, wait for catch-up at most
+   * `maxCatchUpWaitMs`, then answer from what is applied; `index.lagMs` says how fresh that is.
+   */
+  async search(request: SearchRequest): Promise<SearchResponse & { index: { lagMs: number } }> {
     await this.refreshIfDue();
-    return this.engine.search(request);
+    const response = this.engine.search(request);
+    const answered = await response;
+    return { ...answered, index: { ...answered.index, lagMs: this.lagMs() } };
   }
 
-  /** Read the change log and the pointer if they are due (one refresh at a time). */
+  /** Read the change log and the pointer if they are due (one refresh at a time, waited for at most `maxCatchUpWaitMs`). */
   async refreshIfDue(): Promise<void> {
     const now = Date.now();
     const tailDue = now - this.lastTailAt >= (this.options.maxStalenessMs ?? 2_000);
     const pointerDue = now - this.lastPointerCheckAt >= (this.options.pointerCheckIntervalMs ?? 30_000);
-    if (!tailDue && !pointerDue) return;
+    if (!tailDue && !pointerDue && !this.refreshing) return;
     this.refreshing ??= (async () => {
       try {
         if (pointerDue) await this.checkPointer();
@@ -179,36 +210,76 @@ export class SearchRuntime {
         this.refreshing = undefined;
       }
     })();
-    await this.refreshing;
+    await within(this.refreshing, this.options.maxCatchUpWaitMs ?? 2_000);
   }
 
-  /** Apply every change-log entry after the delta's sequence. */
+  /** Start (or join) a catch-up and wait for it at most `waitMs`; it goes on in the background. */
+  private async catchUp(waitMs: number): Promise<void> {
+    this.refreshing ??= this.tail()
+      .then(() => {})
+      .finally(() => {
+        this.refreshing = undefined;
+      });
+    await within(this.refreshing, waitMs);
+  }
+
+  /**
+   * Apply every change-log entry after the cursor, page by page (each page's documents read in
+   * batches), so that a long backlog becomes visible as it is applied. Returns how many documents
+   * were applied.
+   */
   async tail(): Promise<number> {
     const { table } = this.options;
     const observer = this.options.observer ?? silent;
+    const pageSize = this.options.changeLogPageSize ?? 1_000;
     const started = Date.now();
     let applied = 0;
+    let after = this.cursor.position;
     for (;;) {
-      const delta = this.engine.delta;
-      const entries = await table.changesAfter(delta.sequence);
-      if (entries.length === 0) break;
+      const entries = await table.changesAfter(after, pageSize);
+      const fresh = this.cursor.unapplied(entries);
       // Several entries for one document: its latest state is applied once, at its last sequence.
       const lastSequenceByDocument = new Map<string, number>();
-      for (const entry of entries) lastSequenceByDocument.set(entry.docId, entry.sequence);
-      for (const [docId, sequence] of lastSequenceByDocument) {
+      for (const entry of fresh) lastSequenceByDocument.set(entry.docId, entry.sequence);
+      if (lastSequenceByDocument.size > 0) {
         // Status and chunks read consistently: a version replaced meanwhile is read again.
-        const version = await table.readDocument(docId);
-        if (!version || version.chunks.length === 0) delta.deleteDocument(docId, sequence);
-        else delta.applyDocument(docId, version.chunks, sequence);
-        applied += 1;
+        const versions = await table.readDocuments(
+          [...lastSequenceByDocument.keys()],
+          this.options.readParallelism ?? 16,
+        );
+        const delta = this.engine.delta;
+        for (const [docId, sequence] of lastSequenceByDocument) {
+          const version = versions.get(docId);
+          if (!version || version.chunks.length === 0) delta.deleteDocument(docId, sequence);
+          else delta.applyDocument(docId, version.chunks, sequence);
+          applied += 1;
+        }
       }
-      // Entries up to the last one read are now reflected, including documents not re-applied.
-      delta.advanceTo((entries.at(-1) as { sequence: number }).sequence);
-      if (entries.length < 1_000) break;
+      const { skipped } = this.cursor.commit(
+        fresh.map((entry) => entry.sequence),
+        Date.now(),
+      );
+      if (skipped > 0) {
+        observer.metric('ChangeLogGapsSkipped', skipped, 'Count');
+        observer.warn('change-log sequences never written were skipped', {
+          skipped,
+          position: this.cursor.position,
+        });
+      }
+      this.engine.delta.advanceTo(this.cursor.position);
+      if (entries.length < pageSize) break;
+      after = (entries.at(-1) as { sequence: number }).sequence;
     }
+    // Everything announced before this catch-up started is applied now.
     this.lastTailAt = started;
     observer.metric('DeltaSize', this.engine.delta.size, 'Count');
+    observer.metric('CatchUpTime', Date.now() - started, 'Milliseconds');
     return applied;
+  }
+
+  /** Every change announced more than this long ago is applied, ms (-1 before the first catch-up). */
+  lagMs(): number {
+    return this.lastTailAt === 0 ? -1 : Date.now() - this.lastTailAt;
   }
 
   /** Swap to a newer pointer version; on failure keep serving the current one and say so. */
@@ -226,6 +297,8 @@ export class SearchRuntime {
         this.options.embedder.space,
       );
       this.engine.swapSnapshot(snapshot);
+      // Every sequence up to the new watermark is in the snapshot.
+      this.cursor.rebase(snapshot.manifest.watermark, Date.now());
       this.degraded = false;
       observer.info('serving a new index version', { version: snapshot.manifest.version, previous: current });
       await this.removeOtherVersions(snapshot.manifest.version, current);
@@ -267,9 +340,23 @@ export class SearchRuntime {
           : {}),
       },
       freshness: {
-        lagMs: this.lastTailAt === 0 ? -1 : Date.now() - this.lastTailAt,
-        sequence: this.engine.delta.sequence,
+        lagMs: this.lagMs(),
+        sequence: this.cursor.position,
+        catchingUp: this.refreshing !== undefined,
       },
     };
+  }
+}
+
+/** Wait for `promise` at most `ms` (its failure is the caller's only when it settles in time). */
+async function within(promise: Promise<unknown>, ms: number): Promise<void> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const expiry = new Promise<void>((resolve) => {
+    timer = setTimeout(resolve, ms);
+  });
+  try {
+    await Promise.race([promise, expiry]);
+  } finally {
+    clearTimeout(timer);
   }
 }

@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import {
+  BatchGetCommand,
   BatchWriteCommand,
   DeleteCommand,
   type DynamoDBDocumentClient,
@@ -138,11 +139,12 @@ type Item = Record<string, unknown>;
  * Only single-item conditional writes are used (no transactions), so the same code runs on
  * DynamoDB and on the dynalite emulator. Ordering comes from the write order: chunks (under a
  * fresh write id), then the status (compare-and-set on its revision), then a change-log entry
- * whose sequence is taken with a conditional put on a key that must not exist yet, then the
- * removal of the chunks the status no longer points to. An entry with sequence n therefore exists
- * only after every entry below n, and after the status it announces; chunk items are only ever
- * deleted by the writer that replaced the status pointing to them (or, as garbage, once no writer
- * can still reference them).
+ * whose sequence is taken from an atomic counter, then the removal of the chunks the status no
+ * longer points to. An entry with sequence n is therefore written after the status it announces,
+ * and every sequence up to the counter was taken after its status was written; entries of two
+ * writers may land out of order (readers wait for holes, see `ChangeLogCursor`). Chunk items are
+ * only ever deleted by the writer that replaced the status pointing to them (or, as garbage, once
+ * no writer can still reference them).
  */
 export class SearchTable {
   private readonly clock: () => number;
@@ -211,6 +213,64 @@ export class SearchTable {
       const chunks = await this.chunksOf(status);
       if (chunks.length === status.chunks || attempt >= attempts) return { status, chunks };
     }
+  }
+
+  /**
+   * {@link readDocument} for many documents at once: statuses by BatchGetItem (100 per call,
+   * strongly consistent), chunks by at most `parallelism` Queries in flight. A document whose
+   * chunks were replaced between the two reads is read again on its own. Absent documents are
+   * missing from the map.
+   */
+  async readDocuments(docIds: readonly string[], parallelism = 16): Promise<Map<string, DocumentVersion>> {
+    const statuses = await this.batchGetStatuses(docIds);
+    const versions = new Map<string, DocumentVersion>();
+    const pending = [...statuses.values()];
+    const worker = async () => {
+      for (let status = pending.pop(); status; status = pending.pop()) {
+        if (status.status === 'deleted' || !status.writeId) {
+          versions.set(status.docId, { status, chunks: [] });
+          continue;
+        }
+        const chunks = await this.chunksOf(status);
+        if (chunks.length === status.chunks) versions.set(status.docId, { status, chunks });
+        else {
+          const reread = await this.readDocument(status.docId);
+          if (reread) versions.set(status.docId, reread);
+        }
+      }
+    };
+    await Promise.all(Array.from({ length: Math.max(1, parallelism) }, worker));
+    return versions;
+  }
+
+  /** Statuses of many documents (BatchGetItem, 100 keys per call, unprocessed keys retried). */
+  private async batchGetStatuses(docIds: readonly string[]): Promise<Map<string, DocumentStatus>> {
+    const statuses = new Map<string, DocumentStatus>();
+    const unique = [...new Set(docIds)];
+    for (let start = 0; start < unique.length; start += 100) {
+      let keys: Array<Record<string, unknown>> = unique
+        .slice(start, start + 100)
+        .map((docId) => ({ pk: `DOC#${docId}`, sk: 'STATUS' }));
+      for (let attempt = 0; keys.length > 0; attempt += 1) {
+        if (attempt > 8)
+          throw new Error(`DynamoDB left ${keys.length} reads unprocessed after ${attempt} attempts`);
+        if (attempt > 0)
+          await new Promise((resolve) => setTimeout(resolve, Math.random() * 50 * 2 ** attempt));
+        const result = await this.client.send(
+          new BatchGetCommand({
+            RequestItems: { [this.tableName]: { Keys: keys, ConsistentRead: true } },
+          }),
+        );
+        for (const item of result.Responses?.[this.tableName] ?? []) {
+          const status = toStatus(item);
+          statuses.set(status.docId, status);
+        }
+        keys =
+          (result.UnprocessedKeys?.[this.tableName]?.Keys as Array<Record<string, unknown>> | undefined) ??
+          [];
+      }
+    }
+    return statuses;
   }
 
   /** A fresh id under which a new version's chunk items are written. */
@@ -319,34 +379,43 @@ export class SearchTable {
   }
 
   /**
-   * Announce a document change: append a change-log entry with the next sequence. Retries, with
-   * jittered backoff, when another writer took the same sequence first.
+   * Announce a document change: take the next sequence from the atomic counter (`META/SEQUENCE`,
+   * one `ADD` that never conflicts, however many encoders announce at once), then write the entry.
+   * Two writers' entries can land out of order for the moment between increment and put; readers
+   * wait for such holes (`ChangeLogCursor`). The put keeps its must-not-exist condition only to
+   * step over an entry of a table written before the counter existed. Throttling and 5xx are
+   * retried by the SDK with jittered exponential backoff.
    */
   async announce(docId: string): Promise<number> {
     for (let attempt = 0; ; attempt += 1) {
-      const sequence = (await this.latestSequence()) + 1;
+      const counter = await this.client.send(
+        new UpdateCommand({
+          TableName: this.tableName,
+          Key: { pk: 'META', sk: 'SEQUENCE' },
+          UpdateExpression: 'ADD #last :one',
+          ExpressionAttributeNames: { '#last': 'last' },
+          ExpressionAttributeValues: { ':one': 1 },
+          ReturnValues: 'UPDATED_NEW',
+        }),
+      );
+      const sequence = Number(counter.Attributes?.last);
       const at = this.clock();
-      try {
-        await this.client.send(
-          new PutCommand({
-            TableName: this.tableName,
-            Item: {
-              pk: 'LOG',
-              sk: `SEQ#${padSequence(sequence)}`,
-              sequence,
-              docId,
-              at: new Date(at).toISOString(),
-              expiresAt: Math.floor(at / 1000) + CHANGE_LOG_RETENTION_SECONDS,
-            },
-            ConditionExpression: 'attribute_not_exists(pk)',
-          }),
-        );
-        await this.raiseSequenceHighWater(sequence);
-        return sequence;
-      } catch (error) {
-        if (!isConditionFailure(error) || attempt >= 50) throw error;
-        await new Promise((resolve) => setTimeout(resolve, Math.random() * Math.min(100, 2 ** attempt)));
-      }
+      const written = await this.writeIfConditionHolds(
+        new PutCommand({
+          TableName: this.tableName,
+          Item: {
+            pk: 'LOG',
+            sk: `SEQ#${padSequence(sequence)}`,
+            sequence,
+            docId,
+            at: new Date(at).toISOString(),
+            expiresAt: Math.floor(at / 1000) + CHANGE_LOG_RETENTION_SECONDS,
+          },
+          ConditionExpression: 'attribute_not_exists(pk)',
+        }),
+      );
+      if (written) return sequence;
+      if (attempt >= 100) throw new Error(`change-log sequence ${sequence} is taken; the counter is behind`);
     }
   }
 
@@ -490,10 +559,11 @@ export class SearchTable {
   // --- change log ---------------------------------------------------------------------------
 
   /**
-   * Highest announced sequence (0 when nothing was ever written). Strongly consistent. Reads the
-   * newest change-log entry and the high-water item together: entries expire by TTL after 7
-   * days, the high-water item never does, so numbering can never restart below a watermark that
-   * a snapshot or a query instance already holds.
+   * Highest sequence taken (0 when nothing was ever written): the counter, which never expires
+   * (entries do, by TTL after 7 days), so numbering can never restart below a watermark that a
+   * snapshot or a query instance holds. Strongly consistent. Every sequence up to it was taken
+   * after the status it announces was written, which is what a snapshot watermark relies on.
+   * The newest entry is read too, for a table written before the counter existed.
    */
   async latestSequence(): Promise<number> {
     const [page, highWater] = await Promise.all([

@@ -13,6 +13,10 @@ const environmentSchema = z.object({
   /** Upper bound of search staleness, milliseconds. */
   BISEARCH_MAX_STALENESS_MS: z.coerce.number().int().min(0).default(2_000),
   BISEARCH_POINTER_CHECK_MS: z.coerce.number().int().min(0).default(30_000),
+  /** Longest a request waits for catch-up with the change log before answering with its lag. */
+  BISEARCH_MAX_CATCH_UP_WAIT_MS: z.coerce.number().int().min(0).default(2_000),
+  /** Longest Init waits for catch-up (on-demand Init is limited to 10 s in all). */
+  BISEARCH_INIT_CATCH_UP_WAIT_MS: z.coerce.number().int().min(0).max(8_000).default(3_000),
   /** Optional cross-encoder directory; enables the rerank stage. */
   BISEARCH_RERANKER_DIR: z.string().optional(),
   /** onnxruntime threads per operator; Lambda's vCPUs by default. */

@@ -40,6 +40,8 @@ const runtime = await SearchRuntime.start({
   workDirectory: `${environment.BISEARCH_WORK_DIR}/indexes`,
   maxStalenessMs: environment.BISEARCH_MAX_STALENESS_MS,
   pointerCheckIntervalMs: environment.BISEARCH_POINTER_CHECK_MS,
+  maxCatchUpWaitMs: environment.BISEARCH_MAX_CATCH_UP_WAIT_MS,
+  initCatchUpWaitMs: environment.BISEARCH_INIT_CATCH_UP_WAIT_MS,
   observer: {
     metric: (name, value, unit) => metrics.addMetric(name, MetricUnit[unit], value),
     warn: (message, attributes) => logger.warn(message, attributes ?? {}),

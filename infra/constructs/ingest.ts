@@ -23,6 +23,11 @@ export interface IngestPipelineProps {
   readonly layers: RuntimeLayers;
   /** Encode Lambda memory (MB). */
   readonly memoryMb: number;
+  /**
+   * Most encode invocations the queue's event source runs at once (Lambda's SQS maximum
+   * concurrency, 2–1,000). Bounds the load on the change-log counter and on DynamoDB.
+   */
+  readonly maxConcurrency: number;
 }
 
 /**
@@ -79,6 +84,7 @@ export class IngestPipeline extends Construct {
         batchSize: ENCODE_BATCH_SIZE,
         maxBatchingWindow: Duration.seconds(ENCODE_BATCHING_WINDOW_SECONDS),
         reportBatchItemFailures: true,
+        maxConcurrency: props.maxConcurrency,
       }),
     );
   }

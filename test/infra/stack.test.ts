@@ -110,7 +110,7 @@ describe('ingest', () => {
     });
   });
 
-  it('the encode Lambda consumes it in batches with partial batch failures; visibility ≥ 6× its timeout', () => {
+  it('the encode Lambda consumes it in batches with partial batch failures, at most 32 at once by default; visibility ≥ 6× its timeout', () => {
     const [encodeId, encode] = functionAt('Ingest/Encode');
     expect(encode.Properties.Timeout * 6).toBeLessThanOrEqual(720);
     synthesized.template.hasResourceProperties('AWS::Lambda::EventSourceMapping', {
@@ -118,7 +118,9 @@ describe('ingest', () => {
       BatchSize: 10,
       MaximumBatchingWindowInSeconds: 2,
       FunctionResponseTypes: ['ReportBatchItemFailures'],
+      ScalingConfig: { MaximumConcurrency: 32 },
     });
+    expect(() => parseStackConfig({ encodeMaxConcurrency: '1' })).toThrow(/encodeMaxConcurrency/);
   });
 });
 
