@@ -196,30 +196,44 @@ export class SearchRuntime {
     return { ...answered, index: { ...answered.index, lagMs: this.lagMs() } };
   }
 
-  /** Read the change log and the pointer if they are due (one refresh at a time, waited for at most `maxCatchUpWaitMs`). */
+  /**
+   * Read the change log and the pointer when they are due, one refresh at a time. A refresh
+   * starts in the background once the log was last read half the staleness bound ago, so under
+   * steady traffic requests never wait; a request waits (at most `maxCatchUpWaitMs`) only when
+   * the bound would otherwise be broken.
+   */
   async refreshIfDue(): Promise<void> {
     const now = Date.now();
-    const tailDue = now - this.lastTailAt >= (this.options.maxStalenessMs ?? 2_000);
+    const staleness = this.options.maxStalenessMs ?? 2_000;
+    const lag = now - this.lastTailAt;
     const pointerDue = now - this.lastPointerCheckAt >= (this.options.pointerCheckIntervalMs ?? 30_000);
-    if (!tailDue && !pointerDue && !this.refreshing) return;
-    this.refreshing ??= (async () => {
-      try {
+    if ((lag >= staleness / 2 || pointerDue) && !this.refreshing) {
+      this.refreshing = this.background(async () => {
         if (pointerDue) await this.checkPointer();
         await this.tail();
-      } finally {
-        this.refreshing = undefined;
-      }
-    })();
-    await within(this.refreshing, this.options.maxCatchUpWaitMs ?? 2_000);
+      });
+    }
+    if (this.refreshing && lag >= staleness)
+      await within(this.refreshing, this.options.maxCatchUpWaitMs ?? 2_000);
+  }
+
+  /** Run one refresh; its failure is logged here and reaches only requests that wait for it. */
+  private background(work: () => Promise<void>): Promise<void> {
+    const observer = this.options.observer ?? silent;
+    const refresh = work().finally(() => {
+      this.refreshing = undefined;
+    });
+    refresh.catch((error: Error) =>
+      observer.warn('catch-up with the change log failed', { error: error.message }),
+    );
+    return refresh;
   }
 
   /** Start (or join) a catch-up and wait for it at most `waitMs`; it goes on in the background. */
   private async catchUp(waitMs: number): Promise<void> {
-    this.refreshing ??= this.tail()
-      .then(() => {})
-      .finally(() => {
-        this.refreshing = undefined;
-      });
+    this.refreshing ??= this.background(async () => {
+      await this.tail();
+    });
     await within(this.refreshing, waitMs);
   }
 
@@ -290,6 +304,9 @@ export class SearchRuntime {
     const current = this.engine.snapshot?.manifest.version;
     if (!pointer.current || pointer.current.version === current) return;
     try {
+      // At most two versions in /tmp: the one serving and the one arriving. The version replaced
+      // at the last swap is no longer read (its in-flight searches ended long ago).
+      await this.removeOtherVersions(current, pointer.current.version);
       const snapshot = await SearchRuntime.fetchSnapshot(
         this.options,
         pointer.current.version,
@@ -313,11 +330,11 @@ export class SearchRuntime {
     }
   }
 
-  /** Free /tmp: keep only the version being served (and the one just replaced, still mapped by in-flight searches). */
-  private async removeOtherVersions(keep: string, previous: string | undefined): Promise<void> {
+  /** Free /tmp: remove every version directory but these two (either may be undefined). */
+  private async removeOtherVersions(keep: string | undefined, alsoKeep: string | undefined): Promise<void> {
     if (!existsSync(this.options.workDirectory)) return;
     for (const name of await readdir(this.options.workDirectory)) {
-      if (name !== keep && name !== previous)
+      if (name !== keep && name !== alsoKeep)
         await rm(join(this.options.workDirectory, name), { recursive: true, force: true });
     }
   }

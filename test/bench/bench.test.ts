@@ -51,6 +51,8 @@ it('npm run bench -- --quick measures every section and writes JSON, markdown an
       /parallel ranged download/,
       /embedding path adds ≤ 10%/,
       /no slower than @huggingface\/transformers/,
+      /announced by 32 concurrent encoders/,
+      /query p99 during a bulk load/,
     ])
       expect(stdout).toMatch(target);
     const results = JSON.parse(readFileSync(out, 'utf8'));

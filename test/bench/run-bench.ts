@@ -26,11 +26,14 @@ import { benchDownload, type DownloadResult } from './sections/download.js';
 import { benchEmbedding, type EmbeddingResults } from './sections/embedding.js';
 import { benchFreshness, type FreshnessResult } from './sections/freshness.js';
 import { benchQueryPath, cachedSnapshot, type QueryPathResult } from './sections/query-path.js';
+import { benchScale, type ScaleResults } from './sections/scale.js';
 
 /** What one S3 connection delivers, MiB/s (commonly measured 80–100 MB/s; see sections/download.ts). */
 const S3_CONNECTION_MIBPS = 80;
 
-const SECTIONS = ['embedding', 'ann', 'query', 'cold', 'memory', 'download', 'freshness'] as const;
+const SECTIONS = ['embedding', 'ann', 'query', 'cold', 'memory', 'download', 'freshness', 'scale'] as const;
+/** Sections that need no real corpus (no SciFact embedding at start). */
+const WITHOUT_BASE_CORPUS: readonly Section[] = ['freshness', 'scale'];
 type Section = (typeof SECTIONS)[number];
 
 /** Everything one run measured (the JSON file). */
@@ -54,6 +57,7 @@ export interface BenchResults {
   memory?: MemoryResult[];
   download?: DownloadResult[];
   freshness?: FreshnessResult;
+  scale?: ScaleResults;
 }
 
 const program = new Command('bench')
@@ -100,6 +104,13 @@ const plan = quick
       batchSizes: [1, 8],
       threadCounts: [1],
       repetitions: 1,
+      scale: {
+        announcements: 200,
+        encoderCounts: [1, 8, 32],
+        backlogs: [300],
+        loadDocuments: 300,
+        queries: 50,
+      },
     }
   : {
       documents: Number.POSITIVE_INFINITY,
@@ -115,17 +126,31 @@ const plan = quick
       batchSizes: [1, 8, 32, 64],
       threadCounts: [1, 2],
       repetitions: 3,
+      scale: {
+        announcements: 5_000,
+        encoderCounts: [1, 8, 32, 64],
+        backlogs: [1_000, 10_000, 100_000],
+        loadDocuments: 5_000,
+        queries: 300,
+      },
     };
 const started = performance.now();
 const createdAt = new Date().toISOString();
 
 // The base corpus is real (see lib/derived-corpus.ts); everything larger is derived from it.
-const base: BaseCorpus = await loadBaseCorpus({
-  dataset: resolve(options.dataset),
-  cacheDirectory: resolve(options.embeddingCache),
-  documents: plan.documents,
-  queries: plan.queries,
-});
+const base: BaseCorpus = sections.every((section) => WITHOUT_BASE_CORPUS.includes(section))
+  ? await loadBaseCorpus({
+      dataset: resolve(options.dataset),
+      cacheDirectory: resolve(options.embeddingCache),
+      documents: 1,
+      queries: 1,
+    })
+  : await loadBaseCorpus({
+      dataset: resolve(options.dataset),
+      cacheDirectory: resolve(options.embeddingCache),
+      documents: plan.documents,
+      queries: plan.queries,
+    });
 progress(
   `base corpus: ${base.chunks.length} chunks, ${base.queries.length} queries, model ${base.embedder.space.modelId}`,
 );
@@ -242,6 +267,11 @@ if (sections.includes('download')) {
 await base.embedder.dispose();
 if (sections.includes('freshness'))
   results.freshness = await benchFreshness({ documents: plan.freshnessDocuments });
+if (sections.includes('scale'))
+  results.scale = await benchScale({
+    modelDirectory: resolve('../shared/models/tiny-bert-biencoder'),
+    ...plan.scale,
+  });
 if (snapshotBuilds.length) results.snapshotBuilds = snapshotBuilds;
 
 const stamp = `${createdAt.replace(/[:.]/g, '-')}${quick ? '-quick' : ''}`;

@@ -150,6 +150,33 @@ describe('bounded catch-up', () => {
     expect(await hits(runtime, 'backlogword0')).toEqual(['backlog-0']);
   }, 90_000);
 
+  it('past half the staleness bound a search starts catch-up in the background without waiting for it', async () => {
+    const table = await freshTable(0);
+    const dims = embedder.space.dimensions;
+    const slowTable = new SearchTable(
+      dynamoDocumentClient({ ...aws.connection, latencyMs: 25 }),
+      table.tableName,
+    );
+    const runtime = await startRuntime(slowTable, {
+      maxStalenessMs: 1_000,
+      changeLogPageSize: 20,
+      readParallelism: 1,
+    });
+    await seedDocuments(table, { prefix: 'steady', count: 40, dimensions: dims, concurrency: 8 });
+    await new Promise((resolve) => setTimeout(resolve, 600 - runtime.lagMs()));
+    // Lag between 500 and 1,000 ms: within the bound, so the search answers at once…
+    const started = Date.now();
+    const first = await runtime.search({ query: 'steadyword39', mode: 'lexical', k: 1 });
+    expect(Date.now() - started).toBeLessThan(150);
+    expect(first.results).toEqual([]);
+    expect(runtime.health().freshness.catchingUp).toBe(true);
+    // …and the catch-up it started lands behind it.
+    const deadline = Date.now() + 30_000;
+    while (runtime.health().freshness.catchingUp && Date.now() < deadline)
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(await hits(runtime, 'steadyword39')).toEqual(['steady-39']);
+  }, 60_000);
+
   it('Init does not wait for the backlog: start returns after initCatchUpWaitMs and serves', async () => {
     const table = await freshTable(0);
     const dims = embedder.space.dimensions;

@@ -1,4 +1,4 @@
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -379,6 +379,39 @@ describe('reindex state machine as synthesized, with the real step handlers on e
       rmSync(work, { recursive: true, force: true });
     }
   }, 20_000);
+
+  it('a query runtime holds at most two versions in /tmp, also while a new one downloads', async () => {
+    const work = mkdtempSync(join(tmpdir(), 'bisearch-two-versions-'));
+    const embedder = await OnnxEmbedder.load(USE_LITE_DIR);
+    const present: number[] = [];
+    const counting = Object.create(indexBucket) as IndexBucket;
+    counting.downloadSnapshot = async (prefix: string, directory: string) => {
+      present.push(readdirSync(work).length);
+      return indexBucket.downloadSnapshot(prefix, directory);
+    };
+    try {
+      const runtime = await SearchRuntime.start({
+        table: stack.table,
+        indexBucket: counting,
+        workDirectory: work,
+        embedder,
+        maxStalenessMs: 0,
+        pointerCheckIntervalMs: 0,
+      });
+      for (let swap = 0; swap < 3; swap += 1) {
+        expect((await reindex()).status).toBe('SUCCEEDED');
+        await runtime.search({ query: 'crimson kestrel', mode: 'lexical', k: 1 });
+        expect(runtime.health().index.version).toBe((await pointer()).current?.version);
+        expect(readdirSync(work).length).toBeLessThanOrEqual(2);
+      }
+      // When each new version started to arrive, at most the serving one was on disk.
+      expect(present.length).toBeGreaterThanOrEqual(3);
+      expect(Math.max(...present)).toBeLessThanOrEqual(1);
+    } finally {
+      await embedder.dispose();
+      rmSync(work, { recursive: true, force: true });
+    }
+  }, 60_000);
 
   it('prune keeps the newest versions plus current and previous', async () => {
     for (let i = 0; i < 3; i += 1) expect((await reindex()).status).toBe('SUCCEEDED');

@@ -1,0 +1,216 @@
+/**
+ * Scale of the write and catch-up paths, on dynalite with modelled AWS latency per call
+ * (`latencyMs`, default 5 ms, added before every DynamoDB call as `BISEARCH_SIMULATED_LATENCY_MS`
+ * does): change-log announcements against encoder concurrency, query-runtime catch-up and Init
+ * against backlog size, and query latency while a bulk load runs. Documents are synthetic (one
+ * chunk, a deterministic unit vector, no embedding): the embedding step is measured elsewhere.
+ *
+ * Emulator caveat: dynalite is one Node process on LevelDB, so at high concurrency it, not the
+ * modelled latency, is the bottleneck; each figure is projected onto AWS from the calls it makes
+ * (see the `projected…` fields and the README's capacity section).
+ */
+
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { dynamoDocumentClient, s3Client } from '../../../functions/adapters/aws-clients.js';
+import { IndexBucket } from '../../../functions/adapters/index-bucket.js';
+import { OnnxEmbedder } from '../../../functions/adapters/onnx-embedder.js';
+import { SearchRuntime } from '../../../functions/adapters/search-runtime.js';
+import { SearchTable } from '../../../functions/adapters/search-table.js';
+import { type LocalAws, startLocalAws } from '../../../infra/local/emulators.js';
+import { seedDocuments } from '../../support/synthetic-documents.js';
+import { type Percentiles, percentiles, progress } from '../lib/measure.js';
+
+/** Announcements by `encoders` concurrent writers. */
+export interface AnnounceResult {
+  readonly encoders: number;
+  readonly announcements: number;
+  readonly seconds: number;
+  readonly perSecond: number;
+  /** Announcements that failed (the old read-then-write loop gave up after 50 conflicts). */
+  readonly failures: number;
+  /** On AWS: two sequential calls per announcement, capped by one item's ~1,000 writes/s. */
+  readonly projectedAwsPerSecond: number;
+}
+
+/** A query runtime starting with `backlog` documents announced after its (empty) snapshot. */
+export interface CatchUpResult {
+  readonly backlog: number;
+  /** From start to the whole backlog applied. */
+  readonly catchUpSeconds: number;
+  readonly documentsPerSecond: number;
+  /** `SearchRuntime.start` (Init's share: model already loaded), ms. */
+  readonly initMs: number;
+  /** How much of the backlog Init had applied when it returned. */
+  readonly appliedAtInit: number;
+  /** Calls a catch-up makes on AWS (pages of 1,000, BatchGets of 100, one chunk Query per document, 16 in flight) × latency. */
+  readonly projectedAwsSeconds: number;
+}
+
+export interface QueryDuringLoadResult {
+  readonly idleMs: Percentiles;
+  readonly duringLoadMs: Percentiles;
+  readonly loadDocuments: number;
+  readonly loadPerSecond: number;
+  readonly queries: number;
+}
+
+export interface ScaleResults {
+  readonly latencyMs: number;
+  readonly announce: AnnounceResult[];
+  readonly catchUp: CatchUpResult[];
+  readonly queryDuringLoad: QueryDuringLoadResult;
+  /** Parts of the scale issue this section does not measure yet, and why. */
+  readonly notMeasured: string[];
+}
+
+export interface ScaleOptions {
+  readonly modelDirectory: string;
+  readonly latencyMs?: number;
+  readonly announcements: number;
+  readonly encoderCounts: number[];
+  readonly backlogs: number[];
+  readonly loadDocuments: number;
+  readonly queries: number;
+}
+
+/** One item sustains about 1,000 writes/s (DynamoDB's per-partition write limit). */
+const COUNTER_ITEM_WRITES_PER_SECOND = 1_000;
+
+export async function benchScale(options: ScaleOptions): Promise<ScaleResults> {
+  const latencyMs = options.latencyMs ?? 5;
+  const embedder = await OnnxEmbedder.load(options.modelDirectory);
+  const dimensions = embedder.space.dimensions;
+  const work = mkdtempSync(join(tmpdir(), 'bisearch-bench-scale-'));
+  const emulators: LocalAws[] = [];
+  const fresh = async () => {
+    const aws = await startLocalAws();
+    emulators.push(aws);
+    const table = (latency: number) =>
+      new SearchTable(dynamoDocumentClient({ ...aws.connection, latencyMs: latency }), aws.names.tableName);
+    return { aws, fast: table(0), slow: table(latencyMs) };
+  };
+  const runtimeOn = (aws: LocalAws, table: SearchTable, name: string) =>
+    SearchRuntime.start({
+      table,
+      indexBucket: new IndexBucket(s3Client(aws.connection), aws.names.indexBucket),
+      embedder,
+      workDirectory: join(work, name),
+    });
+  try {
+    const announce: AnnounceResult[] = [];
+    for (const encoders of options.encoderCounts) {
+      const { slow, aws } = await fresh();
+      let failures = 0;
+      let next = 0;
+      const started = performance.now();
+      await Promise.all(
+        Array.from({ length: encoders }, async () => {
+          for (let n = next++; n < options.announcements; n = next++)
+            await slow.announce(`doc-${n}`).catch(() => {
+              failures += 1;
+            });
+        }),
+      );
+      const seconds = (performance.now() - started) / 1000;
+      announce.push({
+        encoders,
+        announcements: options.announcements,
+        seconds,
+        perSecond: options.announcements / seconds,
+        failures,
+        projectedAwsPerSecond: Math.min(COUNTER_ITEM_WRITES_PER_SECOND, (encoders * 1000) / (2 * latencyMs)),
+      });
+      progress(
+        `scale: ${encoders} encoders announced ${options.announcements} in ${seconds.toFixed(1)} s (${failures} failures)`,
+      );
+      await aws.stop();
+      emulators.pop();
+    }
+
+    const catchUp: CatchUpResult[] = [];
+    for (const backlog of options.backlogs) {
+      const { aws, fast, slow } = await fresh();
+      progress(`scale: seeding a backlog of ${backlog} documents`);
+      await seedDocuments(fast, { prefix: 'backlog', count: backlog, dimensions, concurrency: 16 });
+      const started = performance.now();
+      const runtime = await runtimeOn(aws, slow, `catch-up-${backlog}`);
+      const initMs = performance.now() - started;
+      const appliedAtInit = runtime.health().freshness.sequence;
+      while (runtime.health().freshness.sequence < backlog) {
+        // Lambda runs code only during invocations: requests keep the catch-up going.
+        await runtime.search({ query: 'backlogword1', mode: 'lexical', k: 1 });
+        await sleep(20);
+      }
+      const catchUpSeconds = (performance.now() - started) / 1000;
+      const calls = Math.ceil(backlog / 1_000) + Math.ceil(backlog / 100) + backlog / 16;
+      catchUp.push({
+        backlog,
+        catchUpSeconds,
+        documentsPerSecond: backlog / catchUpSeconds,
+        initMs,
+        appliedAtInit,
+        projectedAwsSeconds: (calls * latencyMs) / 1000,
+      });
+      progress(
+        `scale: backlog ${backlog}: Init ${initMs.toFixed(0)} ms (${appliedAtInit} applied), all applied after ${catchUpSeconds.toFixed(1)} s`,
+      );
+      await aws.stop();
+      emulators.pop();
+    }
+
+    // Query latency while a bulk load is announced, against the same runtime idle.
+    const { aws, fast, slow } = await fresh();
+    await seedDocuments(fast, { prefix: 'base', count: 200, dimensions, concurrency: 16 });
+    const runtime = await runtimeOn(aws, slow, 'during-load');
+    const sample = async (count: number) => {
+      const latencies: number[] = [];
+      for (let n = 0; n < count; n += 1) {
+        const started = performance.now();
+        await runtime.search({ query: `baseword${n % 200}`, mode: 'lexical', k: 10 });
+        latencies.push(performance.now() - started);
+        await sleep(5);
+      }
+      return latencies;
+    };
+    const idle = await sample(options.queries);
+    const loadStarted = performance.now();
+    let loading = true;
+    const load = seedDocuments(slow, {
+      prefix: 'bulk',
+      count: options.loadDocuments,
+      dimensions,
+      concurrency: 32,
+    }).finally(() => {
+      loading = false;
+    });
+    const during: number[] = [];
+    while (loading) during.push(...(await sample(10)));
+    await load;
+    const loadSeconds = (performance.now() - loadStarted) / 1000;
+    progress(`scale: ${during.length} queries during a load of ${options.loadDocuments} documents`);
+    return {
+      latencyMs,
+      announce,
+      catchUp,
+      queryDuringLoad: {
+        idleMs: percentiles(idle),
+        duringLoadMs: percentiles(during),
+        loadDocuments: options.loadDocuments,
+        loadPerSecond: options.loadDocuments / loadSeconds,
+        queries: during.length,
+      },
+      notMeasured: [
+        'incremental against full reindex time (issue 13 item 4: incremental reindex is not built yet)',
+        'full rebuild at 1M chunks against Lambda limits (item 5: streaming build not built yet)',
+        'peak RSS and /tmp of the build against corpus size (item 5)',
+      ],
+    };
+  } finally {
+    await embedder.dispose();
+    for (const aws of emulators) await aws.stop();
+    rmSync(work, { recursive: true, force: true });
+  }
+}
