@@ -33,6 +33,11 @@ export const stackConfigSchema = z
     ephemeralStorageMb: z.coerce.number().int().min(512).max(10240).default(4096),
     /** EventBridge schedule of the nightly reindex (UTC). */
     reindexSchedule: z.string().default('cron(0 3 * * ? *)'),
+    /**
+     * Bound on the delta (chunks changed since the snapshot): past it the query function starts a
+     * reindex, at most once per version and hour. 0 turns it off (nightly reindex only).
+     */
+    deltaReindexChunks: z.coerce.number().int().min(0).default(20_000),
     /** Snapshot versions kept besides current and previous. */
     keepVersions: z.coerce.number().int().min(1).max(50).default(3),
     /** HTTP API authorisation: AWS IAM (SigV4) by default, or a JWT authoriser. */

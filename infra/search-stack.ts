@@ -44,6 +44,18 @@ export class SearchStack extends Stack {
     });
     this.queryApi = new QueryApi(this, 'Query', { storage: this.storage, layers, config });
     this.reindex = new ReindexWorkflow(this, 'Reindex', { storage: this.storage, layers, config });
+    // A delta past its bound starts a reindex from the query side (one per version and hour).
+    if (config.deltaReindexChunks > 0) {
+      this.queryApi.queryFunction.addEnvironment(
+        'BISEARCH_REINDEX_STATE_MACHINE_ARN',
+        this.reindex.stateMachine.stateMachineArn,
+      );
+      this.reindex.stateMachine.grantStartExecution(this.queryApi.queryFunction);
+    }
+    this.queryApi.queryFunction.addEnvironment(
+      'BISEARCH_DELTA_REINDEX_CHUNKS',
+      String(config.deltaReindexChunks),
+    );
     this.alarms = new SearchAlarms(this, 'Alarms', {
       queryApi: this.queryApi,
       ingest: this.ingest,

@@ -10,6 +10,7 @@ import {
   type SearchResponse,
 } from '../core/search-engine.js';
 import type { IndexBucket } from './index-bucket.js';
+import type { ReindexTrigger, ReindexTriggerOutcome } from './reindex-trigger.js';
 import type { SearchTable } from './search-table.js';
 import { FileSnapshot } from './snapshot-files.js';
 
@@ -44,6 +45,15 @@ export interface SearchRuntimeOptions {
   readonly readParallelism?: number;
   /** How long a hole in the change log is waited for (see `ChangeLogCursor`). Default 60,000 ms. */
   readonly changeLogGapGraceMs?: number;
+  /**
+   * Bound on the delta: once it holds `deltaChunks` chunks, `trigger` is asked for a reindex
+   * (at most once per `retryMs`, default 10 minutes, per snapshot version). Off when absent.
+   */
+  readonly autoReindex?: {
+    readonly trigger: ReindexTrigger;
+    readonly deltaChunks: number;
+    readonly retryMs?: number;
+  };
   readonly engine?: SearchEngineOptions;
   readonly observer?: RuntimeObserver;
 }
@@ -59,6 +69,12 @@ export interface RuntimeHealth {
   };
   /** Readable model name, vector length, and the model files' fingerprint (`sha256:…`) when known. */
   readonly model: { readonly id: string; readonly dimensions: number; readonly fingerprint?: string };
+  /** The delta's bound and the last reindex this instance asked for because of it (absent when off). */
+  readonly autoReindex?: {
+    readonly deltaChunks: number;
+    readonly requestedAt: string | null;
+    readonly outcome: ReindexTriggerOutcome | 'failed' | null;
+  };
   /**
    * `lagMs`: every change announced more than this long ago is applied (-1 before the first read
    * of the change log); `sequence`: every change-log sequence up to it is applied; `catchingUp`:
@@ -92,6 +108,9 @@ export class SearchRuntime {
   private readonly cursor: ChangeLogCursor;
   /** Start time of the last catch-up that read the change log to its end. */
   private lastTailAt = 0;
+  private reindexRequest:
+    | { at: number; version: string | null; outcome: ReindexTriggerOutcome | 'failed' }
+    | undefined;
   private lastPointerCheckAt = 0;
   private refreshing: Promise<void> | undefined;
   private degraded = false;
@@ -288,7 +307,36 @@ export class SearchRuntime {
     this.lastTailAt = started;
     observer.metric('DeltaSize', this.engine.delta.size, 'Count');
     observer.metric('CatchUpTime', Date.now() - started, 'Milliseconds');
+    await this.boundDelta();
     return applied;
+  }
+
+  /** Ask for a reindex when the delta has outgrown its bound (see `autoReindex`). */
+  private async boundDelta(): Promise<void> {
+    const bound = this.options.autoReindex;
+    if (!bound || this.engine.delta.size < bound.deltaChunks) return;
+    const observer = this.options.observer ?? silent;
+    const version = this.engine.snapshot?.manifest.version ?? null;
+    const now = Date.now();
+    const last = this.reindexRequest;
+    if (last && last.version === version && now - last.at < (bound.retryMs ?? 10 * 60_000)) return;
+    this.reindexRequest = { at: now, version, outcome: 'started' };
+    try {
+      const outcome = await bound.trigger.start({ deltaChunks: this.engine.delta.size, version }, now);
+      this.reindexRequest = { at: now, version, outcome };
+      observer.metric('AutoReindexRequested', 1, 'Count');
+      observer.info('the delta outgrew its bound: reindex requested', {
+        deltaChunks: this.engine.delta.size,
+        bound: bound.deltaChunks,
+        version,
+        outcome,
+      });
+    } catch (error) {
+      this.reindexRequest = { at: now, version, outcome: 'failed' };
+      observer.warn('the delta outgrew its bound and the reindex request failed', {
+        error: (error as Error).message,
+      });
+    }
   }
 
   /** Every change announced more than this long ago is applied, ms (-1 before the first catch-up). */
@@ -356,6 +404,15 @@ export class SearchRuntime {
           ? { fingerprint: this.options.embedder.space.fingerprint }
           : {}),
       },
+      ...(this.options.autoReindex
+        ? {
+            autoReindex: {
+              deltaChunks: this.options.autoReindex.deltaChunks,
+              requestedAt: this.reindexRequest ? new Date(this.reindexRequest.at).toISOString() : null,
+              outcome: this.reindexRequest?.outcome ?? null,
+            },
+          }
+        : {}),
       freshness: {
         lagMs: this.lagMs(),
         sequence: this.cursor.position,

@@ -13,6 +13,8 @@ const environmentSchema = z.object({
   /** Upper bound of search staleness, milliseconds. */
   BISEARCH_MAX_STALENESS_MS: z.coerce.number().int().min(0).default(2_000),
   BISEARCH_POINTER_CHECK_MS: z.coerce.number().int().min(0).default(30_000),
+  /** Chunks in the delta past which the query function asks for a reindex; 0 turns it off. */
+  BISEARCH_DELTA_REINDEX_CHUNKS: z.coerce.number().int().min(0).default(20_000),
   /** Longest a request waits for catch-up with the change log before answering with its lag. */
   BISEARCH_MAX_CATCH_UP_WAIT_MS: z.coerce.number().int().min(0).default(2_000),
   /** Longest Init waits for catch-up (on-demand Init is limited to 10 s in all). */

@@ -13,6 +13,7 @@ import { IndexBucket } from '../adapters/index-bucket.js';
 import { resolveModelDirectory } from '../adapters/model-resolution.js';
 import { OnnxCrossEncoder } from '../adapters/onnx-cross-encoder.js';
 import { OnnxEmbedder } from '../adapters/onnx-embedder.js';
+import { reindexTriggerFromEnvironment } from '../adapters/reindex-trigger.js';
 import { SearchRuntime } from '../adapters/search-runtime.js';
 import { SearchTable } from '../adapters/search-table.js';
 import { METRICS_NAMESPACE, readEnvironment } from './environment.js';
@@ -32,6 +33,8 @@ const embedder = resolveModelDirectory().then((model) => OnnxEmbedder.load(model
 const reranker = environment.BISEARCH_RERANKER_DIR
   ? OnnxCrossEncoder.load(environment.BISEARCH_RERANKER_DIR, threads)
   : undefined;
+// Past its bound the delta asks for a reindex (Step Functions on AWS, the local stack's route here).
+const trigger = reindexTriggerFromEnvironment();
 const runtime = await SearchRuntime.start({
   table,
   indexBucket: new IndexBucket(s3, environment.INDEX_BUCKET),
@@ -42,6 +45,9 @@ const runtime = await SearchRuntime.start({
   pointerCheckIntervalMs: environment.BISEARCH_POINTER_CHECK_MS,
   maxCatchUpWaitMs: environment.BISEARCH_MAX_CATCH_UP_WAIT_MS,
   initCatchUpWaitMs: environment.BISEARCH_INIT_CATCH_UP_WAIT_MS,
+  ...(trigger && environment.BISEARCH_DELTA_REINDEX_CHUNKS > 0
+    ? { autoReindex: { trigger, deltaChunks: environment.BISEARCH_DELTA_REINDEX_CHUNKS } }
+    : {}),
   observer: {
     metric: (name, value, unit) => metrics.addMetric(name, MetricUnit[unit], value),
     warn: (message, attributes) => logger.warn(message, attributes ?? {}),

@@ -194,15 +194,6 @@ export class LocalStack {
       const fn = functions.get(binding.functionLogicalId);
       if (fn) steps[binding.handlerExport] = (input) => fn.invoke(input);
     }
-    // Query and encode start now (as a first request would), so a broken model or index shows
-    // at start, not on the first search.
-    try {
-      await Promise.all([queryFunction.warm(), encodeFunction.warm()]);
-    } catch (error) {
-      await Promise.all([...functions.values()].map((fn) => fn.stop()));
-      await aws.stop();
-      throw new Error(`a function failed to initialise: ${(error as Error).message}`);
-    }
     // One set of clients for everything the local stack itself does (the handlers have their own).
     const s3 = s3Client(aws.connection);
     const clients: LocalClients = {
@@ -318,6 +309,18 @@ export class LocalStack {
       },
     );
     const url = `http://${host === '0.0.0.0' ? '127.0.0.1' : host}:${port}`;
+    // The query function asks for a reindex through this route when its delta outgrows the bound.
+    process.env.BISEARCH_LOCAL_REINDEX_URL = `${url}/_local/reindex`;
+    // Query and encode start now (as a first request would), so a broken model or index shows
+    // at start, not on the first search.
+    try {
+      await Promise.all([queryFunction.warm(), encodeFunction.warm()]);
+    } catch (error) {
+      await Promise.all([...functions.values()].map((fn) => fn.stop()));
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+      await aws.stop();
+      throw new Error(`a function failed to initialise: ${(error as Error).message}`);
+    }
     stack = new LocalStack(
       url,
       options,

@@ -488,3 +488,50 @@ describe('start-up under load', () => {
     }
   }, 300_000);
 });
+
+describe('a bounded delta', () => {
+  it('a bulk upload past BISEARCH_DELTA_REINDEX_CHUNKS builds an index by itself, once, with no reindex asked for', async () => {
+    const directory = join(parent, 'bounded-delta');
+    const bulk = await startLocalProcess(directory, {
+      BISEARCH_SAMPLE_CORPUS: 'off',
+      BISEARCH_DELTA_REINDEX_CHUNKS: '8',
+    });
+    try {
+      const status = async () => (await fetch(`${bulk.url}/_local/status`).then((r) => r.json())) as Json;
+      expect((await status()).index.version).toBeNull();
+      for (let n = 0; n < 10; n += 1) {
+        const answer = await fetch(`${bulk.url}/documents/bulk-${n}`, {
+          method: 'PUT',
+          headers: { 'content-type': 'application/json' },
+          body: JSON.stringify({ text: `Bulk document ${n} about the garnetbulk${n} shelf.` }),
+        });
+        expect(answer.status).toBe(202);
+      }
+      const version = await eventually(
+        async () => {
+          await fetch(`${bulk.url}/search`, {
+            method: 'POST',
+            headers: { 'content-type': 'application/json' },
+            body: JSON.stringify({ query: 'garnetbulk9', mode: 'lexical' }),
+          });
+          return (await status()).index.version ?? undefined;
+        },
+        120_000,
+        'an index built because the delta outgrew its bound',
+      );
+      const health = (await fetch(`${bulk.url}/health`).then((r) => r.json())) as Json;
+      expect(health.autoReindex).toMatchObject({ deltaChunks: 8, outcome: 'started' });
+      const after = await status();
+      expect(after.lastReindex).toMatchObject({ outcome: 'succeeded', detail: version });
+      // The new index holds the bulk, so the delta is back under its bound: no second run.
+      await eventually(
+        async () => ((await status()).index.deltaSize < 8 ? true : undefined),
+        60_000,
+        'the delta emptied by the new index',
+      );
+      expect(bulk.output().match(/first index built|scheduled reindex/g) ?? []).toEqual([]);
+    } finally {
+      await bulk.stop();
+    }
+  }, 300_000);
+});

@@ -164,6 +164,23 @@ describe('query API', () => {
     });
   });
 
+  it('the query function may start the reindex state machine (a delta past its bound), and nothing else of it', () => {
+    const [, query] = functionAt('Query/Query');
+    const [machineId] = resourcesOf('AWS::StepFunctions::StateMachine')[0] ?? [];
+    expect(query.Properties.Environment.Variables).toMatchObject({
+      BISEARCH_REINDEX_STATE_MACHINE_ARN: { Ref: machineId },
+      BISEARCH_DELTA_REINDEX_CHUNKS: '20000',
+    });
+    const statements = resourcesOf('AWS::IAM::Policy').flatMap(
+      ([, policy]) =>
+        policy.Properties.PolicyDocument.Statement as Array<{ Action: unknown; Resource: unknown }>,
+    );
+    const onMachine = statements.filter(
+      (statement) => JSON.stringify(statement.Resource) === JSON.stringify({ Ref: machineId }),
+    );
+    expect(onMachine.map((statement) => statement.Action)).toContainEqual('states:StartExecution');
+  });
+
   it('the query role may read document objects (GET /documents compares ETags by HEAD), put and delete them', () => {
     const role = Object.entries(synthesized.template.findResources('AWS::IAM::Policy')).find(([id]) =>
       /^QueryServiceRoleDefaultPolicy/.test(id),

@@ -12,6 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { dynamoDocumentClient, s3Client } from '../../functions/adapters/aws-clients.js';
 import { IndexBucket } from '../../functions/adapters/index-bucket.js';
 import { OnnxEmbedder } from '../../functions/adapters/onnx-embedder.js';
+import { autoReindexName, type ReindexTrigger } from '../../functions/adapters/reindex-trigger.js';
 import { SearchRuntime, type SearchRuntimeOptions } from '../../functions/adapters/search-runtime.js';
 import { SearchTable } from '../../functions/adapters/search-table.js';
 import { type LocalAws, startLocalAws } from '../../infra/local/emulators.js';
@@ -201,4 +202,42 @@ describe('bounded catch-up', () => {
     }
     expect(await hits(runtime, 'coldword149')).toEqual(['cold-149']);
   }, 90_000);
+});
+
+describe('a bounded delta', () => {
+  it('past its bound the delta asks for one reindex per version and retry period, and /health says so', async () => {
+    const table = await freshTable(0);
+    const requests: Array<{ deltaChunks: number; version: string | null }> = [];
+    const trigger: ReindexTrigger = {
+      start: async (reason) => {
+        requests.push(reason);
+        return 'started';
+      },
+    };
+    const runtime = await startRuntime(table, { autoReindex: { trigger, deltaChunks: 5, retryMs: 300 } });
+    expect(runtime.health().autoReindex).toEqual({ deltaChunks: 5, requestedAt: null, outcome: null });
+    await seedDocuments(table, { prefix: 'under', count: 4, dimensions: embedder.space.dimensions });
+    await runtime.tail();
+    expect(requests).toEqual([]);
+    await seedDocuments(table, { prefix: 'over', count: 3, dimensions: embedder.space.dimensions });
+    await runtime.tail();
+    await runtime.tail();
+    expect(requests).toEqual([{ deltaChunks: 7, version: null }]);
+    expect(runtime.health().autoReindex).toMatchObject({ deltaChunks: 5, outcome: 'started' });
+    // Still over the bound once the retry period has passed (the run failed): asked again.
+    await new Promise((resolve) => setTimeout(resolve, 350));
+    await runtime.tail();
+    expect(requests).toHaveLength(2);
+  });
+
+  it('every instance names the run alike for one version and hour, so Step Functions starts it once', () => {
+    const at = Date.parse('2026-12-03T11:20:00Z');
+    const reason = { deltaChunks: 9, version: '20261203T030000000Z-abc' };
+    expect(autoReindexName(reason, at)).toBe(
+      autoReindexName({ ...reason, deltaChunks: 50 }, at + 30 * 60_000),
+    );
+    expect(autoReindexName(reason, at)).not.toBe(autoReindexName(reason, at + 60 * 60_000));
+    expect(autoReindexName({ ...reason, version: null }, at)).toMatch(/^auto-none-\d{10}$/);
+    expect(autoReindexName(reason, at)).toMatch(/^[A-Za-z0-9-_]{1,80}$/);
+  });
 });
