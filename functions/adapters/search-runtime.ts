@@ -13,6 +13,7 @@ import type { IndexBucket } from './index-bucket.js';
 import type { ReindexTrigger, ReindexTriggerOutcome } from './reindex-trigger.js';
 import type { SearchTable } from './search-table.js';
 import { FileSnapshot } from './snapshot-files.js';
+import { InMemoryHnswIndex } from './usearch-index.js';
 
 /** Receives the runtime's operational signals (wired to Powertools metrics and logs by handlers). */
 export interface RuntimeObserver {
@@ -156,10 +157,12 @@ export class SearchRuntime {
     ]);
     const { embedder: _loading, reranker: _rerankerLoading, ...rest } = startOptions;
     const options: SearchRuntimeOptions = { ...rest, embedder, ...(reranker ? { reranker } : {}) };
-    const runtime = new SearchRuntime(
-      options,
-      new SearchEngine(snapshot, embedder, reranker, options.engine),
-    );
+    // A large delta is searched through an in-memory HNSW index unless the caller chose otherwise.
+    const engineOptions = {
+      deltaAnn: { create: () => new InMemoryHnswIndex(embedder.space.dimensions) },
+      ...options.engine,
+    };
+    const runtime = new SearchRuntime(options, new SearchEngine(snapshot, embedder, reranker, engineOptions));
     runtime.lastPointerCheckAt = Date.now();
     // Init must not grow with the backlog: catch up for a bounded time, then serve while the
     // rest is applied during later requests (Lambda runs code only while an invocation does).

@@ -1,4 +1,5 @@
 import { closeSync, openSync, readSync, statSync } from 'node:fs';
+import type { DeltaVectorIndex } from '../core/delta.js';
 import { SnapshotIntegrityError } from '../core/errors.js';
 import type { HnswMetric, VectorDtype } from '../core/snapshot-manifest.js';
 import type { ScoredRow } from '../core/vectors.js';
@@ -254,5 +255,46 @@ export class HnswIndexFile {
       rows.push({ row: Number(key), similarity: 1 - (matches.distances[i] as number) });
     }
     return rows;
+  }
+}
+
+/**
+ * An in-memory HNSW index that changes with the delta (f32, inner product over unit vectors; adds,
+ * removals and searches on one thread, as a query instance serves one request at a time).
+ */
+export class InMemoryHnswIndex implements DeltaVectorIndex {
+  private readonly index: UsearchIndex;
+  private count = 0;
+
+  constructor(
+    readonly dimensions: number,
+    settings: Partial<HnswSettings> = {},
+  ) {
+    this.index = newIndex(dimensions, { ...DEFAULT_HNSW, dtype: 'f32', ...settings });
+  }
+
+  add(key: number, vector: Float32Array): void {
+    if (vector.length !== this.dimensions)
+      throw new RangeError(`vector has ${vector.length} dimensions, index has ${this.dimensions}`);
+    this.index.add(BigInt(key), vector, 1);
+    this.count += 1;
+  }
+
+  remove(key: number): void {
+    this.count -= Number(this.index.remove(BigInt(key)));
+  }
+
+  search(query: Float32Array, k: number): Array<{ key: number; similarity: number }> {
+    const limit = Math.min(k, this.count);
+    if (limit <= 0) return [];
+    const matches = this.index.search(query, limit, 1);
+    const hits: Array<{ key: number; similarity: number }> = [];
+    for (let i = 0; i < matches.keys.length; i += 1) {
+      const key = matches.keys[i] as bigint;
+      // Unfilled slots come back as the reserved key (2^64 − 1).
+      if (key >= 2n ** 53n) continue;
+      hits.push({ key: Number(key), similarity: 1 - (matches.distances[i] as number) });
+    }
+    return hits;
   }
 }

@@ -9,6 +9,30 @@ export interface EmbeddedChunk extends Chunk {
   readonly vector: Float32Array;
 }
 
+/**
+ * An approximate nearest-neighbour index over the delta's vectors, keyed by small integers (an
+ * adapter wraps usearch). Similarities are inner products of unit vectors.
+ */
+export interface DeltaVectorIndex {
+  add(key: number, vector: Float32Array): void;
+  remove(key: number): void;
+  /** The best `k` keys, best first. */
+  search(query: Float32Array, k: number): Array<{ readonly key: number; readonly similarity: number }>;
+}
+
+/** When and how a large delta is searched by ANN instead of brute force. */
+export interface DeltaAnnOptions {
+  /** A new, empty index of the delta's dimensions. */
+  readonly create: () => DeltaVectorIndex;
+  /**
+   * From this many chunks an index is kept (built once, then updated with every change). Below
+   * it brute force is faster than an index lookup. Default 2,000.
+   */
+  readonly minChunks?: number;
+  /** Candidates fetched per result, re-scored exactly. Default 2. */
+  readonly oversample?: number;
+}
+
 /** A dense match in the delta. */
 export interface DeltaHit {
   readonly chunk: EmbeddedChunk;
@@ -39,8 +63,43 @@ export class DeltaLayer {
     readonly watermark: number,
     private readonly lexical: LexicalIndex,
     private readonly snapshotChunkIdsOf: (docId: string) => readonly string[],
+    private readonly ann?: DeltaAnnOptions,
   ) {
     this.highestSequence = watermark;
+  }
+
+  /** Integer keys of the chunks held, for the ANN index (assigned whether or not one exists). */
+  private readonly keyByChunkId = new Map<string, number>();
+  private readonly chunkByKey = new Map<number, EmbeddedChunk>();
+  private nextKey = 0;
+  private vectorIndex: DeltaVectorIndex | undefined;
+
+  /** Whether dense searches without a filter go through the ANN index (the delta is large). */
+  get approximate(): boolean {
+    return this.vectorIndex !== undefined;
+  }
+
+  private forget(chunk: EmbeddedChunk): void {
+    const key = this.keyByChunkId.get(chunk.chunkId);
+    if (key === undefined) return;
+    this.keyByChunkId.delete(chunk.chunkId);
+    this.chunkByKey.delete(key);
+    this.vectorIndex?.remove(key);
+  }
+
+  private remember(chunk: EmbeddedChunk): void {
+    const key = this.nextKey++;
+    this.keyByChunkId.set(chunk.chunkId, key);
+    this.chunkByKey.set(key, chunk);
+    this.vectorIndex?.add(key, chunk.vector);
+  }
+
+  /** Build the ANN index once the delta reaches its threshold. */
+  private indexIfLarge(): void {
+    if (!this.ann || this.vectorIndex || this.chunkCount < (this.ann.minChunks ?? 2_000)) return;
+    const index = this.ann.create();
+    for (const [key, chunk] of this.chunkByKey) index.add(key, chunk.vector);
+    this.vectorIndex = index;
   }
 
   /** Chunks held by the delta. */
@@ -64,7 +123,10 @@ export class DeltaLayer {
       throw new Error(`every chunk must belong to document ${docId}`);
     const previous = this.chunksByDocument.get(docId);
     if (previous) {
-      for (const chunk of previous) this.lexical.remove(chunk.chunkId);
+      for (const chunk of previous) {
+        this.lexical.remove(chunk.chunkId);
+        this.forget(chunk);
+      }
       this.chunkCount -= previous.length;
     } else if (!this.lastSequenceByDocument.has(docId)) {
       for (const chunkId of this.snapshotChunkIdsOf(docId)) this.lexical.remove(chunkId);
@@ -77,6 +139,8 @@ export class DeltaLayer {
     }
     this.chunksByDocument.set(docId, [...chunks]);
     this.chunkCount += chunks.length;
+    for (const chunk of chunks) this.remember(chunk);
+    this.indexIfLarge();
     this.lexical.addAll(chunks.map((chunk) => ({ chunkId: chunk.chunkId, text: embeddingInput(chunk) })));
     return true;
   }
@@ -125,19 +189,41 @@ export class DeltaLayer {
     for (const chunks of this.chunksByDocument.values()) yield* chunks;
   }
 
-  /** Exact top-k over the delta's chunks by dot product, optionally restricted by `accept`. */
+  /**
+   * Top-k over the delta's chunks by dot product, optionally restricted by `accept`. Exact while
+   * the delta is small or a filter applies; past `ann.minChunks` an unfiltered search takes
+   * `oversample × k` candidates from the ANN index and re-scores them exactly, so its cost stays
+   * flat as the delta grows.
+   */
   searchDense(query: Float32Array, k: number, accept?: (chunk: EmbeddedChunk) => boolean): DeltaHit[] {
+    if (this.vectorIndex && !accept) {
+      const best = new TopK(k);
+      const candidates: EmbeddedChunk[] = [];
+      for (const { key } of this.vectorIndex.search(query, k * (this.ann?.oversample ?? 2))) {
+        const chunk = this.chunkByKey.get(key);
+        if (!chunk) continue;
+        best.offer(candidates.length, dot(query, chunk.vector));
+        candidates.push(chunk);
+      }
+      return best
+        .sorted()
+        .map(({ row, similarity }: ScoredRow) => ({ chunk: candidates[row] as EmbeddedChunk, similarity }));
+    }
     const all: EmbeddedChunk[] = [];
     const best = new TopK(k);
     for (const chunk of this.chunks()) {
       if (accept && !accept(chunk)) continue;
-      let sum = 0;
-      for (let i = 0; i < query.length; i += 1) sum += (query[i] as number) * (chunk.vector[i] as number);
-      best.offer(all.length, sum);
+      best.offer(all.length, dot(query, chunk.vector));
       all.push(chunk);
     }
     return best
       .sorted()
       .map(({ row, similarity }: ScoredRow) => ({ chunk: all[row] as EmbeddedChunk, similarity }));
   }
+}
+
+function dot(a: Float32Array, b: Float32Array): number {
+  let sum = 0;
+  for (let i = 0; i < a.length; i += 1) sum += (a[i] as number) * (b[i] as number);
+  return sum;
 }

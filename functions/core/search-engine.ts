@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import type { Chunk } from './chunking.js';
 import { embeddingInput } from './chunking.js';
-import { DeltaLayer, type EmbeddedChunk } from './delta.js';
+import { type DeltaAnnOptions, DeltaLayer, type EmbeddedChunk } from './delta.js';
 import type { PairScorer, TextEmbedder } from './embedding-space.js';
 import { assertSameEmbeddingSpace } from './embedding-space.js';
 import { InvalidRequestError } from './errors.js';
@@ -118,6 +118,8 @@ export interface SearchEngineOptions {
    * filtered. Default 50,000.
    */
   readonly exactFilterLimit?: number;
+  /** ANN over a large delta (see {@link DeltaAnnOptions}); brute force always when absent. */
+  readonly deltaAnn?: DeltaAnnOptions;
 }
 
 interface Candidate {
@@ -185,8 +187,11 @@ export class SearchEngine {
   }
 
   private newDelta(snapshot: SnapshotView | undefined, lexical: LexicalIndex): DeltaLayer {
-    return new DeltaLayer(snapshot?.manifest.watermark ?? 0, lexical, (docId) =>
-      snapshot ? snapshot.rowsOfDocument(docId).map((row) => snapshot.chunkAt(row).chunkId) : [],
+    return new DeltaLayer(
+      snapshot?.manifest.watermark ?? 0,
+      lexical,
+      (docId) => (snapshot ? snapshot.rowsOfDocument(docId).map((row) => snapshot.chunkAt(row).chunkId) : []),
+      this.options.deltaAnn,
     );
   }
 

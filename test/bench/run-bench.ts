@@ -110,6 +110,7 @@ const plan = quick
         backlogs: [300],
         loadDocuments: 300,
         queries: 50,
+        deltaSizes: [2_000],
       },
     }
   : {
@@ -132,6 +133,7 @@ const plan = quick
         backlogs: [1_000, 10_000, 100_000],
         loadDocuments: 5_000,
         queries: 300,
+        deltaSizes: [1_000, 5_000, 20_000, 50_000],
       },
     };
 const started = performance.now();

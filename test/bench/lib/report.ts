@@ -42,6 +42,13 @@ export function checkTargets(results: BenchResults): TargetCheck[] {
         measured: `${fixed(largest.initMs / 1000, 2)} s (${largest.appliedAtInit} applied at Init; all after ${fixed(largest.catchUpSeconds, 1)} s, during requests)`,
         met: largest.initMs <= 10_000,
       });
+    const largestDelta = scale.deltaSearch.at(-1);
+    if (largestDelta)
+      checks.push({
+        target: `a large delta is searched by ANN: flat latency as it grows (${largestDelta.chunks} chunks)`,
+        measured: `${fixed(largestDelta.annMs)} ms ANN vs ${fixed(largestDelta.exactMs)} ms brute force, recall@10 ${fixed(largestDelta.recallAt10, 3)}`,
+        met: largestDelta.annMs < largestDelta.exactMs && largestDelta.recallAt10 >= 0.95,
+      });
     const { idleMs, duringLoadMs } = scale.queryDuringLoad;
     checks.push({
       target: 'query p99 during a bulk load ≤ 2× the idle p99',
@@ -413,6 +420,13 @@ export async function writeReport(
       `## Scale: change log, catch-up and bulk loads (dynalite, ${scale.latencyMs} ms modelled latency per DynamoDB call)`,
       '',
       'Synthetic one-chunk documents (no embedding). dynalite is one process: at high concurrency it, not the modelled latency, bounds the measured rate; the projection counts the calls each path makes on DynamoDB.',
+      '',
+      '| delta chunks | exact ms | ANN ms | ANN recall@10 |',
+      '|---|---|---|---|',
+      ...scale.deltaSearch.map(
+        (row) =>
+          `| ${row.chunks} | ${fixed(row.exactMs)} | ${fixed(row.annMs)} | ${fixed(row.recallAt10, 3)} |`,
+      ),
       '',
       '| encoders | announcements | per second | failures | projected on DynamoDB /s |',
       '|---|---|---|---|---|',

@@ -19,8 +19,11 @@ import { IndexBucket } from '../../../functions/adapters/index-bucket.js';
 import { OnnxEmbedder } from '../../../functions/adapters/onnx-embedder.js';
 import { SearchRuntime } from '../../../functions/adapters/search-runtime.js';
 import { SearchTable } from '../../../functions/adapters/search-table.js';
+import { InMemoryHnswIndex } from '../../../functions/adapters/usearch-index.js';
+import { DeltaLayer } from '../../../functions/core/delta.js';
+import { LexicalIndex } from '../../../functions/core/lexical.js';
 import { type LocalAws, startLocalAws } from '../../../infra/local/emulators.js';
-import { seedDocuments } from '../../support/synthetic-documents.js';
+import { seedDocuments, syntheticVector } from '../../support/synthetic-documents.js';
 import { type Percentiles, percentiles, progress } from '../lib/measure.js';
 
 /** Announcements by `encoders` concurrent writers. */
@@ -57,8 +60,19 @@ export interface QueryDuringLoadResult {
   readonly queries: number;
 }
 
+/** Dense search over a delta of `chunks`: brute force against the in-memory HNSW index. */
+export interface DeltaSearchResult {
+  readonly chunks: number;
+  readonly dimensions: number;
+  readonly exactMs: number;
+  readonly annMs: number;
+  /** Of the exact top-10, how many the ANN path returned. */
+  readonly recallAt10: number;
+}
+
 export interface ScaleResults {
   readonly latencyMs: number;
+  readonly deltaSearch: DeltaSearchResult[];
   readonly announce: AnnounceResult[];
   readonly catchUp: CatchUpResult[];
   readonly queryDuringLoad: QueryDuringLoadResult;
@@ -74,6 +88,57 @@ export interface ScaleOptions {
   readonly backlogs: number[];
   readonly loadDocuments: number;
   readonly queries: number;
+  readonly deltaSizes: number[];
+}
+
+/** Brute force against ANN over deltas of each size (512-dimensional synthetic unit vectors). */
+function benchDeltaSearch(sizes: readonly number[]): DeltaSearchResult[] {
+  const dimensions = 512;
+  const rows: DeltaSearchResult[] = [];
+  for (const chunks of sizes) {
+    const exact = new DeltaLayer(0, LexicalIndex.create(), () => []);
+    const ann = new DeltaLayer(0, LexicalIndex.create(), () => [], {
+      create: () => new InMemoryHnswIndex(dimensions),
+      minChunks: 0,
+    });
+    for (let n = 0; n < chunks; n += 1) {
+      const chunk = {
+        chunkId: `d${n}#0`,
+        docId: `d${n}`,
+        ordinal: 0,
+        text: `d${n}`,
+        metadata: {},
+        contentHash: `h${n}`,
+        vector: syntheticVector(n, dimensions),
+      };
+      exact.applyDocument(chunk.docId, [chunk], n + 1);
+      ann.applyDocument(chunk.docId, [chunk], n + 1);
+    }
+    const queries = Array.from({ length: 30 }, (_, q) => syntheticVector(1_000_000 + q, dimensions));
+    const time = (delta: DeltaLayer) => {
+      const started = performance.now();
+      for (const query of queries) delta.searchDense(query, 10);
+      return (performance.now() - started) / queries.length;
+    };
+    time(exact);
+    time(ann);
+    let found = 0;
+    for (const query of queries) {
+      const truth = new Set(exact.searchDense(query, 10).map((hit) => hit.chunk.chunkId));
+      for (const hit of ann.searchDense(query, 10)) if (truth.has(hit.chunk.chunkId)) found += 1;
+    }
+    rows.push({
+      chunks,
+      dimensions,
+      exactMs: time(exact),
+      annMs: time(ann),
+      recallAt10: found / (queries.length * 10),
+    });
+    progress(
+      `scale: delta of ${chunks} chunks: exact ${rows.at(-1)?.exactMs.toFixed(2)} ms, ANN ${rows.at(-1)?.annMs.toFixed(2)} ms`,
+    );
+  }
+  return rows;
 }
 
 /** One item sustains about 1,000 writes/s (DynamoDB's per-partition write limit). */
@@ -100,6 +165,7 @@ export async function benchScale(options: ScaleOptions): Promise<ScaleResults> {
       workDirectory: join(work, name),
     });
   try {
+    const deltaSearch = benchDeltaSearch(options.deltaSizes);
     const announce: AnnounceResult[] = [];
     for (const encoders of options.encoderCounts) {
       const { slow, aws } = await fresh();
@@ -193,6 +259,7 @@ export async function benchScale(options: ScaleOptions): Promise<ScaleResults> {
     progress(`scale: ${during.length} queries during a load of ${options.loadDocuments} documents`);
     return {
       latencyMs,
+      deltaSearch,
       announce,
       catchUp,
       queryDuringLoad: {
