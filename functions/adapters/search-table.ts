@@ -419,6 +419,55 @@ export class SearchTable {
     }
   }
 
+  /**
+   * One page of document statuses, in the table's stable scan order: at most `limit`, optionally
+   * of one state, resuming after `after` (the key the previous page ended on). The scan reads
+   * items of every kind and keeps statuses, so a page stops early once `budgetMs` has passed
+   * (`next` is then set although fewer than `limit` came back): no request scans the table
+   * unbounded. Without `next` the listing is complete.
+   */
+  async listStatuses(options: {
+    readonly limit: number;
+    readonly after?: { readonly pk: string; readonly sk: string };
+    readonly state?: DocumentState;
+    readonly budgetMs?: number;
+    /** Items evaluated per Scan call (DynamoDB's `Limit`); default: 1 MB pages. */
+    readonly scanPageItems?: number;
+  }): Promise<{ statuses: DocumentStatus[]; next?: { pk: string; sk: string } }> {
+    const deadline = this.clock() + (options.budgetMs ?? 5_000);
+    const statuses: DocumentStatus[] = [];
+    let startKey: Item | undefined = options.after;
+    for (;;) {
+      const page = await this.client.send(
+        new ScanCommand({
+          TableName: this.tableName,
+          FilterExpression: options.state ? 'sk = :sortKey AND #state = :state' : 'sk = :sortKey',
+          ExpressionAttributeValues: {
+            ':sortKey': 'STATUS',
+            ...(options.state ? { ':state': options.state } : {}),
+          },
+          ...(options.state ? { ExpressionAttributeNames: { '#state': 'status' } } : {}),
+          ConsistentRead: true,
+          ...(options.scanPageItems ? { Limit: options.scanPageItems } : {}),
+          ...(startKey ? { ExclusiveStartKey: startKey } : {}),
+        }),
+      );
+      for (const item of page.Items ?? []) {
+        statuses.push(toStatus(item));
+        if (statuses.length === options.limit) {
+          // Resume right after this item (scan order is stable), whether or not the page went on.
+          const last = { pk: String(item.pk), sk: String(item.sk) };
+          const more = page.LastEvaluatedKey !== undefined || item !== page.Items?.at(-1);
+          return more ? { statuses, next: last } : { statuses };
+        }
+      }
+      startKey = page.LastEvaluatedKey;
+      if (!startKey) return { statuses };
+      if (this.clock() >= deadline)
+        return { statuses, next: { pk: String(startKey.pk), sk: String(startKey.sk) } };
+    }
+  }
+
   /** Every document status (paginated scan), for exports and status reports. */
   async *statuses(): AsyncGenerator<DocumentStatus> {
     for await (const item of this.scanSortKey('STATUS')) yield toStatus(item);

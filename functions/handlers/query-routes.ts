@@ -1,5 +1,6 @@
 import { Hono } from 'hono';
 import type { ContentfulStatusCode } from 'hono/utils/http-status';
+import { z } from 'zod';
 import { DocumentBucket } from '../adapters/document-bucket.js';
 import type { SearchRuntime } from '../adapters/search-runtime.js';
 import type { SearchTable } from '../adapters/search-table.js';
@@ -22,6 +23,32 @@ export interface QueryRouteDependencies {
   readonly onSearch?: (timings: SearchTimings, results: number) => void;
 }
 
+/** Query of `GET /documents`: `limit` 1–1,000 (default 100), an opaque `cursor`, a `status`. */
+const documentListQuerySchema = z
+  .object({
+    limit: z.coerce.number().int().min(1).max(1_000).default(100),
+    cursor: z.string().max(4_096).optional(),
+    status: z.enum(['indexed', 'failed', 'deleted']).optional(),
+  })
+  .strict();
+
+const cursorSchema = z
+  .object({ pk: z.string().min(1).max(2_048), sk: z.string().min(1).max(2_048) })
+  .strict();
+
+/** The table key a listing page ended on, as an opaque URL-safe string. */
+function encodeCursor(key: { pk: string; sk: string }): string {
+  return Buffer.from(JSON.stringify(key)).toString('base64url');
+}
+
+function decodeCursor(cursor: string): { pk: string; sk: string } {
+  try {
+    return cursorSchema.parse(JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8')));
+  } catch {
+    throw new BisearchError('INVALID_CURSOR', 400, 'cursor: not a cursor this API returned');
+  }
+}
+
 class PayloadTooLargeError extends BisearchError {
   constructor(limit: number) {
     super('PAYLOAD_TOO_LARGE', 413, `request body is larger than ${limit} bytes`);
@@ -29,8 +56,8 @@ class PayloadTooLargeError extends BisearchError {
 }
 
 /**
- * The HTTP API of the query Lambda: `POST /search`, `PUT|GET|DELETE /documents/{docId}`,
- * `GET /health`. Every error is answered as `{"error": {"code", "message"}}` by one handler:
+ * The HTTP API of the query Lambda: `POST /search`, `GET /documents` (a page of statuses),
+ * `PUT|GET|DELETE /documents/{docId}`, `GET /health`. Every error is answered as `{"error": {"code", "message"}}` by one handler:
  * typed errors with their status, anything else as a generic 500 without internals.
  */
 export function createQueryApp(dependencies: QueryRouteDependencies): Hono {
@@ -124,6 +151,30 @@ export function createQueryApp(dependencies: QueryRouteDependencies): Hono {
       throw new BisearchError('NOT_FOUND', 404, `no document ${docId}`);
     await documents.delete(key);
     return c.json({ docId, status: 'pending' }, 202);
+  });
+
+  app.get('/documents', async (c) => {
+    const query = documentListQuerySchema.safeParse(c.req.query());
+    if (!query.success)
+      throw new InvalidRequestError(
+        query.error.issues.map((issue) => `${issue.path.join('.') || 'query'}: ${issue.message}`).join('; '),
+      );
+    const { limit, cursor, status } = query.data;
+    const page = await table.listStatuses({
+      limit,
+      ...(cursor ? { after: decodeCursor(cursor) } : {}),
+      ...(status ? { state: status } : {}),
+    });
+    return c.json({
+      documents: page.statuses.map((document) => ({
+        docId: document.docId,
+        status: document.status,
+        chunks: document.chunks,
+        updatedAt: document.updatedAt,
+        ...(document.error ? { error: document.error } : {}),
+      })),
+      ...(page.next ? { nextCursor: encodeCursor(page.next) } : {}),
+    });
   });
 
   app.get('/documents/:docId{.+}', async (c) => {

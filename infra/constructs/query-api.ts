@@ -48,6 +48,7 @@ export const CORS_ALLOW_HEADERS = [
 /** Routes of the HTTP API (greedy `{docId+}`: ids may contain `/`). */
 export const QUERY_ROUTES: Array<{ path: string; methods: HttpMethod[] }> = [
   { path: '/search', methods: [HttpMethod.POST] },
+  { path: '/documents', methods: [HttpMethod.GET] },
   { path: '/documents/{docId+}', methods: [HttpMethod.PUT, HttpMethod.GET, HttpMethod.DELETE] },
   { path: '/health', methods: [HttpMethod.GET] },
 ];

@@ -97,6 +97,7 @@ async function awsTarget(stackName: string): Promise<Target> {
       protocol: target.protocol,
       hostname: target.hostname,
       path: target.pathname,
+      query: Object.fromEntries(target.searchParams),
       headers: { host: target.hostname, ...(body ? { 'content-type': 'application/json' } : {}) },
       ...(body ? { body } : {}),
     });
@@ -450,6 +451,39 @@ program
       ),
     ];
     process.stdout.write(`${lines.join('\n')}\n`);
+  });
+
+program
+  .command('documents')
+  .description('list indexed, failed and deleted documents (GET /documents, page by page)')
+  .option('--status <status>', 'only documents in this state: indexed, failed or deleted')
+  .option('--page-size <n>', 'documents per request (1–1000)', '500')
+  .option('--json', 'print one JSON array')
+  .action(async (options: { status?: string; pageSize: string; json?: boolean }) => {
+    if (options.status && !['indexed', 'failed', 'deleted'].includes(options.status))
+      throw new CliError(`--status must be indexed, failed or deleted, not ${options.status}`);
+    const destination = await target();
+    const all: Json[] = [];
+    let cursor: string | undefined;
+    do {
+      const query = new URLSearchParams({ limit: options.pageSize });
+      if (options.status) query.set('status', options.status);
+      if (cursor) query.set('cursor', cursor);
+      const response = await destination.request(`/documents?${query}`);
+      if (response.status !== 200)
+        throw new CliError(
+          `${response.body?.error?.code ?? response.status}: ${response.body?.error?.message ?? 'listing failed'}`,
+        );
+      for (const document of response.body.documents as Json[]) {
+        if (options.json) all.push(document);
+        else
+          process.stdout.write(
+            `${document.status.padEnd(8)} ${String(document.chunks).padStart(5)} chunks  ${document.updatedAt}  ${document.docId}${document.error ? `  (${document.error.code}: ${document.error.message})` : ''}\n`,
+          );
+      }
+      cursor = response.body.nextCursor;
+    } while (cursor);
+    if (options.json) process.stdout.write(`${JSON.stringify(all, null, 2)}\n`);
   });
 
 program

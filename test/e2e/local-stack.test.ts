@@ -127,6 +127,14 @@ describe('npm start: the whole system on one machine', () => {
       error: { code: 'DOCUMENT_INVALID', message: expect.stringMatching(/docs\/broken\.json: invalid JSON/) },
     });
     expect((await status()).documents.failed).toBe(1);
+    // bisearch documents pages through GET /documents.
+    const listed = JSON.parse(
+      (await bisearch(dataDirectory, 'documents', '--status', 'failed', '--json')).stdout,
+    );
+    expect(listed).toEqual([expect.objectContaining({ docId: 'broken', status: 'failed', chunks: 0 })]);
+    const lines = (await bisearch(dataDirectory, 'documents', '--page-size', '7')).stdout.trim().split('\n');
+    expect(lines.length).toBe((await status()).documents.indexed + 1);
+    expect(lines.find((line) => line.endsWith(' good'))).toMatch(/^indexed +1 chunks/);
   });
 
   it('the search page shows results for a typed query and the index status (headless Chromium)', async () => {

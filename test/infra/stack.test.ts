@@ -149,6 +149,7 @@ describe('query API', () => {
     const routes = resourcesOf('AWS::ApiGatewayV2::Route').map(([, route]) => route.Properties);
     expect(routes.map((route) => route.RouteKey).sort()).toEqual([
       'DELETE /documents/{docId+}',
+      'GET /documents',
       'GET /documents/{docId+}',
       'GET /health',
       'POST /search',

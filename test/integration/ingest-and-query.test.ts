@@ -265,6 +265,79 @@ describe('HTTP API of the query Lambda', () => {
     expect(await search('tangerine walrus')).toEqual([]);
   });
 
+  it('GET /documents lists every document once, page by page with a stable cursor, and filters by state', async () => {
+    for (let n = 0; n < 7; n += 1)
+      await stack.upload(`docs/listing/item-${n}.txt`, `Listing item ${n} text.`);
+    await stack.upload('docs/listing/broken.json', '{"id": "listing/broken", "text": ');
+    await stack.drainIngest();
+    const everything = new Map<string, { status: string; chunks: number }>();
+    let cursor: string | undefined;
+    let pages = 0;
+    do {
+      const page = await stack.http('GET', `/documents?limit=3${cursor ? `&cursor=${cursor}` : ''}`);
+      expect(page.status).toBe(200);
+      expect(page.body.documents.length).toBeLessThanOrEqual(3);
+      for (const document of page.body.documents) {
+        expect(everything.has(document.docId), `${document.docId} listed twice`).toBe(false);
+        everything.set(document.docId, document);
+      }
+      cursor = page.body.nextCursor;
+      pages += 1;
+    } while (cursor);
+    expect(pages).toBeGreaterThan(2);
+    for (let n = 0; n < 7; n += 1)
+      expect(everything.get(`listing/item-${n}`)).toMatchObject({ status: 'indexed', chunks: 1 });
+    expect(everything.get('listing/broken')).toMatchObject({
+      status: 'failed',
+      error: { code: 'DOCUMENT_INVALID' },
+    });
+    // Everything the table holds, and nothing else.
+    const statuses = [];
+    for await (const status of stack.table.statuses()) statuses.push(status.docId);
+    expect([...everything.keys()].sort()).toEqual(statuses.sort());
+
+    const failed = await stack.http('GET', '/documents?status=failed&limit=1000');
+    expect(failed.body.documents.map((document: { docId: string }) => document.docId)).toContain(
+      'listing/broken',
+    );
+    expect(failed.body.documents.every((document: { status: string }) => document.status === 'failed')).toBe(
+      true,
+    );
+    for (const bad of [
+      'limit=0',
+      'limit=1001',
+      'limit=x',
+      'status=pending',
+      'cursor=bm90LWEtY3Vyc29y',
+      'other=1',
+    ])
+      expect((await stack.http('GET', `/documents?${bad}`)).status, bad).toBe(400);
+  });
+
+  it('a listing page stops early at its time budget and says where to go on', async () => {
+    for (let n = 0; n < 3; n += 1) await stack.upload(`docs/budget/item-${n}.txt`, `Budget item ${n}.`);
+    await stack.drainIngest();
+    const all = [];
+    for await (const status of stack.table.statuses()) all.push(status.docId);
+    const listed: string[] = [];
+    let after: { pk: string; sk: string } | undefined;
+    let pages = 0;
+    do {
+      // A budget already spent: every page ends after one Scan call of 2 items.
+      const page = await stack.table.listStatuses({
+        limit: 1_000,
+        budgetMs: -1,
+        scanPageItems: 2,
+        ...(after ? { after } : {}),
+      });
+      listed.push(...page.statuses.map((status) => status.docId));
+      after = page.next;
+      pages += 1;
+    } while (after);
+    expect(pages).toBeGreaterThan(1);
+    expect(listed.sort()).toEqual(all.sort());
+  });
+
   it('answers bad requests with {"error": {code, message}} and the right status, never a stack trace', async () => {
     const cases: Array<[string, string, unknown, Record<string, string>, number, string]> = [
       ['POST', '/search', '{not json', {}, 400, 'INVALID_JSON'],

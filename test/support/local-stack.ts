@@ -84,9 +84,11 @@ export async function startHandlerStack(
     },
     http: async (method, path, body, headers = {}) => {
       // As API Gateway HTTP APIs do: the path reaches Lambda URL-decoded.
+      const [pathOnly = '', query] = path.split('?', 2);
       const event: APIGatewayProxyEventV2 = apiGatewayEvent({
         method,
-        path: decodeURIComponent(path),
+        path: decodeURIComponent(pathOnly),
+        ...(query !== undefined ? { query } : {}),
         ...(body === undefined ? {} : { body: typeof body === 'string' ? body : JSON.stringify(body) }),
         headers: body === undefined ? headers : { 'content-type': 'application/json', ...headers },
       });
