@@ -6,14 +6,17 @@
 import type { SearchTable } from '../../functions/adapters/search-table.js';
 import type { EmbeddedChunk } from '../../functions/core/delta.js';
 
-/** A deterministic unit vector for document `n`. */
+/** A deterministic unit vector for document `n` (mulberry32: 32-bit integer arithmetic, no float overflow). */
 export function syntheticVector(n: number, dimensions: number): Float32Array {
   const vector = new Float32Array(dimensions);
-  let state = (n + 1) * 2_654_435_761;
+  let state = (Math.imul(n + 1, 0x9e3779b1) ^ 0x85ebca6b) >>> 0;
   let norm = 0;
   for (let i = 0; i < dimensions; i += 1) {
-    state = (state * 1_103_515_245 + 12_345) % 2_147_483_648;
-    const value = state / 2_147_483_648 - 0.5;
+    state = (state + 0x6d2b79f5) >>> 0;
+    let t = state;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    const value = ((t ^ (t >>> 14)) >>> 0) / 4_294_967_296 - 0.5;
     vector[i] = value;
     norm += value * value;
   }
@@ -81,4 +84,25 @@ export async function seedDocuments(
   };
   await Promise.all(Array.from({ length: options.concurrency ?? 8 }, worker));
   return sequences;
+}
+
+/**
+ * A unit vector near one of `clusters` centres (`normalise(centre + spread · noise)`): structured
+ * like real embeddings, where near neighbours are much nearer than the rest. Independent uniform
+ * vectors in hundreds of dimensions are all about equally far apart, which no ANN index (and no
+ * embedding model) produces.
+ */
+export function clusteredVector(n: number, dimensions: number, clusters = 1_000, spread = 0.6): Float32Array {
+  const centre = syntheticVector(10_000_000 + (n % clusters), dimensions);
+  const noise = syntheticVector(n, dimensions);
+  const vector = new Float32Array(dimensions);
+  let norm = 0;
+  for (let i = 0; i < dimensions; i += 1) {
+    const value = (centre[i] as number) + spread * (noise[i] as number);
+    vector[i] = value;
+    norm += value * value;
+  }
+  const scale = 1 / Math.sqrt(norm);
+  for (let i = 0; i < dimensions; i += 1) vector[i] = (vector[i] as number) * scale;
+  return vector;
 }

@@ -23,7 +23,7 @@ import { InMemoryHnswIndex } from '../../../functions/adapters/usearch-index.js'
 import { DeltaLayer } from '../../../functions/core/delta.js';
 import { LexicalIndex } from '../../../functions/core/lexical.js';
 import { type LocalAws, startLocalAws } from '../../../infra/local/emulators.js';
-import { seedDocuments, syntheticVector } from '../../support/synthetic-documents.js';
+import { clusteredVector, seedDocuments } from '../../support/synthetic-documents.js';
 import { type Percentiles, percentiles, progress } from '../lib/measure.js';
 
 /** Announcements by `encoders` concurrent writers. */
@@ -91,8 +91,11 @@ export interface ScaleOptions {
   readonly deltaSizes: number[];
 }
 
-/** Brute force against ANN over deltas of each size (512-dimensional synthetic unit vectors). */
-function benchDeltaSearch(sizes: readonly number[]): DeltaSearchResult[] {
+/**
+ * Brute force against ANN over deltas of each size: 512-dimensional unit vectors in 1,000
+ * clusters (see `clusteredVector`), queries near the same centres.
+ */
+export function benchDeltaSearch(sizes: readonly number[]): DeltaSearchResult[] {
   const dimensions = 512;
   const rows: DeltaSearchResult[] = [];
   for (const chunks of sizes) {
@@ -109,12 +112,12 @@ function benchDeltaSearch(sizes: readonly number[]): DeltaSearchResult[] {
         text: `d${n}`,
         metadata: {},
         contentHash: `h${n}`,
-        vector: syntheticVector(n, dimensions),
+        vector: clusteredVector(n, dimensions),
       };
       exact.applyDocument(chunk.docId, [chunk], n + 1);
       ann.applyDocument(chunk.docId, [chunk], n + 1);
     }
-    const queries = Array.from({ length: 30 }, (_, q) => syntheticVector(1_000_000 + q, dimensions));
+    const queries = Array.from({ length: 30 }, (_, q) => clusteredVector(1_000_000 + q * 37, dimensions));
     const time = (delta: DeltaLayer) => {
       const started = performance.now();
       for (const query of queries) delta.searchDense(query, 10);
