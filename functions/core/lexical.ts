@@ -316,6 +316,9 @@ export interface SegmentRows {
  * 118 ms p50 / 437 ms p99 (it builds a result object per matching chunk); flat postings with a
  * score accumulator keep BM25 inside the 2 ms query budget (test/bench/RESULTS.md).
  */
+/** Most distinct query terms BM25 scores; a longer query keeps its rarest (highest-IDF) terms. */
+export const MAX_QUERY_TERMS = 256;
+
 export class LexicalIndex {
   private readonly removedRows: Uint8Array;
   private removedRowCount = 0;
@@ -433,12 +436,25 @@ export class LexicalIndex {
 
     const weights = new Map<string, number>();
     for (const term of analyzeEnglish(query)) weights.set(term, (weights.get(term) ?? 0) + 1);
+    const frequencyOf = (term: string) =>
+      (segment?.documentFrequency(term) ?? 0) + (this.postings.get(term)?.size ?? 0);
+    if (weights.size > MAX_QUERY_TERMS) {
+      // A long query (a pasted page) scores its rarest terms: they carry what common ones do not,
+      // and the cost of a search grows with the terms it scores. Ties keep the query's order.
+      const kept = [...weights.keys()]
+        .map((term, order) => ({ term, order, frequency: frequencyOf(term) }))
+        .filter((entry) => entry.frequency > 0)
+        .sort((a, b) => a.frequency - b.frequency || a.order - b.order)
+        .slice(0, MAX_QUERY_TERMS);
+      const keep = new Set(kept.map((entry) => entry.term));
+      for (const term of [...weights.keys()]) if (!keep.has(term)) weights.delete(term);
+    }
 
     const mutableScores = new Map<string, number>();
     const scratch = segment ? this.scratch(segment.rowCount) : undefined;
     let touchedCount = 0;
     for (const [term, weight] of weights) {
-      const frequency = (segment?.documentFrequency(term) ?? 0) + (this.postings.get(term)?.size ?? 0);
+      const frequency = frequencyOf(term);
       if (frequency === 0) continue;
       const idf = Math.log(1 + (documentCount - frequency + 0.5) / (frequency + 0.5));
       if (segment && scratch)

@@ -13,8 +13,12 @@ import type { ScoredRow } from './vectors.js';
 
 /** Largest `k` a search may ask for. */
 export const MAX_RESULTS = 100;
-/** Longest accepted query, in characters (the model truncates long queries anyway). */
-export const MAX_QUERY_LENGTH = 2_000;
+/**
+ * Longest accepted query, in characters: 32,768, room for a pasted page. Dense search embeds the
+ * first tokens that fit the model (truncated like a passage); BM25 scores at most
+ * `MAX_QUERY_TERMS` distinct terms, the rarest (see `LexicalIndex.rank`).
+ */
+export const MAX_QUERY_LENGTH = 32_768;
 
 /** Schema of a search request (the `POST /search` body and the CLI/eval options). */
 export const searchRequestSchema = z
@@ -38,6 +42,8 @@ export interface SearchResult {
   readonly chunkId: string;
   /** Cosine similarity (dense), BM25 (lexical), fused score (hybrid) or reranker logit. */
   readonly score: number;
+  /** What the score is made of (see {@link ScoreComponents}). */
+  readonly scores: ScoreComponents;
   readonly text: string;
   readonly title?: string;
   readonly metadata: Chunk['metadata'];
@@ -125,6 +131,21 @@ export interface SearchEngineOptions {
 interface Candidate {
   readonly chunk: Chunk;
   readonly score: number;
+  readonly scores?: ScoreComponents;
+}
+
+/**
+ * The parts of a result's score: `dense` the cosine similarity of its best chunk to the query
+ * (−1…1), `lexical` its best chunk's BM25 score (≥ 0, unbounded, comparable within one corpus),
+ * `fused` the hybrid fusion score (min–max scaled within one answer: 1.2 is the top of any
+ * hybrid answer, so it ranks but does not compare across queries), `rerank` the cross-encoder's
+ * logit. A part is absent when that ranking did not produce the result.
+ */
+export interface ScoreComponents {
+  readonly dense?: number;
+  readonly lexical?: number;
+  readonly fused?: number;
+  readonly rerank?: number;
 }
 
 /**
@@ -270,8 +291,10 @@ export class SearchEngine {
     const lexicalMs = request.mode === 'dense' ? 0 : performance.now() - lexicalStarted;
     const fusionStarted = performance.now();
     let ranked: Candidate[];
-    if (request.mode === 'dense') ranked = denseDocuments;
-    else if (request.mode === 'lexical') ranked = lexicalDocuments;
+    if (request.mode === 'dense')
+      ranked = denseDocuments.map((candidate) => ({ ...candidate, scores: { dense: candidate.score } }));
+    else if (request.mode === 'lexical')
+      ranked = lexicalDocuments.map((candidate) => ({ ...candidate, scores: { lexical: candidate.score } }));
     else ranked = this.fuse(denseDocuments, lexicalDocuments, lexicalRanking.floorScore);
     const fusionMs = request.mode === 'hybrid' ? performance.now() - fusionStarted : 0;
     const searchMs = performance.now() - searchStarted;
@@ -289,6 +312,7 @@ export class SearchEngine {
         .map((candidate, index) => ({
           chunk: candidate.chunk,
           score: scores[index] ?? Number.NEGATIVE_INFINITY,
+          scores: { ...candidate.scores, rerank: scores[index] ?? Number.NEGATIVE_INFINITY },
         }))
         .sort((a, b) => b.score - a.score);
       ranked = [...reranked, ...ranked.slice(depth)];
@@ -296,10 +320,11 @@ export class SearchEngine {
     }
 
     const hydrateStarted = performance.now();
-    const results = ranked.slice(0, request.k).map(({ chunk, score }) => ({
+    const results = ranked.slice(0, request.k).map(({ chunk, score, scores }) => ({
       docId: chunk.docId,
       chunkId: chunk.chunkId,
       score,
+      scores: scores ?? {},
       text: chunk.text,
       ...(chunk.title ? { title: chunk.title } : {}),
       metadata: chunk.metadata,
@@ -406,14 +431,26 @@ export class SearchEngine {
             Number.isNaN(lexicalFloor) ? undefined : lexicalFloor,
           ]);
     // A document's text is the chunk of the ranking that placed it higher.
-    const denseRank = new Map(dense.map((c, rank) => [c.chunk.docId, { rank, chunk: c.chunk }]));
-    const lexicalRank = new Map(lexical.map((c, rank) => [c.chunk.docId, { rank, chunk: c.chunk }]));
+    const denseRank = new Map(
+      dense.map((c, rank) => [c.chunk.docId, { rank, chunk: c.chunk, score: c.score }]),
+    );
+    const lexicalRank = new Map(
+      lexical.map((c, rank) => [c.chunk.docId, { rank, chunk: c.chunk, score: c.score }]),
+    );
     return fused.map(({ id, score }) => {
       const fromDense = denseRank.get(id);
       const fromLexical = lexicalRank.get(id);
       const best =
         !fromLexical || (fromDense && fromDense.rank <= fromLexical.rank) ? fromDense : fromLexical;
-      return { chunk: (best as { chunk: Chunk }).chunk, score };
+      return {
+        chunk: (best as { chunk: Chunk }).chunk,
+        score,
+        scores: {
+          ...(fromDense ? { dense: fromDense.score } : {}),
+          ...(fromLexical ? { lexical: fromLexical.score } : {}),
+          fused: score,
+        },
+      };
     });
   }
 }

@@ -8,8 +8,8 @@ import { documentBodySchema, documentIdSchema } from '../core/documents.js';
 import { BisearchError, InvalidRequestError } from '../core/errors.js';
 import type { SearchTimings } from '../core/search-engine.js';
 
-/** Largest accepted `POST /search` body, bytes. */
-export const MAX_SEARCH_BODY_BYTES = 64 * 1024;
+/** Largest accepted `POST /search` body, bytes (a 32,768-character query of 4-byte characters, plus the rest). */
+export const MAX_SEARCH_BODY_BYTES = 192 * 1024;
 /** Largest accepted `PUT /documents/{docId}` body, bytes (API Gateway allows 10 MB; documents this big belong in S3 uploads). */
 export const MAX_DOCUMENT_BODY_BYTES = 1024 * 1024;
 

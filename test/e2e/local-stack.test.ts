@@ -133,7 +133,8 @@ describe('npm start: the whole system on one machine', () => {
     );
     expect(listed).toEqual([expect.objectContaining({ docId: 'broken', status: 'failed', chunks: 0 })]);
     const lines = (await bisearch(dataDirectory, 'documents', '--page-size', '7')).stdout.trim().split('\n');
-    expect(lines.length).toBe((await status()).documents.indexed + 1);
+    const { indexed, failed, deleted } = (await status()).documents;
+    expect(lines.length).toBe(indexed + failed + deleted);
     expect(lines.find((line) => line.endsWith(' good'))).toMatch(/^indexed +1 chunks/);
   });
 

@@ -7,7 +7,13 @@ import {
   reciprocalRankAtK,
 } from '../../functions/core/eval-metrics.js';
 import { normalizedScoreFusion, reciprocalRankFusion } from '../../functions/core/fusion.js';
-import { analyzeEnglish, kthLargest, LexicalIndex, LexicalSegment } from '../../functions/core/lexical.js';
+import {
+  analyzeEnglish,
+  kthLargest,
+  LexicalIndex,
+  LexicalSegment,
+  MAX_QUERY_TERMS,
+} from '../../functions/core/lexical.js';
 import { exactTopK, TopK } from '../../functions/core/vectors.js';
 
 describe('English analyser and BM25 index', () => {
@@ -25,6 +31,25 @@ describe('English analyser and BM25 index', () => {
     expect(index.search('reset password', 10).map((hit) => hit.chunkId)).toEqual(['a', 'b']);
     expect(index.search('shipped', 10).map((hit) => hit.chunkId)).toEqual(['c']);
     expect(index.search('the of and', 10)).toEqual([]);
+  });
+
+  it('a query of more than MAX_QUERY_TERMS distinct terms scores exactly its rarest ones', () => {
+    const index = LexicalIndex.create();
+    // Term tN appears in N + 1 chunks: lower N, rarer term.
+    const texts = Array.from({ length: 400 }, (_, chunk) => ({
+      chunkId: `c${chunk}`,
+      text: Array.from({ length: 400 }, (_, n) => (chunk <= n ? `t${n}q` : '')).join(' '),
+    }));
+    index.addAll(texts);
+    const all = Array.from({ length: 400 }, (_, n) => `t${n}q`);
+    const rarest = all.slice(0, MAX_QUERY_TERMS);
+    const long = index.search([...all].reverse().join(' '), 20);
+    const expected = index.search(rarest.join(' '), 20);
+    expect(long.map((hit) => hit.chunkId)).toEqual(expected.map((hit) => hit.chunkId));
+    // Same terms summed in another order: equal up to rounding.
+    for (const [rank, hit] of long.entries())
+      expect(hit.score).toBeCloseTo(expected[rank]?.score ?? Number.NaN, 9);
+    expect(MAX_QUERY_TERMS).toBe(256);
   });
 
   it('scores classic BM25 (k1 0.9, b 0.4) summed over the query terms', () => {

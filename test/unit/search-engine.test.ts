@@ -63,6 +63,37 @@ describe('SearchEngine over a snapshot and its delta (USE-lite, usearch, BM25 fo
     },
   );
 
+  it('each result carries its score components: dense cosine, BM25 and the fused score, each where it applies', async () => {
+    const query = 'I forgot my password, how do I reset it?';
+    const hybrid = (await engine.search({ query, mode: 'hybrid', k: 3 })).results;
+    const dense = new Map(
+      (await engine.search({ query, mode: 'dense', k: 20 })).results.map((r) => [r.docId, r]),
+    );
+    const lexical = new Map(
+      (await engine.search({ query, mode: 'lexical', k: 20 })).results.map((r) => [r.docId, r]),
+    );
+    const top = hybrid[0];
+    expect(top?.scores.fused).toBe(top?.score);
+    expect(top?.scores.dense).toBeCloseTo(dense.get(top?.docId ?? '')?.score ?? Number.NaN, 6);
+    expect(top?.scores.lexical).toBeCloseTo(lexical.get(top?.docId ?? '')?.score ?? Number.NaN, 6);
+    for (const result of dense.values()) expect(result.scores).toEqual({ dense: result.score });
+    for (const result of lexical.values()) expect(result.scores).toEqual({ lexical: result.score });
+  });
+
+  it('accepts queries of up to 32,768 characters: dense embeds what fits the model, BM25 its rarest terms', async () => {
+    const page = `${'Shipping parcels across borders takes time. '.repeat(400)}How do I reset my password?`;
+    expect(page.length).toBeGreaterThan(16_000);
+    for (const mode of ['dense', 'lexical', 'hybrid'] as const) {
+      const answer = await engine.search({ query: page, mode, k: 3 });
+      expect(answer.results.length).toBeGreaterThan(0);
+    }
+    // Many distinct terms: the rare ones that match decide, the cost stays bounded.
+    const noise = Array.from({ length: 2_000 }, (_, n) => `zq${n.toString(36)}x`).join(' ');
+    const lexical = await engine.search({ query: `${noise} forgot password reset`, mode: 'lexical', k: 1 });
+    expect(lexical.results[0]?.docId).toBe('reset-password');
+    await expect(engine.search({ query: 'x'.repeat(32_769) })).rejects.toThrow(/query/);
+  });
+
   it('exact and HNSW dense search agree on this corpus', async () => {
     for (const query of ['how long does delivery take', 'API credentials for developers', 'money back']) {
       expect(await docIds(query, { mode: 'dense', exact: true })).toEqual(
