@@ -3,13 +3,13 @@
  * Prints nDCG@10, Recall@10, Recall@100, MRR@10 per mode and the HNSW-vs-exact comparison, and
  * writes a JSON report.
  */
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import type { RetrievalMetrics } from '../../functions/core/eval-metrics.js';
+import { pairedRandomizationTest, type RetrievalMetrics } from '../../functions/core/eval-metrics.js';
 import type { SearchMode } from '../../functions/core/search-engine.js';
-import { evaluate } from './evaluation.js';
+import { type EvaluationReport, evaluate } from './evaluation.js';
 
 const HELP = `Usage: npm run eval -- [options]
 
@@ -25,6 +25,10 @@ const HELP = `Usage: npm run eval -- [options]
   --corpus-limit N     only N documents (all judged ones for the kept queries, then others)
   --model-dir DIR      model directory (default: resolution order of the engine)
   --work-dir DIR       embedding cache and snapshots (default .bisearch/eval)
+  --keep-identical-ids keep hits whose document id is the query id (dropped by default, as BEIR
+                       and MTEB do)
+  --compare FILE       an earlier JSON report: per run, the nDCG@10 difference over the queries
+                       both evaluated and a paired randomisation test (10,000 sign flips)
   --out FILE           JSON report path (default test/eval/reports/<time>-<mode>.json)
   --json               print the JSON report instead of the table
   --help`;
@@ -50,6 +54,8 @@ export async function runEvalCommand(argv: string[]): Promise<void> {
       'model-dir': { type: 'string' },
       'work-dir': { type: 'string', default: '.bisearch/eval' },
       out: { type: 'string' },
+      'keep-identical-ids': { type: 'boolean', default: false },
+      compare: { type: 'string' },
       json: { type: 'boolean', default: false },
       help: { type: 'boolean', default: false },
     },
@@ -84,8 +90,18 @@ export async function runEvalCommand(argv: string[]): Promise<void> {
   if (denseWeight !== undefined && !(denseWeight >= 0)) fail('--dense-weight must be a number >= 0');
   const corpusLimit = positive('corpus-limit', values['corpus-limit']);
 
+  let baseline: EvaluationReport | undefined;
+  if (values.compare) {
+    try {
+      baseline = JSON.parse(readFileSync(values.compare, 'utf8')) as EvaluationReport;
+    } catch (error) {
+      fail(`--compare ${values.compare}: ${(error as Error).message}`);
+    }
+    if (!baseline?.perQuery)
+      fail(`--compare ${values.compare}: the report has no per-query scores (made before they existed)`);
+  }
   const log = (line: string) => process.stderr.write(`${line}\n`);
-  const report = await evaluate(
+  const evaluated = await evaluate(
     {
       datasetDir: resolve(values.dataset),
       modes,
@@ -97,11 +113,26 @@ export async function runEvalCommand(argv: string[]): Promise<void> {
       ...(queryLimit !== undefined ? { queryLimit } : {}),
       ...(corpusLimit !== undefined ? { corpusLimit } : {}),
       ...(values['model-dir'] ? { modelDir: values['model-dir'] } : {}),
+      keepIdenticalIds: values['keep-identical-ids'],
       workDir: resolve(values['work-dir']),
       progress: Boolean(process.stderr.isTTY),
     },
     log,
   );
+  const comparison = baseline
+    ? Object.fromEntries(
+        Object.keys(evaluated.perQuery)
+          .filter((name) => baseline?.perQuery[name])
+          .map((name) => [
+            name,
+            pairedRandomizationTest(baseline?.perQuery[name] ?? {}, evaluated.perQuery[name] ?? {}),
+          ]),
+      )
+    : undefined;
+  const report = {
+    ...evaluated,
+    ...(comparison ? { comparison: { baseline: values.compare, ndcgAt10: comparison } } : {}),
+  };
 
   const out =
     values.out ??
@@ -138,6 +169,17 @@ export async function runEvalCommand(argv: string[]): Promise<void> {
     process.stdout.write(
       `\nANN recall@10 vs exact (chunks): ${format(report.dense.annRecallAt10)}  (HNSW ${report.settings.dtype}, M=${report.settings.hnsw?.connectivity}, ef=${report.settings.hnsw?.expansionSearch})\n`,
     );
+    if (report.skipped.queries + report.skipped.corpus + report.skipped.qrels > 0)
+      process.stdout.write(
+        `skipped: ${report.skipped.queries} queries, ${report.skipped.corpus} corpus lines, ${report.skipped.qrels} qrels lines (reasons in the report)\n`,
+      );
+    if (comparison) {
+      process.stdout.write(`\nagainst ${values.compare} (nDCG@10, paired randomisation test):\n`);
+      for (const [name, test] of Object.entries(comparison))
+        process.stdout.write(
+          `  ${name}: ${test.meanDifference >= 0 ? '+' : ''}${test.meanDifference.toFixed(4)} over ${test.queries} queries, p = ${test.pValue.toFixed(4)}\n`,
+        );
+    }
     process.stdout.write(
       `embedding ${report.seconds.embed.toFixed(1)} s, build ${report.seconds.build.toFixed(1)} s, queries ${report.seconds.queries.toFixed(1)} s\nreport: ${out}\n`,
     );

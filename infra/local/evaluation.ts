@@ -8,7 +8,12 @@ import { OnnxEmbedder } from '../../functions/adapters/onnx-embedder.js';
 import { FileSnapshot, writeSnapshot } from '../../functions/adapters/snapshot-files.js';
 import type { HnswSettings } from '../../functions/adapters/usearch-index.js';
 import type { SourceDocument } from '../../functions/core/documents.js';
-import { evaluateRun, overlapAtK, type RetrievalMetrics } from '../../functions/core/eval-metrics.js';
+import {
+  evaluateRun,
+  overlapAtK,
+  perQueryNdcgAt10,
+  type RetrievalMetrics,
+} from '../../functions/core/eval-metrics.js';
 import { chunkDocuments, embedChunks } from '../../functions/core/indexing.js';
 import {
   DEFAULT_FUSION_WEIGHTS,
@@ -30,6 +35,11 @@ export interface EvaluationOptions {
   readonly hnsw?: Partial<HnswSettings>;
   /** Evaluate only the first N judged queries. */
   readonly queryLimit?: number;
+  /**
+   * Keep hits whose document id equals the query id. Default false: such hits are dropped, as
+   * BEIR and MTEB do (datasets such as ArguAna and Quora hold the query itself in the corpus).
+   */
+  readonly keepIdenticalIds?: boolean;
   /** Keep only this many documents: every document judged for the kept queries, then the first others. */
   readonly corpusLimit?: number;
   readonly modelDir?: string;
@@ -50,6 +60,16 @@ export interface EvaluationReport {
   readonly metrics: Partial<Record<SearchMode, RetrievalMetrics>>;
   /** Dense retrieval with exact and HNSW search, for the ANN comparison. */
   readonly dense: { exact: RetrievalMetrics; ann: RetrievalMetrics; annRecallAt10: number };
+  /** nDCG@10 of each evaluated query, per run (`lexical`, `dense`, `hybrid`, `dense-exact`, `dense-ann`). */
+  readonly perQuery: Record<string, Record<string, number>>;
+  /** What was left out and why: dataset lines, and queries whose search failed. */
+  readonly skipped: {
+    readonly corpus: number;
+    readonly qrels: number;
+    readonly queries: number;
+    /** The first reasons (at most 20), with query ids or line numbers. */
+    readonly examples: Array<{ file: string; line?: number; queryId?: string; reason: string }>;
+  };
   readonly seconds: { embed: number; build: number; queries: number };
   readonly createdAt: string;
 }
@@ -60,6 +80,8 @@ export async function evaluate(
   log: (line: string) => void,
 ): Promise<EvaluationReport> {
   const dataset = readBeirDataset(options.datasetDir);
+  for (const [file, lines] of Object.entries(dataset.skipped))
+    if (lines.length > 0) log(`skipped ${lines.length} bad line(s) of ${file}; first: ${lines[0]?.reason}`);
   let queries = [...dataset.queries];
   if (options.queryLimit !== undefined) queries = queries.slice(0, options.queryLimit);
   const corpus = limitCorpus(
@@ -114,46 +136,65 @@ export async function evaluate(
   };
   const annChunks = new Map<string, string[]>();
   const exactChunks = new Map<string, string[]>();
+  const failedQueries: Array<{ queryId: string; reason: string }> = [];
+  const keep = (queryId: string, docIds: string[]) =>
+    options.keepIdenticalIds ? docIds : docIds.filter((docId) => docId !== queryId);
   await withProgress(options.progress, 'running queries', async (tick) => {
     let done = 0;
     for (const [queryId, text] of queries) {
-      for (const mode of options.modes) {
-        if (mode === 'dense') continue;
-        const response = await engine.search({
-          query: text,
-          k: 100,
-          mode,
-          exact: options.search === 'exact',
-        });
-        record(
-          mode,
+      // One bad query (empty after trimming, too long, a model error) is reported, never fatal.
+      try {
+        const answers: Array<[string, string[]]> = [];
+        for (const mode of options.modes) {
+          if (mode === 'dense') continue;
+          const response = await engine.search({
+            query: text,
+            k: 100,
+            mode,
+            exact: options.search === 'exact',
+          });
+          answers.push([
+            mode,
+            keep(
+              queryId,
+              response.results.map((result) => result.docId),
+            ),
+          ]);
+        }
+        for (const exact of [true, false]) {
+          const response = await engine.search({ query: text, k: 100, mode: 'dense', exact });
+          answers.push([
+            exact ? 'dense-exact' : 'dense-ann',
+            keep(
+              queryId,
+              response.results.map((result) => result.docId),
+            ),
+          ]);
+        }
+        const vector = await embedder.embedQuery(text);
+        for (const [name, docIds] of answers) record(name, queryId, docIds);
+        annChunks.set(
           queryId,
-          response.results.map((result) => result.docId),
+          snapshot.searchApproximate(vector, 10).map(({ row }) => snapshot.chunkAt(row).chunkId),
         );
-      }
-      for (const exact of [true, false]) {
-        const response = await engine.search({ query: text, k: 100, mode: 'dense', exact });
-        record(
-          exact ? 'dense-exact' : 'dense-ann',
+        exactChunks.set(
           queryId,
-          response.results.map((result) => result.docId),
+          snapshot.searchExact(vector, 10).map(({ row }) => snapshot.chunkAt(row).chunkId),
         );
+      } catch (error) {
+        failedQueries.push({ queryId, reason: (error as Error).message.slice(0, 300) });
+        qrels.delete(queryId);
       }
-      const vector = await embedder.embedQuery(text);
-      annChunks.set(
-        queryId,
-        snapshot.searchApproximate(vector, 10).map(({ row }) => snapshot.chunkAt(row).chunkId),
-      );
-      exactChunks.set(
-        queryId,
-        snapshot.searchExact(vector, 10).map(({ row }) => snapshot.chunkAt(row).chunkId),
-      );
       done += 1;
       tick(done, queries.length);
     }
   });
+  if (failedQueries.length > 0)
+    log(`skipped ${failedQueries.length} queries whose search failed; first: ${failedQueries[0]?.reason}`);
   const queriesSeconds = (performance.now() - queriesStarted) / 1000;
   const metricsOf = (name: string) => evaluateRun(runs.get(name) ?? new Map(), qrels);
+  const perQuery: Record<string, Record<string, number>> = {};
+  for (const name of runs.keys()) perQuery[name] = perQueryNdcgAt10(runs.get(name) ?? new Map(), qrels);
   const metrics: EvaluationReport['metrics'] = {};
   for (const mode of options.modes)
     metrics[mode] = metricsOf(mode === 'dense' ? `dense-${options.search}` : mode);
@@ -169,17 +210,34 @@ export async function evaluate(
       fusion: options.fusion,
       denseWeight: options.denseWeight ?? DEFAULT_FUSION_WEIGHTS[0],
       ...(options.queryLimit !== undefined ? { queryLimit: options.queryLimit } : {}),
+      keepIdenticalIds: options.keepIdenticalIds ?? false,
       ...(options.corpusLimit !== undefined ? { corpusLimit: options.corpusLimit } : {}),
       hnsw: manifest.index,
       dtype: manifest.index.dtype,
       snapshotVersion: manifest.version,
     },
-    corpus: { documents: corpus.length, chunks: chunks.length, queries: queries.length },
+    corpus: {
+      documents: corpus.length,
+      chunks: chunks.length,
+      queries: queries.length - failedQueries.length,
+    },
     metrics,
     dense: {
       exact: metricsOf('dense-exact'),
       ann: metricsOf('dense-ann'),
       annRecallAt10: overlapAtK(annChunks, exactChunks, 10),
+    },
+    perQuery,
+    skipped: {
+      corpus: dataset.skipped.corpus.length,
+      qrels: dataset.skipped.qrels.length,
+      queries: dataset.skipped.queries.length + failedQueries.length,
+      examples: [
+        ...dataset.skipped.corpus.map((line) => ({ file: 'corpus.jsonl', ...line })),
+        ...dataset.skipped.qrels.map((line) => ({ file: 'qrels', ...line })),
+        ...dataset.skipped.queries.map((line) => ({ file: 'queries.jsonl', ...line })),
+        ...failedQueries.map((failure) => ({ file: 'search', ...failure })),
+      ].slice(0, 20),
     },
     seconds: { embed: embedSeconds, build: buildSeconds, queries: queriesSeconds },
     createdAt: new Date().toISOString(),

@@ -3,6 +3,7 @@ import {
   evaluateRun,
   ndcgAtK,
   overlapAtK,
+  pairedRandomizationTest,
   recallAtK,
   reciprocalRankAtK,
 } from '../../functions/core/eval-metrics.js';
@@ -210,5 +211,24 @@ describe('exact top-k', () => {
     const top = new TopK(3);
     for (const [row, score] of [5, 1, 9, 3, 7].entries()) top.offer(row, score);
     expect(top.sorted().map((hit) => hit.similarity)).toEqual([9, 7, 5]);
+  });
+});
+
+describe('paired randomisation test', () => {
+  it('finds no difference between a run and itself, and a clear one when a run is better on every query', () => {
+    const baseline = Object.fromEntries(Array.from({ length: 30 }, (_, q) => [`q${q}`, (q % 7) / 10]));
+    expect(pairedRandomizationTest(baseline, baseline)).toMatchObject({
+      queries: 30,
+      meanDifference: 0,
+      pValue: 1,
+    });
+    const better = Object.fromEntries(Object.entries(baseline).map(([id, score]) => [id, score + 0.05]));
+    const test = pairedRandomizationTest(baseline, better);
+    expect(test.meanDifference).toBeCloseTo(0.05, 10);
+    expect(test.pValue).toBeLessThan(0.001);
+    // Seeded: the same inputs give the same p-value.
+    expect(pairedRandomizationTest(baseline, better).pValue).toBe(test.pValue);
+    // Only queries both runs scored are compared.
+    expect(pairedRandomizationTest({ a: 0.5 }, { a: 0.7, b: 0.1 }).queries).toBe(1);
   });
 });
