@@ -12,6 +12,7 @@ import { DOCUMENTS_PREFIX } from '../../functions/adapters/document-bucket.js';
 import { MAX_ID_SEGMENT_BYTES, objectKeyProblem } from '../../functions/core/document-ids.js';
 import { SUPPORTED_EXTENSIONS } from '../../functions/core/documents.js';
 import { MAX_RESULTS } from '../../functions/core/search-engine.js';
+import { addFilterClause, type CliFilter, mergeFilterJson } from './cli-filters.js';
 import { runEvalCommand } from './eval-command.js';
 import { type LocalStackInfo, type LocalStatus, STACK_FILE } from './local-stack.js';
 
@@ -178,16 +179,20 @@ const positiveInteger = (value: string) => {
 };
 
 /** `key=value` filters; repeating a key means any of the values. */
-function collectFilter(
-  value: string,
-  previous: Record<string, string | string[]>,
-): Record<string, string | string[]> {
-  const separator = value.indexOf('=');
-  if (separator < 1) throw new InvalidArgumentError('expected key=value');
-  const key = value.slice(0, separator);
-  const item = value.slice(separator + 1);
-  const existing = previous[key];
-  return { ...previous, [key]: existing === undefined ? item : [...[existing].flat(), item] };
+function collectFilter(value: string, previous: CliFilter): CliFilter {
+  try {
+    return addFilterClause(value, previous);
+  } catch (error) {
+    throw new InvalidArgumentError((error as Error).message);
+  }
+}
+
+function collectFilterJson(value: string, previous: CliFilter): CliFilter {
+  try {
+    return mergeFilterJson(value, previous);
+  } catch (error) {
+    throw new InvalidArgumentError((error as Error).message);
+  }
 }
 
 const program = new Command('bisearch')
@@ -353,7 +358,18 @@ program
       .choices(['hybrid', 'dense', 'lexical'])
       .default('hybrid'),
   )
-  .option('-f, --filter <key=value>', 'metadata filter; repeat a key for any-of', collectFilter, {})
+  .option(
+    '-f, --filter <key=value>',
+    'metadata filter; repeat a key for any-of; level=2 is a number, public=true a boolean, level=\'"2"\' a string',
+    collectFilter,
+    {},
+  )
+  .option(
+    '--filter-json <object>',
+    'metadata filter as a JSON object (merged over --filter)',
+    collectFilterJson,
+    {},
+  )
   .option('--rerank', 'rerank with the configured cross-encoder')
   .option('--json', 'print the raw JSON answer')
   .action(
@@ -362,17 +378,19 @@ program
       options: {
         k: number;
         mode: string;
-        filter: Record<string, string | string[]>;
+        filter: CliFilter;
+        filterJson: CliFilter;
         rerank?: boolean;
         json?: boolean;
       },
     ) => {
       const destination = await target();
+      const filter = { ...options.filter, ...options.filterJson };
       const body = {
         query,
         k: options.k,
         mode: options.mode,
-        ...(Object.keys(options.filter).length > 0 ? { filter: options.filter } : {}),
+        ...(Object.keys(filter).length > 0 ? { filter } : {}),
         ...(options.rerank ? { rerank: true } : {}),
       };
       const response = await destination.request('/search', { method: 'POST', body });

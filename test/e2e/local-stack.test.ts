@@ -70,6 +70,43 @@ describe('npm start: the whole system on one machine', () => {
     expect(cli.stdout).toMatch(/^1\. Reset your password {2}\[help\/reset-password\]/);
   });
 
+  it('bisearch search --filter matches typed metadata: level=2 the number, level=\'"2"\' the string', async () => {
+    expect(
+      (
+        await api('PUT', '/documents/typed/level-two', {
+          text: 'The quokkatyped guide.',
+          metadata: { level: 2 },
+        })
+      ).status,
+    ).toBe(202);
+    expect(
+      (
+        await api('PUT', '/documents/typed/level-text', {
+          text: 'The quokkatyped memo.',
+          metadata: { level: '2' },
+        })
+      ).status,
+    ).toBe(202);
+    await eventually(
+      async () => ((await docIds('quokkatyped')).length === 2 ? true : undefined),
+      60_000,
+      'both typed documents searchable',
+    );
+    const ids = async (...filter: string[]) =>
+      (
+        JSON.parse(
+          (await bisearch(dataDirectory, 'search', 'quokkatyped', '--mode', 'lexical', '--json', ...filter))
+            .stdout,
+        ).results as Array<{ docId: string }>
+      ).map((result) => result.docId);
+    expect(await ids('--filter', 'level=2')).toEqual(['typed/level-two']);
+    expect(await ids('--filter', 'level="2"')).toEqual(['typed/level-text']);
+    expect((await ids('--filter-json', '{"level": [2, "2"]}')).sort()).toEqual([
+      'typed/level-text',
+      'typed/level-two',
+    ]);
+  });
+
   it('an uploaded document is searchable within seconds, an update replaces it, a delete removes it; GET /documents follows each state', async () => {
     const path = write('notes/quasar.md', '# Quasar notes\n\nThe quasar-pelican migrates at dawn.');
     const ingest = await bisearch(dataDirectory, 'ingest', '--root', join(uploads, 'notes'), path);
