@@ -44,6 +44,30 @@ export function analyzeEnglish(text: string): string[] {
   return terms;
 }
 
+/**
+ * Where the query's terms occur in `text`, for highlighting: `[start, end)` offsets (JavaScript
+ * string indices, i.e. UTF-16 code units) of every word whose analysed form (lower case, not a stop
+ * word, Porter stem) is one of the query's, in order, at most `limit`. "Resetting" is found for
+ * the query "reset", as BM25 matched it. `query` may be given as its analysed terms (a set), to
+ * analyse a query once for many texts.
+ */
+export function termHighlights(
+  text: string,
+  query: string | ReadonlySet<string>,
+  limit = 100,
+): Array<[number, number]> {
+  const wanted = typeof query === 'string' ? new Set(analyzeEnglish(query)) : query;
+  const spans: Array<[number, number]> = [];
+  if (wanted.size === 0) return spans;
+  for (const match of text.matchAll(/[\p{L}\p{N}]+/gu)) {
+    const token = match[0].toLowerCase();
+    if (STOP_WORDS.has(token) || !wanted.has(stemmer(token))) continue;
+    spans.push([match.index, match.index + match[0].length]);
+    if (spans.length >= limit) break;
+  }
+  return spans;
+}
+
 function termFrequencies(text: string): { frequencies: Map<string, number>; length: number } {
   const terms = analyzeEnglish(text);
   const frequencies = new Map<string, number>();

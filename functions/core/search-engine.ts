@@ -7,7 +7,7 @@ import { assertSameEmbeddingSpace } from './embedding-space.js';
 import { InvalidRequestError } from './errors.js';
 import { type MetadataFilter, matchesFilter, metadataFilterSchema } from './filters.js';
 import { normalizedScoreFusion, type RankedItem, reciprocalRankFusion } from './fusion.js';
-import { LexicalIndex } from './lexical.js';
+import { analyzeEnglish, LexicalIndex, termHighlights } from './lexical.js';
 import type { SnapshotManifest } from './snapshot-manifest.js';
 import type { ScoredRow } from './vectors.js';
 
@@ -45,6 +45,8 @@ export interface SearchResult {
   /** What the score is made of (see {@link ScoreComponents}). */
   readonly scores: ScoreComponents;
   readonly text: string;
+  /** `[start, end)` offsets in `text` of the query's terms as BM25 matches them (see `termHighlights`). */
+  readonly highlights: Array<[number, number]>;
   readonly title?: string;
   readonly metadata: Chunk['metadata'];
 }
@@ -320,12 +322,14 @@ export class SearchEngine {
     }
 
     const hydrateStarted = performance.now();
+    const queryTerms = new Set(analyzeEnglish(request.query));
     const results = ranked.slice(0, request.k).map(({ chunk, score, scores }) => ({
       docId: chunk.docId,
       chunkId: chunk.chunkId,
       score,
       scores: scores ?? {},
       text: chunk.text,
+      highlights: termHighlights(chunk.text, queryTerms),
       ...(chunk.title ? { title: chunk.title } : {}),
       metadata: chunk.metadata,
     }));

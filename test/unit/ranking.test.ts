@@ -14,10 +14,25 @@ import {
   LexicalIndex,
   LexicalSegment,
   MAX_QUERY_TERMS,
+  termHighlights,
 } from '../../functions/core/lexical.js';
 import { exactTopK, TopK } from '../../functions/core/vectors.js';
 
 describe('English analyser and BM25 index', () => {
+  it('highlights find the query terms as BM25 matches them, with string offsets into the original text', () => {
+    const text = 'İstanbul: Resetting the PASSWORD resets passwords; the reset-link.';
+    const spans = termHighlights(text, 'reset password');
+    expect(spans.map(([start, end]) => text.slice(start, end))).toEqual([
+      'Resetting',
+      'PASSWORD',
+      'resets',
+      'passwords',
+      'reset',
+    ]);
+    expect(termHighlights(text, 'the of')).toEqual([]);
+    expect(termHighlights(text, 'reset', 2)).toHaveLength(2);
+  });
+
   it('lower-cases, drops stop words and stems', () => {
     expect(analyzeEnglish('The Running of the Studies, e-mails!')).toEqual(['run', 'studi', 'e', 'mail']);
   });

@@ -80,6 +80,17 @@ describe('SearchEngine over a snapshot and its delta (USE-lite, usearch, BM25 fo
     for (const result of lexical.values()) expect(result.scores).toEqual({ lexical: result.score });
   });
 
+  it('each result carries the offsets of the query terms in its text, as BM25 matched them', async () => {
+    for (const mode of ['dense', 'lexical', 'hybrid'] as const) {
+      const [top] = (await engine.search({ query: 'Resetting forgotten passwords', mode, k: 1 })).results;
+      expect(top?.highlights.length).toBeGreaterThan(0);
+      const words = (top?.highlights ?? []).map(([start, end]) => top?.text.slice(start, end).toLowerCase());
+      for (const word of words) expect(word).toMatch(/^(reset\w*|forg[eo]t\w*|password\w*)$/);
+    }
+    const [none] = (await engine.search({ query: 'the of and', mode: 'dense', k: 1 })).results;
+    expect(none?.highlights).toEqual([]);
+  });
+
   it('accepts queries of up to 32,768 characters: dense embeds what fits the model, BM25 its rarest terms', async () => {
     const page = `${'Shipping parcels across borders takes time. '.repeat(400)}How do I reset my password?`;
     expect(page.length).toBeGreaterThan(16_000);
