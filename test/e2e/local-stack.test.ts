@@ -157,7 +157,12 @@ describe('npm start: the whole system on one machine', () => {
       /processed: 1 documents indexed, 1 failed\n {2}failed broken: docs\/broken\.json: invalid JSON/,
     );
     expect((ingest as { code?: number }).code).toBe(1);
-    expect((await docIds('obsidian lynx'))[0]).toBe('good');
+    // Searchable within the staleness bound (2 s), not necessarily at once.
+    await eventually(
+      async () => ((await docIds('obsidian lynx'))[0] === 'good' ? true : undefined),
+      10_000,
+      'good searchable',
+    );
     const broken = (await api('GET', '/documents/broken')).body;
     expect(broken).toMatchObject({
       status: 'failed',
@@ -203,6 +208,23 @@ describe('npm start: the whole system on one machine', () => {
       expect(marks.some((text) => text.startsWith('invoice'))).toBe(true);
       expect(await first.locator('.meta').textContent()).toContain('category: billing');
       expect(await page.getByTestId('version').textContent()).toBe((await status()).index.version);
+      // The result count and a metadata filter are controls of the page.
+      await page.getByLabel('Results').selectOption('5');
+      await page.getByLabel('Filter').fill('category=account');
+      await page.getByRole('button', { name: 'Search' }).click();
+      await page.waitForFunction(() =>
+        document.querySelector('#results p.message')?.textContent?.includes('results in'),
+      );
+      const filtered = page.locator('article.result');
+      expect(await filtered.count()).toBeLessThanOrEqual(5);
+      expect(await filtered.count()).toBeGreaterThan(0);
+      for (const meta of await filtered.locator('.meta').allTextContents())
+        expect(meta).toContain('category: account');
+      // Every card has a title and a snippet, never a blank card.
+      for (const title of await filtered.locator('h2 span:first-child').allTextContents())
+        expect(title.trim()).not.toBe('');
+      expect(await page.locator('link[rel=icon]').count()).toBe(1);
+      expect(await page.getByLabel('Query').getAttribute('placeholder')).toBe('Search your documents…');
       const artifacts = join(import.meta.dirname, 'artifacts');
       mkdirSync(artifacts, { recursive: true });
       await page.screenshot({ path: join(artifacts, 'search-page.png'), fullPage: true });
