@@ -201,7 +201,7 @@ export class IngestService {
       return outcomes;
     }
 
-    const parsed = parseDocumentFile(key, object.bytes);
+    const parsed = await parseDocumentFile(key, object.bytes);
     const defined = new Set<string>();
     for (const failure of parsed.failures) {
       const outcome = await this.recordParseFailure(key, sequencer, failure);

@@ -204,7 +204,9 @@ const target = (): Promise<Target> => {
 
 program
   .command('ingest')
-  .description('upload documents (.txt .md .html .json .jsonl; directories recursively) for indexing')
+  .description(
+    'upload documents (.txt .md .html .json .jsonl .csv .pdf .docx; directories recursively) for indexing',
+  )
   .argument('<paths...>', 'files or directories')
   .option('--root <dir>', 'document ids are paths relative to this folder (default: the current one)')
   .option('--wait', 'wait until every uploaded document is processed and report failures')
