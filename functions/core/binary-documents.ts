@@ -44,10 +44,10 @@ export async function parsePdf(fileName: string, bytes: Uint8Array, id: string):
   }
   const pageStarts: number[] = [];
   let text = '';
-  for (const page of pages) {
+  for (const [index, page] of pages.entries()) {
     if (text) text += '\n\n';
     pageStarts.push(text.length);
-    text += page.trim();
+    text += withoutPageNumber(page, index + 1);
   }
   if (text.trim() === '') {
     throw new DocumentParseError(
@@ -58,6 +58,17 @@ export async function parsePdf(fileName: string, bytes: Uint8Array, id: string):
     );
   }
   return { id, ...(title ? { title } : {}), text, metadata: {}, pageStarts };
+}
+
+/**
+ * A page's text without a first or last line that is only its page number (a printed folio): as
+ * a chunk's overlap it would make the chunk cite a page it has no text from.
+ */
+function withoutPageNumber(page: string, pageNumber: number): string {
+  const lines = page.trim().split('\n');
+  if (lines.length > 1 && lines.at(-1)?.trim() === String(pageNumber)) lines.pop();
+  if (lines.length > 1 && lines[0]?.trim() === String(pageNumber)) lines.shift();
+  return lines.join('\n').trim();
 }
 
 /**

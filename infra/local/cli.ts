@@ -391,9 +391,10 @@ program
         timingsMs: { total: number };
       };
       results.forEach((result, rank) => {
-        const snippet = result.text.length > 160 ? `${result.text.slice(0, 160)}…` : result.text;
+        const text = String(result.text).replace(/\s+/g, ' ');
+        const snippet = text.length > 160 ? `${text.slice(0, 160)}…` : text;
         process.stdout.write(
-          `${rank + 1}. ${result.title ?? result.docId}  [${result.docId}]  ${result.score.toFixed(3)}\n   ${snippet}\n`,
+          `${rank + 1}. ${result.title ?? result.docId}  [${result.docId}${pagesLabel(result.metadata)}]  ${result.score.toFixed(3)}\n   ${snippet}\n`,
         );
       });
       if (results.length === 0) process.stdout.write('no results\n');
@@ -465,3 +466,10 @@ program.parseAsync(process.argv).catch((error: Error) => {
   );
   process.exit(1);
 });
+
+/** `, p. 4` or `, pp. 8–9` for a chunk of a paged document (PDF), else nothing. */
+function pagesLabel(metadata: { page?: unknown; pageEnd?: unknown } | undefined): string {
+  if (typeof metadata?.page !== 'number') return '';
+  const last = typeof metadata.pageEnd === 'number' ? metadata.pageEnd : metadata.page;
+  return last === metadata.page ? `, p. ${metadata.page}` : `, pp. ${metadata.page}–${last}`;
+}
