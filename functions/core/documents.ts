@@ -108,14 +108,51 @@ export function isMultiDocumentFile(fileName: string): boolean {
   return format !== undefined && MULTI_DOCUMENT_FORMATS.has(format);
 }
 
+/**
+ * S3 user metadata (`x-amz-meta-bisearch-csv-columns`) that carries a CSV file's column roles
+ * as JSON ({@link csvColumnsSchema}). It travels with the object, so it can never arrive after
+ * the CSV or change without it (a separate sidecar object could): changing it is an upload,
+ * which re-ingests the file. `bisearch ingest` sets it from a `<file>.csv.bisearch.json` beside it.
+ */
+export const CSV_COLUMNS_METADATA_KEY = 'bisearch-csv-columns';
+
+/** Name of the local sidecar file `bisearch ingest` reads a CSV file's column roles from. */
+export function csvSidecarName(csvFileName: string): string {
+  return `${csvFileName}.bisearch.json`;
+}
+
 /** Per-file parsing options that do not live in the file itself. */
 export interface ParseOptions {
   /**
-   * CSV only: which columns hold the id, title, text and metadata (validated; see
-   * `csvColumnsSchema`). Default: the columns named `id` (or `_id`), `title` and `text`, every
-   * other column as string metadata.
+   * CSV only: which columns hold the id, title, text and metadata, as an object or as its JSON
+   * text (the {@link CSV_COLUMNS_METADATA_KEY} metadata); validated by {@link csvColumnsSchema}.
+   * Default: the columns named `id` (or `_id`), `title` and `text`, every other column as
+   * string metadata.
    */
-  readonly csvColumns?: CsvColumns;
+  readonly csvColumns?: CsvColumns | string;
+}
+
+/**
+ * Column roles from their JSON text (S3 metadata, a sidecar file). Throws a DocumentParseError
+ * naming `fileName` when the text is not JSON or does not fit {@link csvColumnsSchema}.
+ */
+export function parseCsvColumns(fileName: string, value: CsvColumns | string): CsvColumns {
+  let json: unknown = value;
+  if (typeof value === 'string') {
+    try {
+      json = JSON.parse(value);
+    } catch (cause) {
+      throw new DocumentParseError(fileName, undefined, `the CSV column roles are not valid JSON`, { cause });
+    }
+  }
+  const parsed = csvColumnsSchema.safeParse(json);
+  if (!parsed.success)
+    throw new DocumentParseError(
+      fileName,
+      undefined,
+      `the CSV column roles are invalid: ${parsed.error.issues.map((issue) => `${issue.path.length ? `${issue.path.join('.')}: ` : ''}${issue.message}`).join('; ')}`,
+    );
+  return parsed.data;
 }
 
 /** The extensions {@link parseDocumentFile} accepts, lower case with the dot. */
@@ -396,7 +433,13 @@ function describeCsvError(error: unknown): string {
  * named by the line it starts on. A syntax error (an unclosed quote) leaves row boundaries unknown
  * from there on: the rows before it are kept and one failure names the line where reading stopped.
  */
-function parseCsv(fileName: string, text: string, columns: CsvColumns | undefined): ParsedDocuments {
+function parseCsv(fileName: string, text: string, roles: CsvColumns | string | undefined): ParsedDocuments {
+  let columns: CsvColumns | undefined;
+  try {
+    columns = roles === undefined ? undefined : parseCsvColumns(fileName, roles);
+  } catch (error) {
+    return failed(asParseError(fileName, undefined, error));
+  }
   const rows: Array<{ line: number; fields: string[] }> = [];
   let syntaxError: DocumentParseError | undefined;
   try {

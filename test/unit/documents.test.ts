@@ -229,4 +229,23 @@ describe('PDF, DOCX and CSV', () => {
     ]);
     expect(mapped.documents).toEqual([]);
   });
+
+  it('takes column roles as JSON text (S3 metadata) and fails the file on bad JSON or unknown roles', async () => {
+    const csv = 'sku,name,description,notes,shelf\nA-1,Kettle,Boils water.,Descale monthly.,B2\n';
+    const roles = JSON.stringify({
+      id: 'sku',
+      title: 'name',
+      text: ['description', 'notes'],
+      metadata: ['shelf'],
+    });
+    expect((await parseDocumentFile('p.csv', csv, { csvColumns: roles })).documents).toEqual([
+      { id: 'A-1', title: 'Kettle', text: 'Boils water.\n\nDescale monthly.', metadata: { shelf: 'B2' } },
+    ]);
+    const notJson = await parseDocumentFile('p.csv', csv, { csvColumns: '{id:' });
+    expect(notJson.failures.map((failure) => [failure.line, failure.reason])).toEqual([
+      [undefined, 'the CSV column roles are not valid JSON'],
+    ]);
+    const unknown = await parseDocumentFile('p.csv', csv, { csvColumns: '{"key":"sku"}' });
+    expect(unknown.failures[0]?.reason).toMatch(/^the CSV column roles are invalid: .*key/);
+  });
 });
