@@ -1,6 +1,6 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { parseDocumentFile, type SourceDocument } from '../core/documents.js';
+import { parseTextDocumentFile, type SourceDocument } from '../core/documents.js';
 import type { Qrels } from '../core/eval-metrics.js';
 
 /** A BEIR-layout dataset: `corpus.jsonl`, `queries.jsonl`, `qrels/<split>.tsv`. */
@@ -27,7 +27,7 @@ export function readBeirDataset(directory: string, split = 'test'): BeirDataset 
     if (!existsSync(join(directory, file)))
       throw new Error(`${directory} is not a BEIR dataset: ${file} is missing`);
   }
-  const parsed = parseDocumentFile('corpus.jsonl', readFileSync(join(directory, 'corpus.jsonl')));
+  const parsed = parseTextDocumentFile('corpus.jsonl', readFileSync(join(directory, 'corpus.jsonl')));
   const skipped: BeirDataset['skipped'] = {
     corpus: parsed.failures.map((failure) => ({
       ...(failure.line !== undefined ? { line: failure.line } : {}),

@@ -53,11 +53,14 @@ export class DocumentBucket {
     }
   }
 
-  /** Read an object and its ETag, refusing ones larger than `maxBytes`. Undefined when it no longer exists. */
+  /**
+   * Read an object, its ETag and its user metadata (`x-amz-meta-*`, keys lower case), refusing
+   * ones larger than `maxBytes`. Undefined when it no longer exists.
+   */
   async read(
     key: string,
     maxBytes = MAX_DOCUMENT_BYTES,
-  ): Promise<{ bytes: Uint8Array; etag: string } | undefined> {
+  ): Promise<{ bytes: Uint8Array; etag: string; metadata: Record<string, string> } | undefined> {
     try {
       const head = await this.s3.send(new HeadObjectCommand({ Bucket: this.bucketName, Key: key }));
       if ((head.ContentLength ?? 0) > maxBytes) {
@@ -67,6 +70,7 @@ export class DocumentBucket {
       return {
         bytes: object.Body ? await object.Body.transformToByteArray() : new Uint8Array(),
         etag: object.ETag ?? '',
+        metadata: object.Metadata ?? {},
       };
     } catch (error) {
       const name = (error as Error).name;

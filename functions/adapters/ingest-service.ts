@@ -4,7 +4,12 @@ import { type Chunk, type ChunkingOptions, chunkDocument, documentContentHash } 
 import type { EmbeddedChunk } from '../core/delta.js';
 import { decodeNotificationKey } from '../core/document-ids.js';
 import { decideClaim, decideRelease } from '../core/document-ownership.js';
-import { documentIdFromFileName, parseDocumentFile, type SourceDocument } from '../core/documents.js';
+import {
+  CSV_COLUMNS_METADATA_KEY,
+  documentIdFromFileName,
+  parseDocumentFile,
+  type SourceDocument,
+} from '../core/documents.js';
 import type { TextEmbedder } from '../core/embedding-space.js';
 import { BisearchError, type DocumentParseError } from '../core/errors.js';
 import { embedChunks } from '../core/indexing.js';
@@ -175,7 +180,7 @@ export class IngestService {
 
   /** Bring the documents of `key` in line with the object S3 holds now. */
   private async synchronize(key: string, sequencer: string, members: string[]): Promise<DocumentOutcome[]> {
-    let object: { bytes: Uint8Array; etag: string } | undefined;
+    let object: Awaited<ReturnType<DocumentBucket['read']>>;
     const outcomes: DocumentOutcome[] = [];
     const failures: SourceFailure[] = [];
     try {
@@ -201,7 +206,9 @@ export class IngestService {
       return outcomes;
     }
 
-    const parsed = parseDocumentFile(key, object.bytes);
+    // The column roles of a CSV travel with the object as its metadata (see CSV_COLUMNS_METADATA_KEY).
+    const csvColumns = object.metadata[CSV_COLUMNS_METADATA_KEY];
+    const parsed = await parseDocumentFile(key, object.bytes, csvColumns === undefined ? {} : { csvColumns });
     const defined = new Set<string>();
     for (const failure of parsed.failures) {
       const outcome = await this.recordParseFailure(key, sequencer, failure);

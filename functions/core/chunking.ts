@@ -45,7 +45,7 @@ export function embeddingInput(chunk: Pick<Chunk, 'title' | 'text'>): string {
   return chunk.title ? `${chunk.title} ${chunk.text}` : chunk.text;
 }
 
-/** sha256 over everything that defines a document version (id, title, text, metadata). */
+/** sha256 over everything that defines a document version (id, title, text, metadata, pages). */
 export function documentContentHash(document: SourceDocument): string {
   return sha256Hex(
     canonicalJson({
@@ -53,6 +53,8 @@ export function documentContentHash(document: SourceDocument): string {
       title: document.title ?? '',
       text: document.text,
       metadata: document.metadata,
+      // Only when present, so the hashes of unpaged documents stay what they were.
+      ...(document.pageStarts ? { pageStarts: document.pageStarts } : {}),
     }),
   );
 }
@@ -62,6 +64,14 @@ interface TextUnit {
   tokens: number;
   /** True when this unit begins a paragraph: the preferred place to cut. */
   startsParagraph: boolean;
+  /** 1-based page the unit comes from (paged documents only). */
+  page?: number;
+}
+
+/** A window's text and, for paged documents, the first and last page it draws from. */
+interface Window {
+  text: string;
+  pages?: [first: number, last: number];
 }
 
 const sentenceSegmenter = new Intl.Segmenter('en', { granularity: 'sentence' });
@@ -82,9 +92,11 @@ export function chunkDocument(
   options: ChunkingOptions,
 ): Chunk[] {
   if (document.text.trim() === '') return [];
-  const texts =
-    options.strategy === 'truncate' ? [document.text.trim()] : windowTexts(document, tokenizer, options);
-  return texts.map((text, ordinal) => {
+  const windows: Window[] =
+    options.strategy === 'truncate'
+      ? [{ text: document.text.trim(), ...pagesOf(pagedUnits(document, () => 0)) }]
+      : windowTexts(document, tokenizer, options);
+  return windows.map(({ text, pages }, ordinal) => {
     const chunk = { title: document.title, text };
     return {
       chunkId: `${document.id}#${ordinal}`,
@@ -92,13 +104,38 @@ export function chunkDocument(
       ordinal,
       ...(document.title ? { title: document.title } : {}),
       text,
-      metadata: document.metadata,
+      metadata: pages ? { ...document.metadata, page: pages[0], pageEnd: pages[1] } : document.metadata,
       contentHash: sha256Hex(embeddingInput(chunk)),
     };
   });
 }
 
-function windowTexts(document: SourceDocument, tokenizer: TokenCounter, options: ChunkingOptions): string[] {
+/** The first and last page of some units, when they carry pages. */
+function pagesOf(units: readonly TextUnit[]): Pick<Window, 'pages'> {
+  const pages = units.flatMap((unit) => (unit.page === undefined ? [] : [unit.page]));
+  if (pages.length === 0) return {};
+  return { pages: [Math.min(...pages), Math.max(...pages)] };
+}
+
+/**
+ * The text units of a document, page by page when it has `pageStarts`: a page break is a
+ * paragraph break, and every unit knows its page.
+ */
+function pagedUnits(
+  document: SourceDocument,
+  countTokens: (text: string) => number,
+  budget = Infinity,
+): TextUnit[] {
+  const starts = document.pageStarts;
+  if (!starts || starts.length === 0) return textUnits(document.text, countTokens, budget);
+  return starts.flatMap((start, index) =>
+    textUnits(document.text.slice(start, starts[index + 1] ?? document.text.length), countTokens, budget).map(
+      (unit) => ({ ...unit, page: index + 1 }),
+    ),
+  );
+}
+
+function windowTexts(document: SourceDocument, tokenizer: TokenCounter, options: ChunkingOptions): Window[] {
   if (!Number.isInteger(options.maxTokens) || options.maxTokens < 8) {
     throw new RangeError(`maxTokens must be an integer >= 8, got ${options.maxTokens}`);
   }
@@ -109,10 +146,10 @@ function windowTexts(document: SourceDocument, tokenizer: TokenCounter, options:
     options.overlapTokens ?? Math.floor(options.maxTokens * 0.15),
     Math.floor(budget / 2),
   );
-  const units = textUnits(document.text, tokenizer, budget);
-  if (units.length === 0) return [''];
+  const units = pagedUnits(document, (text) => tokenizer.countTokens(text), budget);
+  if (units.length === 0) return [{ text: '' }];
 
-  const windows: string[] = [];
+  const windows: Window[] = [];
   let start = 0;
   while (start < units.length) {
     let end = start;
@@ -130,7 +167,7 @@ function windowTexts(document: SourceDocument, tokenizer: TokenCounter, options:
       end -= 1;
       text = joinUnits(units.slice(start, end));
     }
-    windows.push(text);
+    windows.push({ text, ...pagesOf(units.slice(start, end)) });
     if (end >= units.length) break;
     start = overlapStart(units, start, end, overlap);
   }
@@ -163,18 +200,18 @@ function joinUnits(units: TextUnit[]): string {
 }
 
 /** Sentences (paragraph starts marked), with any sentence longer than `budget` split between words. */
-function textUnits(text: string, tokenizer: TokenCounter, budget: number): TextUnit[] {
+function textUnits(text: string, countTokens: (text: string) => number, budget: number): TextUnit[] {
   const units: TextUnit[] = [];
   for (const paragraph of text.split(/\n[ \t]*\n+/)) {
     let startsParagraph = true;
     for (const { segment } of sentenceSegmenter.segment(paragraph)) {
       const sentence = segment.replace(/\s+/g, ' ').trim();
       if (!sentence) continue;
-      const tokens = tokenizer.countTokens(sentence);
+      const tokens = countTokens(sentence);
       if (tokens <= budget) {
         units.push({ text: sentence, tokens, startsParagraph });
       } else {
-        for (const [index, piece] of splitBetweenWords(sentence, tokenizer, budget).entries()) {
+        for (const [index, piece] of splitBetweenWords(sentence, { countTokens }, budget).entries()) {
           units.push({ ...piece, startsParagraph: startsParagraph && index === 0 });
         }
       }

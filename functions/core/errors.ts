@@ -17,16 +17,16 @@ export class BisearchError extends Error {
   }
 }
 
-/** A document (or one line of a JSON Lines file) could not be parsed; names the file and line. */
+/** A document (or one line of a JSON Lines file, one row of a CSV file) could not be parsed; names the file and line. */
 export class DocumentParseError extends BisearchError {
   /** The source file name as given by the caller. */
   readonly fileName: string;
-  /** 1-based line number for JSON Lines input; undefined for whole-file errors. */
+  /** 1-based line of a JSON Lines line or the line a CSV row starts on; undefined for whole-file errors. */
   readonly line: number | undefined;
 
   /** What is wrong, without the file and line. */
   readonly reason: string;
-  /** The document id the failure belongs to, when it could be read (a JSON Lines line with an id). */
+  /** The document id the failure belongs to, when it could be read (a JSON Lines line or CSV row with an id). */
   readonly documentId: string | undefined;
 
   /**

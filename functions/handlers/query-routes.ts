@@ -4,7 +4,7 @@ import { z } from 'zod';
 import { DocumentBucket } from '../adapters/document-bucket.js';
 import type { SearchRuntime } from '../adapters/search-runtime.js';
 import type { SearchTable } from '../adapters/search-table.js';
-import { documentBodySchema, documentIdSchema } from '../core/documents.js';
+import { documentBodySchema, documentIdSchema, isMultiDocumentFile } from '../core/documents.js';
 import { BisearchError, InvalidRequestError } from '../core/errors.js';
 import type { SearchTimings } from '../core/search-engine.js';
 
@@ -140,11 +140,11 @@ export function createQueryApp(dependencies: QueryRouteDependencies): Hono {
     const status = await table.documentStatus(docId);
     const apiKey = DocumentBucket.keyForDocumentId(docId);
     const key = status && status.status !== 'deleted' ? status.sourceKey : apiKey;
-    if (/\.(jsonl|ndjson)$/i.test(key)) {
+    if (isMultiDocumentFile(key)) {
       throw new BisearchError(
         'CONFLICT',
         409,
-        `document ${docId} comes from ${key}, which holds other documents too; remove its line from that file instead`,
+        `document ${docId} comes from ${key}, which holds other documents too; remove its line or row from that file instead`,
       );
     }
     if ((!status || status.status === 'deleted') && (await documents.head(apiKey)) === undefined)

@@ -10,7 +10,12 @@ import { Command, InvalidArgumentError, Option } from 'commander';
 import { connectionFromEnvironment, s3Client } from '../../functions/adapters/aws-clients.js';
 import { DOCUMENTS_PREFIX } from '../../functions/adapters/document-bucket.js';
 import { MAX_ID_SEGMENT_BYTES, objectKeyProblem } from '../../functions/core/document-ids.js';
-import { SUPPORTED_EXTENSIONS } from '../../functions/core/documents.js';
+import {
+  CSV_COLUMNS_METADATA_KEY,
+  csvSidecarName,
+  parseCsvColumns,
+  SUPPORTED_EXTENSIONS,
+} from '../../functions/core/documents.js';
 import { MAX_RESULTS } from '../../functions/core/search-engine.js';
 import { addFilterClause, type CliFilter, mergeFilterJson } from './cli-filters.js';
 import { runEvalCommand } from './eval-command.js';
@@ -210,14 +215,19 @@ const target = (): Promise<Target> => {
 
 program
   .command('ingest')
-  .description('upload documents (.txt .md .html .json .jsonl; directories recursively) for indexing')
+  .description(
+    'upload documents (.txt .md .html .json .jsonl .csv .pdf .docx; directories recursively) for indexing',
+  )
   .argument('<paths...>', 'files or directories')
   .option('--root <dir>', 'document ids are paths relative to this folder (default: the current one)')
   .option('--wait', 'wait until every uploaded document is processed and report failures')
   .option('--timeout <seconds>', 'how long --wait waits', positiveSeconds, 300)
   .action(async (paths: string[], options: { wait?: boolean; root?: string; timeout: number }) => {
     const destination = await target();
-    const files = collectFiles(paths, resolve(options.root ?? '.'));
+    // A CSV's column roles sidecar is read with its CSV (below), never uploaded as a document.
+    const files = collectFiles(paths, resolve(options.root ?? '.')).filter(
+      (file) => !file.path.toLowerCase().endsWith(csvSidecarName('.csv')),
+    );
     const unsupported = files.filter(
       (file) => !SUPPORTED_EXTENSIONS.some((extension) => file.path.toLowerCase().endsWith(extension)),
     );
@@ -239,11 +249,13 @@ program
     let done = 0;
     for (const file of accepted) {
       try {
+        const metadata = csvColumnsMetadata(file.path);
         const put = await destination.s3.send(
           new PutObjectCommand({
             Bucket: destination.documentsBucket,
             Key: file.key,
             Body: readFileSync(file.path),
+            ...(metadata ? { Metadata: metadata } : {}),
           }),
         );
         uploaded.push({ key: file.key, etag: put.ETag ?? '', path: file.path });
@@ -408,9 +420,10 @@ program
         timingsMs: { total: number };
       };
       results.forEach((result, rank) => {
-        const snippet = result.text.length > 160 ? `${result.text.slice(0, 160)}…` : result.text;
+        const text = String(result.text).replace(/\s+/g, ' ');
+        const snippet = text.length > 160 ? `${text.slice(0, 160)}…` : text;
         process.stdout.write(
-          `${rank + 1}. ${result.title ?? result.docId}  [${result.docId}]  ${result.score.toFixed(3)}\n   ${snippet}\n`,
+          `${rank + 1}. ${result.title ?? result.docId}  [${result.docId}${pagesLabel(result.metadata)}]  ${result.score.toFixed(3)}\n   ${snippet}\n`,
         );
       });
       if (results.length === 0) process.stdout.write('no results\n');
@@ -520,3 +533,27 @@ program.parseAsync(process.argv).catch((error: Error) => {
   );
   process.exit(1);
 });
+
+/**
+ * The S3 metadata carrying a CSV file's column roles, from the sidecar `<file>.csv.bisearch.json`
+ * beside it (validated here, so a bad sidecar fails its upload with the reason). JSON with
+ * non-ASCII characters escaped: S3 metadata travels in HTTP headers.
+ */
+function csvColumnsMetadata(path: string): Record<string, string> | undefined {
+  if (!path.toLowerCase().endsWith('.csv')) return undefined;
+  const sidecar = csvSidecarName(path);
+  if (!existsSync(sidecar)) return undefined;
+  const columns = parseCsvColumns(sidecar, readFileSync(sidecar, 'utf8'));
+  const ascii = JSON.stringify(columns).replace(
+    /[\u007f-\uffff]/g,
+    (character) => `\\u${character.charCodeAt(0).toString(16).padStart(4, '0')}`,
+  );
+  return { [CSV_COLUMNS_METADATA_KEY]: ascii };
+}
+
+/** `, p. 4` or `, pp. 8–9` for a chunk of a paged document (PDF), else nothing. */
+function pagesLabel(metadata: { page?: unknown; pageEnd?: unknown } | undefined): string {
+  if (typeof metadata?.page !== 'number') return '';
+  const last = typeof metadata.pageEnd === 'number' ? metadata.pageEnd : metadata.page;
+  return last === metadata.page ? `, p. ${metadata.page}` : `, pp. ${metadata.page}–${last}`;
+}

@@ -22,7 +22,7 @@
  * Lambda (ESM resolution ignores NODE_PATH); the control case below shows that.
  */
 import { execFile } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -30,7 +30,8 @@ import { PutObjectCommand } from '@aws-sdk/client-s3';
 import { ReceiveMessageCommand as ReceiveSqsMessage } from '@aws-sdk/client-sqs';
 import type { SQSEvent } from 'aws-lambda';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { s3Client, sqsClient } from '../../functions/adapters/aws-clients.js';
+import { dynamoDocumentClient, s3Client, sqsClient } from '../../functions/adapters/aws-clients.js';
+import { SearchTable } from '../../functions/adapters/search-table.js';
 import { apiGatewayEvent } from '../../infra/local/api-gateway-event.js';
 import { type LocalAws, startLocalAws } from '../../infra/local/emulators.js';
 import { type SynthesizedStack, synthesizeStack } from '../support/synth.js';
@@ -49,6 +50,44 @@ function assetOf(predicate: (resource: TemplateResource) => boolean): string {
   if (!found?.[1].Metadata?.['aws:asset:path']) throw new Error('asset not found in the template');
   return join(synthesized.outdir, found[1].Metadata['aws:asset:path']);
 }
+/** The S3 notifications that landed in the emulated ingest queue (as on AWS), as one SQS event. */
+async function ingestEvent(count: number): Promise<SQSEvent> {
+  const sqs = sqsClient(aws.connection);
+  const messages: Array<{ MessageId?: string; ReceiptHandle?: string; Body?: string }> = [];
+  for (let attempt = 0; attempt < 50 && messages.length < count; attempt += 1) {
+    messages.push(
+      ...((
+        await sqs.send(
+          new ReceiveSqsMessage({
+            QueueUrl: aws.ingestQueueUrl,
+            WaitTimeSeconds: 1,
+            MaxNumberOfMessages: 10,
+          }),
+        )
+      ).Messages ?? []),
+    );
+  }
+  expect(messages).toHaveLength(count);
+  return {
+    Records: messages.map((message) => ({
+      messageId: message.MessageId as string,
+      receiptHandle: message.ReceiptHandle as string,
+      body: message.Body as string,
+      attributes: {
+        ApproximateReceiveCount: '1',
+        SentTimestamp: String(Date.now()),
+        SenderId: 'test',
+        ApproximateFirstReceiveTimestamp: String(Date.now()),
+      },
+      messageAttributes: {},
+      md5OfBody: '',
+      eventSource: 'aws:sqs',
+      eventSourceARN: `arn:aws:sqs:us-east-1:000000000000:${aws.names.ingestQueue}`,
+      awsRegion: 'us-east-1',
+    })),
+  };
+}
+
 /** A function's code directory and handler export, by construct path (e.g. `Ingest/Encode`). */
 function functionAt(path: string): { code: string; file: string; handlerExport: string } {
   const found = resources().find(
@@ -172,33 +211,7 @@ describe('deployed bundles with the layers as Lambda mounts them', () => {
         Body: '# Deployed\n\nThe amber-heron bundle runs from its layers.',
       }),
     );
-    // The emulated S3 notification lands in the ingest queue, as on AWS.
-    const sqs = sqsClient(aws.connection);
-    let messages: Array<{ MessageId?: string; ReceiptHandle?: string; Body?: string }> = [];
-    for (let attempt = 0; attempt < 50 && messages.length === 0; attempt += 1) {
-      messages =
-        (await sqs.send(new ReceiveSqsMessage({ QueueUrl: aws.ingestQueueUrl, WaitTimeSeconds: 1 })))
-          .Messages ?? [];
-    }
-    expect(messages).toHaveLength(1);
-    const event: SQSEvent = {
-      Records: messages.map((message) => ({
-        messageId: message.MessageId as string,
-        receiptHandle: message.ReceiptHandle as string,
-        body: message.Body as string,
-        attributes: {
-          ApproximateReceiveCount: '1',
-          SentTimestamp: String(Date.now()),
-          SenderId: 'test',
-          ApproximateFirstReceiveTimestamp: String(Date.now()),
-        },
-        messageAttributes: {},
-        md5OfBody: '',
-        eventSource: 'aws:sqs',
-        eventSourceARN: `arn:aws:sqs:us-east-1:000000000000:${aws.names.ingestQueue}`,
-        awsRegion: 'us-east-1',
-      })),
-    };
+    const event = await ingestEvent(1);
     const outcome = await invokeBundle(functionAt('Ingest/Encode'), [event]);
     expect(outcome).toMatchObject({ ok: true, results: [{ batchItemFailures: [] }] });
   }, 60_000);
@@ -225,4 +238,30 @@ describe('deployed bundles with the layers as Lambda mounts them', () => {
     expect(health.model).toMatchObject({ id: 'use-lite', dimensions: 512 });
     expect(health.model.fingerprint).toMatch(/^sha256:[0-9a-f]{64}$/);
   }, 60_000);
+
+  it('encode: the bundled PDF, DOCX and CSV parsers run in plain Node from the bundle (no node_modules)', async () => {
+    const s3 = s3Client(aws.connection);
+    const uploads = {
+      'docs/bundled/spec.pdf': 'shared-mime-info-spec.pdf',
+      'docs/bundled/scan.pdf': 'scanned-page.pdf',
+      'docs/bundled/policy.docx': 'travel-policy.docx',
+      'docs/bundled/faq.csv': 'faq.csv',
+    };
+    for (const [key, name] of Object.entries(uploads)) {
+      const body = readFileSync(fileURLToPath(new URL(`../fixtures/documents/${name}`, import.meta.url)));
+      await s3.send(new PutObjectCommand({ Bucket: aws.names.documentsBucket, Key: key, Body: body }));
+    }
+    const outcome = await invokeBundle(functionAt('Ingest/Encode'), [await ingestEvent(4)]);
+    expect(outcome).toMatchObject({ ok: true, results: [{ batchItemFailures: [] }] });
+    const table = new SearchTable(dynamoDocumentClient(aws.connection), aws.names.tableName);
+    const status = async (docId: string) => {
+      const found = await table.documentStatus(docId);
+      return [found?.status, found?.error?.code];
+    };
+    expect(await status('bundled/spec')).toEqual(['indexed', undefined]);
+    expect(await status('bundled/scan')).toEqual(['failed', 'DOCUMENT_NO_TEXT_LAYER']);
+    expect(await status('bundled/policy')).toEqual(['indexed', undefined]);
+    expect(await status('pay-1')).toEqual(['indexed', undefined]);
+    expect((await table.documentStatus('bundled/spec'))?.chunks).toBeGreaterThan(17);
+  }, 120_000);
 });

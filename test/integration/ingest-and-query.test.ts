@@ -1,8 +1,11 @@
 import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import { GetObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import { ReceiveMessageCommand, SendMessageCommand } from '@aws-sdk/client-sqs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { s3Client, sqsClient } from '../../functions/adapters/aws-clients.js';
+import { CSV_COLUMNS_METADATA_KEY } from '../../functions/core/documents.js';
 import { type HandlerStack, startHandlerStack } from '../support/local-stack.js';
 
 let stack: HandlerStack;
@@ -108,13 +111,112 @@ describe('S3 upload → SQS → encode → searchable through the delta (emulato
     expect(bad.body.error.message).toMatch(/docs\/bad\.json: .*text/);
     expect((await stack.http('GET', '/documents/manual')).body).toMatchObject({
       status: 'failed',
-      error: { message: expect.stringMatching(/unsupported file type/) },
+      error: { code: 'DOCUMENT_INVALID', message: 'docs/manual.pdf: not a readable PDF file' },
     });
     // Rewriting the file without a document deletes that document.
     await stack.upload('docs/faq.jsonl', lines.split('\n')[0] as string);
     await stack.drainIngest();
     expect(await search('quartz badger')).toEqual([]);
     expect((await stack.http('GET', '/documents/faq-2')).body.status).toBe('deleted');
+  });
+});
+
+/** Files made by other tools (test/fixtures/documents/README.md says which and how). */
+const fixture = (name: string) =>
+  new Uint8Array(readFileSync(fileURLToPath(new URL(`../fixtures/documents/${name}`, import.meta.url))));
+
+describe('PDF, DOCX and CSV uploads through the encoder and the HTTP API', () => {
+  it('a PDF is searchable with the page of each result; a scanned PDF fails with its reason', async () => {
+    await stack.upload('docs/specs/mime.pdf', fixture('shared-mime-info-spec.pdf'));
+    await stack.upload('docs/specs/scan.pdf', fixture('scanned-page.pdf'));
+    await stack.drainIngest();
+    const pdf = await stack.http('GET', '/documents/specs/mime');
+    expect(pdf.body).toMatchObject({ status: 'indexed' });
+    expect(pdf.body.chunks).toBeGreaterThan(17);
+    // Page 9 of the specification (as `pdftotext -f 9 -l 9` shows) describes the magic file.
+    // A chunk may run over a page break: it cites the first and the last page it draws from.
+    const [hit] = await search('magic string MIME-Magic big-endian byte-swapped');
+    expect(hit?.docId).toBe('specs/mime');
+    expect(hit?.text).toContain('MIME-Magic');
+    expect(hit?.metadata.pageEnd).toBe(9);
+    expect(Number(hit?.metadata.page)).toBeLessThanOrEqual(9);
+    const [gnome] = await search('previous systems used by GNOME KDE and ROX');
+    expect(gnome?.metadata).toMatchObject({ page: 2, pageEnd: 2 });
+    const pages = (await search('MIME type', 'dense'))
+      .filter((result) => result.docId === 'specs/mime')
+      .map((result) => result.metadata.page);
+    expect(pages.length).toBeGreaterThan(0);
+    expect(pages.every((page) => typeof page === 'number' && page >= 1 && page <= 17)).toBe(true);
+    expect((await stack.http('GET', '/documents/specs/scan')).body).toMatchObject({
+      status: 'failed',
+      error: {
+        code: 'DOCUMENT_NO_TEXT_LAYER',
+        message: expect.stringMatching(/no text layer.*does not run OCR/),
+      },
+    });
+  });
+
+  it('a DOCX made by pandoc is searchable with its title', async () => {
+    await stack.upload('docs/hr/travel-policy.docx', fixture('travel-policy.docx'));
+    await stack.drainIngest();
+    const [hit] = await search('mileage kilometre private car');
+    expect(hit).toMatchObject({ docId: 'hr/travel-policy', title: 'Travel expense policy' });
+    expect(hit?.text).toContain('thirty cents per kilometre');
+  });
+
+  it('a CSV gives one document per row with its other columns as metadata; bad rows fail alone', async () => {
+    await stack.upload('docs/faq.csv', fixture('faq.csv'));
+    await stack.drainIngest();
+    const [refund] = await search('refund original payment method');
+    expect(refund).toMatchObject({
+      docId: 'pay-1',
+      title: 'Refund timing',
+      metadata: { category: 'payments', audience: 'customers, partners' },
+    });
+    const filtered = await stack.http('POST', '/search', {
+      query: 'parcel',
+      mode: 'lexical',
+      filter: { category: 'shipping' },
+    });
+    expect(filtered.body.results.map((result: { docId: string }) => result.docId).sort()).toEqual([
+      'ship-1',
+      'ship-2',
+    ]);
+    // The row repeating ship-1's id failed alone: ship-1 is the first row's document.
+    expect((await search('tracking number confirmation'))[0]?.title).toBe('Track a parcel');
+    expect(await search('repeats the id')).toEqual([]);
+    const source = await stack.table.sourceDocuments('docs/faq.csv');
+    expect(source?.failures?.map((failure) => [failure.line, failure.code])).toEqual([
+      [4, 'DOCUMENT_INVALID'],
+      [6, 'DOCUMENT_ID_DUPLICATE'],
+    ]);
+    // One row's document cannot be deleted alone: the CSV holds the others too.
+    expect((await stack.http('DELETE', '/documents/pay-1')).status).toBe(409);
+  });
+
+  it('the column roles of a CSV travel as its S3 metadata (bisearch-csv-columns)', async () => {
+    await s3Client(stack.aws.connection).send(
+      new PutObjectCommand({
+        Bucket: stack.aws.names.documentsBucket,
+        Key: 'docs/catalogue.csv',
+        Body: 'sku,name,description,notes,shelf\nK-1,Kettle,Boils water in a jade-okapi minute.,Descale monthly.,B2\n',
+        Metadata: {
+          [CSV_COLUMNS_METADATA_KEY]: JSON.stringify({
+            id: 'sku',
+            title: 'name',
+            text: ['description', 'notes'],
+            metadata: ['shelf'],
+          }),
+        },
+      }),
+    );
+    await stack.drainIngest();
+    expect((await search('jade okapi'))[0]).toMatchObject({
+      docId: 'K-1',
+      title: 'Kettle',
+      metadata: { shelf: 'B2' },
+      text: 'Boils water in a jade-okapi minute.\n\nDescale monthly.',
+    });
   });
 });
 

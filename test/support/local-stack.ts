@@ -20,7 +20,7 @@ export interface HandlerStack {
   readonly table: SearchTable;
   readonly poller: SqsPoller;
   readonly workDirectory: string;
-  upload(key: string, body: string): Promise<void>;
+  upload(key: string, body: string | Uint8Array): Promise<void>;
   remove(key: string): Promise<void>;
   /** Run the ingest poller until the queue stays empty for one long poll. */
   drainIngest(): Promise<void>;

@@ -120,3 +120,44 @@ describe.each([
     expect(chunkDocument(longDocument, tokenizer, { maxTokens: 50, strategy: 'truncate' })).toHaveLength(1);
   });
 });
+
+describe('chunk pages of paged documents (PDF)', () => {
+  // A whitespace word count is enough here: what is tested is which page each window draws from.
+  const words = { countTokens: (text: string) => text.split(/\s+/).filter(Boolean).length };
+  const page = (n: number, count: number) =>
+    Array.from({ length: count }, (_, i) => `Page ${n} sentence ${i + 1} is here.`).join(' ');
+  const pages = [page(1, 6), '', page(3, 2), page(4, 6)];
+  let text = '';
+  const pageStarts: number[] = [];
+  for (const content of pages) {
+    if (text) text += '\n\n';
+    pageStarts.push(text.length);
+    text += content;
+  }
+  const document: SourceDocument = { id: 'manual', text, metadata: { lang: 'en' }, pageStarts };
+
+  it('gives every chunk the first and last page its text comes from, beside the document metadata', () => {
+    const chunks = chunkDocument(document, words, { maxTokens: 24, overlapTokens: 0 });
+    expect(chunks.length).toBeGreaterThan(2);
+    for (const chunk of chunks) {
+      const { page: first, pageEnd: last, ...rest } = chunk.metadata;
+      expect(rest).toEqual({ lang: 'en' });
+      const cited = [...chunk.text.matchAll(/Page (\d+)/g)].map((match) => Number(match[1]));
+      expect([first, last]).toEqual([Math.min(...cited), Math.max(...cited)]);
+    }
+    expect(chunks[0]?.metadata).toMatchObject({ page: 1, pageEnd: 1 });
+    expect(chunks.some((chunk) => chunk.metadata.page !== chunk.metadata.pageEnd)).toBe(true);
+    expect(chunks.at(-1)?.metadata).toMatchObject({ pageEnd: 4 });
+  });
+
+  it('truncate keeps one chunk spanning the pages with text; unpaged documents get no page fields', () => {
+    const [only] = chunkDocument(document, words, { maxTokens: 24, strategy: 'truncate' });
+    expect(only?.metadata).toEqual({ lang: 'en', page: 1, pageEnd: 4 });
+    const { pageStarts: _pages, ...unpaged } = document;
+    expect(chunkDocument(unpaged, words, { maxTokens: 24 })[0]?.metadata).toEqual({ lang: 'en' });
+  });
+
+  it('page offsets are part of the document version', () => {
+    expect(documentContentHash(document)).not.toBe(documentContentHash({ ...document, pageStarts: [0] }));
+  });
+});
