@@ -212,8 +212,9 @@ describe('npm start: the whole system on one machine', () => {
       await page.getByLabel('Results').selectOption('5');
       await page.getByLabel('Filter').fill('category=account');
       await page.getByRole('button', { name: 'Search' }).click();
-      await page.waitForFunction(() =>
-        document.querySelector('#results p.message')?.textContent?.includes('results in'),
+      // Evaluated in the page (a string: this file is type-checked without the DOM library).
+      await page.waitForFunction(
+        "document.querySelector('#results p.message')?.textContent?.includes('results in')",
       );
       const filtered = page.locator('article.result');
       expect(await filtered.count()).toBeLessThanOrEqual(5);
