@@ -338,7 +338,7 @@ export class LocalLambdaFunction {
 
   private spawn(): ExecutionEnvironment {
     this.stats.inits += 1;
-    const { name, memoryMb, timeoutSeconds } = this.options;
+    const { name, memoryMb } = this.options;
     // A new environment starts with an empty /tmp, as on Lambda.
     const tmp = join(this.options.tmpDirectory, `${this.generation++}`);
     rmSync(this.options.tmpDirectory, { recursive: true, force: true });
@@ -352,7 +352,6 @@ export class LocalLambdaFunction {
         AWS_LAMBDA_FUNCTION_MEMORY_SIZE: String(memoryMb),
         AWS_LAMBDA_FUNCTION_VERSION: '$LATEST',
         AWS_LAMBDA_LOG_GROUP_NAME: `/aws/lambda/${name}`,
-        BISEARCH_LOCAL_TIMEOUT_SECONDS: String(timeoutSeconds),
         // The handlers keep all scratch files under BISEARCH_WORK_DIR (Lambda: /tmp/bisearch).
         // TMPDIR stays the machine's: tsx caches its compiled sources there.
         BISEARCH_WORK_DIR: tmp,
