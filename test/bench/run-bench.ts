@@ -25,12 +25,17 @@ import {
 import { benchDownload, type DownloadResult } from './sections/download.js';
 import { benchEmbedding, type EmbeddingResults } from './sections/embedding.js';
 import { benchFreshness, type FreshnessResult } from './sections/freshness.js';
+import { benchPeers, type PeersResults } from './sections/peers.js';
 import { benchQueryPath, cachedSnapshot, type QueryPathResult } from './sections/query-path.js';
+
+/** Why the peers section stops at 100k chunks (measured figures behind the projection: RESULTS.md "Peers"). */
+const PEERS_1M_SKIPPED =
+  "not run within the time box of one bench run on this 2-core machine: at 100k chunks Orama takes tens of seconds to ingest and scans every vector in JavaScript per query, so 1M is projected at 10× both (minutes of ingest, and dense/hybrid/filtered passes of 300 queries at ~10× the 100k latency), and its save() JSON already exceeds V8's string limit at 100k; LanceDB's IVF_PQ training and bisearch's 1M snapshot build (about 10 min here) would each add minutes. The 1M figures of the other sections stand for bisearch alone.";
 
 /** What one S3 connection delivers, MiB/s (commonly measured 80–100 MB/s; see sections/download.ts). */
 const S3_CONNECTION_MIBPS = 80;
 
-const SECTIONS = ['embedding', 'ann', 'query', 'cold', 'memory', 'download', 'freshness'] as const;
+const SECTIONS = ['embedding', 'ann', 'query', 'cold', 'memory', 'download', 'freshness', 'peers'] as const;
 type Section = (typeof SECTIONS)[number];
 
 /** Everything one run measured (the JSON file). */
@@ -54,6 +59,7 @@ export interface BenchResults {
   memory?: MemoryResult[];
   download?: DownloadResult[];
   freshness?: FreshnessResult;
+  peers?: PeersResults;
 }
 
 const program = new Command('bench')
@@ -100,6 +106,9 @@ const plan = quick
       batchSizes: [1, 8],
       threadCounts: [1],
       repetitions: 1,
+      peerSizes: [2_000],
+      peerColdRuns: 1,
+      peerMemoryQueries: 20,
     }
   : {
       documents: Number.POSITIVE_INFINITY,
@@ -115,6 +124,9 @@ const plan = quick
       batchSizes: [1, 8, 32, 64],
       threadCounts: [1, 2],
       repetitions: 3,
+      peerSizes: [10_000, 100_000],
+      peerColdRuns: 3,
+      peerMemoryQueries: 1_000,
     };
 const started = performance.now();
 const createdAt = new Date().toISOString();
@@ -238,6 +250,26 @@ if (sections.includes('download')) {
     results.download.push(
       await benchDownload({ snapshotDirectory, workDirectory, runs: plan.downloadRuns, ...scenario }),
     );
+}
+if (sections.includes('peers')) {
+  results.peers = await benchPeers({
+    base,
+    sizes: plan.peerSizes,
+    datasetDirectory: resolve(options.dataset),
+    workDirectory,
+    snapshotParent,
+    coldRuns: plan.peerColdRuns,
+    memoryQueries: plan.peerMemoryQueries,
+    recallTarget: 0.95,
+    skipped: quick
+      ? []
+      : [
+          {
+            what: '1M chunks (every system)',
+            why: PEERS_1M_SKIPPED,
+          },
+        ],
+  });
 }
 await base.embedder.dispose();
 if (sections.includes('freshness'))
