@@ -5,7 +5,7 @@
  * and `<time>.md` with SVG charts; `--publish` also writes `test/bench/RESULTS.md` and its charts.
  * Never asserts timings: `npm test` only smoke-tests `--quick`.
  */
-import { copyFileSync, mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { Command, Option } from 'commander';
 import { DEFAULT_HNSW } from '../../functions/adapters/usearch-index.js';
@@ -60,6 +60,23 @@ export interface BenchResults {
   download?: DownloadResult[];
   freshness?: FreshnessResult;
   peers?: PeersResults;
+}
+
+/**
+ * The published results with this run's sections put in place of theirs; the header (time,
+ * machine, settings) stays the published run's, and sections that record their own run say so.
+ */
+function mergeResults(published: BenchResults, run: BenchResults): BenchResults {
+  const { createdAt: _createdAt, machine: _machine, settings, ...sections } = run;
+  const measured = Object.fromEntries(Object.entries(sections).filter(([, value]) => value !== undefined));
+  return {
+    ...published,
+    ...measured,
+    settings: {
+      ...published.settings,
+      sections: [...new Set([...published.settings.sections, ...settings.sections])],
+    },
+  };
 }
 
 const program = new Command('bench')
@@ -270,6 +287,7 @@ if (sections.includes('peers')) {
           },
         ],
   });
+  results.peers.measured = { createdAt, commit: results.machine.commit };
 }
 await base.embedder.dispose();
 if (sections.includes('freshness'))
@@ -284,8 +302,15 @@ const markdown = await writeReport(results, out.replace(/\.json$/, '.md'), `${st
 if (options.publish) {
   const chartDirectory = resolve('test/bench/charts');
   mkdirSync(chartDirectory, { recursive: true });
-  const published = await writeReport(results, resolve('test/bench/RESULTS.md'), 'charts/');
-  copyFileSync(out, join(chartDirectory, '..', 'results.json'));
+  // Publishing a subset (--only) keeps the published figures of the other sections: this run's
+  // sections replace theirs in the published results.json, and RESULTS.md is written from the merge.
+  const publishedJson = resolve('test/bench/results.json');
+  const merged =
+    options.only && existsSync(publishedJson)
+      ? mergeResults(JSON.parse(readFileSync(publishedJson, 'utf8')) as BenchResults, results)
+      : results;
+  const published = await writeReport(merged, resolve('test/bench/RESULTS.md'), 'charts/');
+  writeFileSync(publishedJson, `${JSON.stringify(merged, null, 2)}\n`);
   progress(`published ${published}`);
 }
 const checks = checkTargets(results);

@@ -111,6 +111,8 @@ export interface PeerRelevance {
 }
 
 export interface PeersResults {
+  /** When and at which commit this section ran (a published RESULTS.md merges sections of several runs). */
+  measured?: { readonly createdAt: string; readonly commit: string };
   readonly queries: number;
   readonly recallTarget: number;
   readonly versions: Record<string, string>;
