@@ -278,6 +278,7 @@ if (sections.includes('peers')) {
     coldRuns: plan.peerColdRuns,
     memoryQueries: plan.peerMemoryQueries,
     recallTarget: 0.95,
+    lanceBuildTimeoutMs: quick ? 120_000 : 600_000,
     skipped: quick
       ? []
       : [
