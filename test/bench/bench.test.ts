@@ -53,6 +53,8 @@ it('npm run bench -- --quick measures every section and writes JSON, markdown an
       /no slower than @huggingface\/transformers/,
       /announced by 32 concurrent encoders/,
       /query p99 during a bulk load/,
+      /peers: bisearch ÷ LanceDB/,
+      /peers: bisearch ÷ Orama/,
     ])
       expect(stdout).toMatch(target);
     const results = JSON.parse(readFileSync(out, 'utf8'));
@@ -94,12 +96,40 @@ it('npm run bench -- --quick measures every section and writes JSON, markdown an
     expect(positive(results.embedding.transformers.ratio)).toBe(true);
     expect(results.embedding.transformers.maxAbsDifference).toBeLessThan(1e-4);
     expect(results.freshness.documents).toBe(3);
+    // Peers: every system measured on every figure of the issue, bisearch's own among them.
+    const peers = results.peers;
+    for (const system of ['bisearch', 'LanceDB', 'Orama']) {
+      const row = peers.sizes.find((size: { system: string }) => size.system === system);
+      expect(positive(row.build.bytes)).toBe(true);
+      expect(row.denseCurve.length).toBeGreaterThan(1);
+      expect([row.text.p99, row.hybrid.p99].every(positive)).toBe(true);
+      expect(row.filtered.map((filter: { selectivity: number }) => filter.selectivity)).toEqual([
+        0.001, 0.01, 0.1, 0.5,
+      ]);
+      expect(
+        peers.relevance.rows.filter((relevance: { system: string }) => relevance.system === system),
+      ).toHaveLength(3);
+    }
+    // Cold opens from disk for all three, from the S3 emulator for bisearch and LanceDB; a failure
+    // is recorded with its error rather than left out.
+    const opens = peers.coldOpen.map((row: { system: string; from: string }) => `${row.system} ${row.from}`);
+    for (const open of [
+      'bisearch local disk',
+      'LanceDB local disk',
+      'Orama local disk',
+      'bisearch local S3 emulator',
+      'LanceDB local S3 emulator',
+    ])
+      expect(opens).toContain(open);
+    for (const row of peers.coldOpen)
+      expect(positive(row.firstAnswerMs) || typeof row.error === 'string').toBe(true);
     // Indexed is measured inside the same loop as searchable, so only its presence can be checked.
     expect(positive(results.freshness.uploadToIndexedMs.p50)).toBe(true);
     const markdown = readFileSync(out.replace(/\.json$/, '.md'), 'utf8');
     for (const chart of markdown.matchAll(/!\[[^\]]*\]\(([^)]+\.svg)\)/g))
       expect(existsSync(join(work, 'results', chart[1] as string))).toBe(true);
-    expect(markdown.split('.svg)').length - 1).toBe(3);
+    expect(markdown.split('.svg)').length - 1).toBe(5);
+    expect(markdown).toContain('## Peers');
   } finally {
     rmSync(work, { recursive: true, force: true });
   }

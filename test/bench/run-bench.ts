@@ -5,7 +5,7 @@
  * and `<time>.md` with SVG charts; `--publish` also writes `test/bench/RESULTS.md` and its charts.
  * Never asserts timings: `npm test` only smoke-tests `--quick`.
  */
-import { copyFileSync, mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { Command, Option } from 'commander';
 import { DEFAULT_HNSW } from '../../functions/adapters/usearch-index.js';
@@ -25,13 +25,28 @@ import {
 import { benchDownload, type DownloadResult } from './sections/download.js';
 import { benchEmbedding, type EmbeddingResults } from './sections/embedding.js';
 import { benchFreshness, type FreshnessResult } from './sections/freshness.js';
+import { benchPeers, type PeersResults } from './sections/peers.js';
 import { benchQueryPath, cachedSnapshot, type QueryPathResult } from './sections/query-path.js';
 import { benchScale, type ScaleResults } from './sections/scale.js';
+
+/** Why the peers section stops at 100k chunks (measured figures behind the projection: RESULTS.md "Peers"). */
+const PEERS_1M_SKIPPED =
+  "not run within the time box of one bench run on this 2-core machine: at 100k chunks Orama takes tens of seconds to ingest and scans every vector in JavaScript per query, so 1M is projected at 10× both (minutes of ingest, and dense/hybrid/filtered passes of 300 queries at ~10× the 100k latency), and its save() JSON already exceeds V8's string limit at 100k; LanceDB's IVF_PQ training and bisearch's 1M snapshot build (about 10 min here) would each add minutes. The 1M figures of the other sections stand for bisearch alone.";
 
 /** What one S3 connection delivers, MiB/s (commonly measured 80–100 MB/s; see sections/download.ts). */
 const S3_CONNECTION_MIBPS = 80;
 
-const SECTIONS = ['embedding', 'ann', 'query', 'cold', 'memory', 'download', 'freshness', 'scale'] as const;
+const SECTIONS = [
+  'embedding',
+  'ann',
+  'query',
+  'cold',
+  'memory',
+  'download',
+  'freshness',
+  'scale',
+  'peers',
+] as const;
 /** Sections that need no real corpus (no SciFact embedding at start). */
 const WITHOUT_BASE_CORPUS: readonly Section[] = ['freshness', 'scale'];
 type Section = (typeof SECTIONS)[number];
@@ -58,6 +73,24 @@ export interface BenchResults {
   download?: DownloadResult[];
   freshness?: FreshnessResult;
   scale?: ScaleResults;
+  peers?: PeersResults;
+}
+
+/**
+ * The published results with this run's sections put in place of theirs; the header (time,
+ * machine, settings) stays the published run's, and sections that record their own run say so.
+ */
+function mergeResults(published: BenchResults, run: BenchResults): BenchResults {
+  const { createdAt: _createdAt, machine: _machine, settings, ...sections } = run;
+  const measured = Object.fromEntries(Object.entries(sections).filter(([, value]) => value !== undefined));
+  return {
+    ...published,
+    ...measured,
+    settings: {
+      ...published.settings,
+      sections: [...new Set([...published.settings.sections, ...settings.sections])],
+    },
+  };
 }
 
 const program = new Command('bench')
@@ -112,6 +145,9 @@ const plan = quick
         queries: 50,
         deltaSizes: [2_000],
       },
+      peerSizes: [2_000],
+      peerColdRuns: 1,
+      peerMemoryQueries: 20,
     }
   : {
       documents: Number.POSITIVE_INFINITY,
@@ -135,6 +171,9 @@ const plan = quick
         queries: 300,
         deltaSizes: [1_000, 5_000, 20_000, 50_000],
       },
+      peerSizes: [10_000, 100_000],
+      peerColdRuns: 3,
+      peerMemoryQueries: 1_000,
     };
 const started = performance.now();
 const createdAt = new Date().toISOString();
@@ -266,6 +305,28 @@ if (sections.includes('download')) {
       await benchDownload({ snapshotDirectory, workDirectory, runs: plan.downloadRuns, ...scenario }),
     );
 }
+if (sections.includes('peers')) {
+  results.peers = await benchPeers({
+    base,
+    sizes: plan.peerSizes,
+    datasetDirectory: resolve(options.dataset),
+    workDirectory,
+    snapshotParent,
+    coldRuns: plan.peerColdRuns,
+    memoryQueries: plan.peerMemoryQueries,
+    recallTarget: 0.95,
+    lanceBuildTimeoutMs: quick ? 120_000 : 600_000,
+    skipped: quick
+      ? []
+      : [
+          {
+            what: '1M chunks (every system)',
+            why: PEERS_1M_SKIPPED,
+          },
+        ],
+  });
+  results.peers.measured = { createdAt, commit: results.machine.commit };
+}
 await base.embedder.dispose();
 if (sections.includes('freshness'))
   results.freshness = await benchFreshness({ documents: plan.freshnessDocuments });
@@ -284,8 +345,15 @@ const markdown = await writeReport(results, out.replace(/\.json$/, '.md'), `${st
 if (options.publish) {
   const chartDirectory = resolve('test/bench/charts');
   mkdirSync(chartDirectory, { recursive: true });
-  const published = await writeReport(results, resolve('test/bench/RESULTS.md'), 'charts/');
-  copyFileSync(out, join(chartDirectory, '..', 'results.json'));
+  // Publishing a subset (--only) keeps the published figures of the other sections: this run's
+  // sections replace theirs in the published results.json, and RESULTS.md is written from the merge.
+  const publishedJson = resolve('test/bench/results.json');
+  const merged =
+    options.only && existsSync(publishedJson)
+      ? mergeResults(JSON.parse(readFileSync(publishedJson, 'utf8')) as BenchResults, results)
+      : results;
+  const published = await writeReport(merged, resolve('test/bench/RESULTS.md'), 'charts/');
+  writeFileSync(publishedJson, `${JSON.stringify(merged, null, 2)}\n`);
   progress(`published ${published}`);
 }
 const checks = checkTargets(results);

@@ -8,6 +8,7 @@ import * as vega from 'vega';
 import { compile, type TopLevelSpec } from 'vega-lite';
 import { I8_RESCORE_FACTOR } from '../../../functions/adapters/snapshot-files.js';
 import type { BenchResults } from '../run-bench.js';
+import type { PeerLatency, PeersResults } from '../sections/peers.js';
 
 async function renderSvg(spec: TopLevelSpec): Promise<string> {
   const view = new vega.View(vega.parse(compile(spec).spec), { renderer: 'none' });
@@ -125,7 +126,200 @@ export function checkTargets(results: BenchResults): TargetCheck[] {
       });
     }
   }
+  const peers = results.peers;
+  if (peers) {
+    for (const peer of ['LanceDB', 'Orama'] as const) {
+      const pick = (figure: string) =>
+        peers.ratios.filter((row) => row.peer === peer && row.figure === figure);
+      const list = (figure: string) =>
+        pick(figure)
+          .map((row) => `${fixed(row.ratio)}×${row.chunks ? ` at ${row.chunks}` : ''}`)
+          .join(', ') || 'n/a';
+      checks.push({
+        target: `peers: bisearch ÷ ${peer}, same vectors and texts (latency: below 1 = bisearch faster; nDCG: above 1 = bisearch better)`,
+        measured: `hybrid p50 ${list('hybrid p50')}; dense p50 at recall@10 ${peers.recallTarget} ${list(`dense p50 at recall@10 ${peers.recallTarget}`)}; full-text p50 ${list('full-text p50')}; nDCG@10 full-text ${list('nDCG@10 full-text (SciFact)')}, hybrid ${list('nDCG@10 hybrid (SciFact)')}`,
+        met: null,
+      });
+    }
+  }
   return checks;
+}
+
+const latencyCell = (latency: PeerLatency | undefined) =>
+  latency ? `${fixed(latency.p50, 2)} / ${fixed(latency.p99, 2)}` : 'n/a';
+
+/** The "Peers" section: LanceDB and Orama beside bisearch (tables, ratios and a recall–latency chart). */
+async function peersReport(
+  peers: PeersResults,
+  chart: (name: string, spec: TopLevelSpec) => Promise<string>,
+): Promise<string[]> {
+  const lines: string[] = [];
+  const measured = peers.measured;
+  lines.push(
+    '## Peers: LanceDB and Orama on the same vectors, texts and queries (k = 10)',
+    '',
+    `${measured ? `Measured ${measured.createdAt}, commit ${measured.commit} (\`npm run bench -- --only peers\`). ` : ''}Versions: ${Object.entries(
+      peers.versions,
+    )
+      .map(([name, version]) => `${name} ${version}`)
+      .join(
+        ', ',
+      )}. ${peers.queries} SciFact queries with their use-lite vectors computed once (no system embeds). Every query runs alone from one JavaScript thread; "CPU ms" is the process's CPU time per query (all threads): LanceDB's Rust runtime may spread one query over both cores, bisearch and Orama answer on the calling thread. Chunks are derived as for the other sections, each its own document, with four boolean filter columns (0.1%, 1%, 10%, 50% of rows).`,
+    '',
+    `Dense latency at equal recall@10 = ${peers.recallTarget} (against exact search), read off each system's curve over its own knob as the ANN section does (1/latency interpolated on a log scale between the settings around the target). Full-text, hybrid and filtered queries use the cheapest setting that reaches the target. Each kind of query is timed over all queries, or over the first ones answered within 30 s (at least 100) for a slow system. Orama scores every vector (brute force): exact whenever its similarity threshold keeps 10 rows.`,
+    '',
+    '| chunks | system | build s | on disk MiB | dense p50 / p99 ms at recall 0.95 | setting used | full-text p50 / p99 ms | hybrid p50 / p99 ms | hybrid CPU ms | queries timed (full-text / hybrid) | exact dense |',
+    '|---|---|---|---|---|---|---|---|---|---|---|',
+    ...peers.sizes.map(
+      (row) =>
+        `| ${row.chunks} | ${row.system} | ${fixed(row.build.seconds, 1)} | ${fixed(row.build.bytes / 2 ** 20, 1)} | ${fixed(row.denseAtRecall.p50, 2)} / ${fixed(row.denseAtRecall.p99, 2)} | ${row.queryingSetting} | ${latencyCell(row.text)} | ${latencyCell(row.hybrid)} | ${fixed(row.hybrid.cpuMsPerQuery, 2)} | ${row.text.queries} / ${row.hybrid.queries} | ${row.exactDense ? 'yes (brute force)' : 'no (ANN)'} |`,
+    ),
+    '',
+    ...peers.sizes.map(
+      (row) => `- ${row.system} build (${row.chunks}): ${row.build.what}. ${row.notes.join(' ')}`,
+    ),
+    '',
+    '### Dense recall@10 and latency per setting',
+    '',
+    '| chunks | system | setting | recall@10 | p50 ms | p99 ms | CPU ms / query |',
+    '|---|---|---|---|---|---|---|',
+    ...peers.sizes.flatMap((row) =>
+      row.denseCurve.map(
+        (point) =>
+          `| ${row.chunks} | ${row.system} | ${point.setting} | ${fixed(point.recallAt10, 4)} | ${fixed(point.p50, 3)} | ${fixed(point.p99, 3)} | ${fixed(point.cpuMsPerQuery, 3)} |`,
+      ),
+    ),
+    '',
+    '### Filtered dense search (recall@10 against exact search over the matching rows; p99 ms)',
+    '',
+    '| chunks | selectivity | matching rows | bisearch recall / p99 | LanceDB recall / p99 | Orama recall / p99 |',
+    '|---|---|---|---|---|---|',
+  );
+  for (const chunks of [...new Set(peers.sizes.map((row) => row.chunks))]) {
+    const of = (system: string) => peers.sizes.find((row) => row.chunks === chunks && row.system === system);
+    for (const filter of of('bisearch')?.filtered ?? []) {
+      const cell = (system: string) => {
+        const match = of(system)?.filtered.find((row) => row.selectivity === filter.selectivity);
+        return match ? `${fixed(match.recallAt10, 3)} / ${fixed(match.p99, 2)}` : 'n/a';
+      };
+      lines.push(
+        `| ${chunks} | ${filter.selectivity * 100}% | ${filter.matchingRows} | ${cell('bisearch')} | ${cell('LanceDB')} | ${cell('Orama')} |`,
+      );
+    }
+  }
+  lines.push(
+    '',
+    '### Cold open to first answer, and resident memory (a fresh process each; medians)',
+    '',
+    "Milliseconds since process start; the first answer is a hybrid query. No model is loaded (query vectors are precomputed), so these are the index's own open cost. From S3: bisearch downloads the snapshot with parallel ranged GETs (sha256-verified) and `view()`s it; LanceDB opens the table on the emulator through its S3 storage options (`aws_endpoint`, `allow_http`).",
+    '',
+    '| chunks | system | from | runs | open ms | first answer ms | RSS after open MiB | RSS after queries MiB | queries |',
+    '|---|---|---|---|---|---|---|---|---|',
+    ...peers.coldOpen.map(
+      (row) =>
+        `| ${row.chunks} | ${row.system} | ${row.from} | ${row.runs} | ${fixed(row.openMs, 0)} | ${fixed(row.firstAnswerMs, 0)} | ${fixed(row.rssAfterOpenMiB, 0)} | ${fixed(row.rssAfterQueriesMiB, 0)} | ${row.queriesForMemory} |`,
+    ),
+    '',
+    ...peers.coldOpen
+      .filter((row) => row.error)
+      .map((row) => `- ${row.system} ${row.chunks} from ${row.from} failed: \`${row.error}\``),
+    '',
+    `### Relevance on SciFact (${peers.relevance.queries} test queries, ${peers.relevance.chunks} real windowed chunks, same vectors; bisearch's qrels and metric code)`,
+    '',
+    '| system | full-text nDCG@10 | hybrid nDCG@10 | dense nDCG@10 | how |',
+    '|---|---|---|---|---|',
+  );
+  for (const system of ['bisearch', 'LanceDB', 'Orama']) {
+    const rows = peers.relevance.rows.filter((row) => row.system === system);
+    const cell = (mode: string) => fixed(rows.find((row) => row.mode === mode)?.ndcgAt10, 4);
+    lines.push(
+      `| ${system} | ${cell('full-text')} | ${cell('hybrid')} | ${cell('dense')} | ${rows[0]?.how ?? ''} |`,
+    );
+  }
+  lines.push(
+    '',
+    '### Ratios, bisearch ÷ peer',
+    '',
+    'Latency, time, size and memory: below 1 means bisearch is faster or smaller. nDCG: above 1 means bisearch ranks better.',
+    '',
+    '| figure | chunks | ÷ LanceDB | ÷ Orama |',
+    '|---|---|---|---|',
+  );
+  const keys = [...new Set(peers.ratios.map((row) => `${row.figure}\u0000${row.chunks ?? ''}`))];
+  for (const key of keys) {
+    const [figure, chunks] = key.split('\u0000') as [string, string];
+    const cell = (peer: string) =>
+      fixed(
+        peers.ratios.find(
+          (row) => row.figure === figure && String(row.chunks ?? '') === chunks && row.peer === peer,
+        )?.ratio,
+      );
+    lines.push(`| ${figure} | ${chunks || 'SciFact'} | ${cell('LanceDB')} | ${cell('Orama')} |`);
+  }
+  lines.push('', ...peers.skipped.map((skip) => `- Not measured: ${skip.what}: ${skip.why}`), '');
+  const file = await chart('peers-dense-recall-latency', {
+    $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
+    title: 'Dense recall@10 vs p50 latency per setting (one query at a time), ms',
+    data: {
+      values: peers.sizes.flatMap((row) =>
+        row.denseCurve.map((point) => ({
+          corpus: `${row.chunks.toLocaleString('en')} chunks`,
+          system: row.system,
+          setting: point.setting,
+          recallAt10: point.recallAt10,
+          p50: point.p50,
+        })),
+      ),
+    },
+    facet: { column: { field: 'corpus', type: 'nominal', title: null } },
+    spec: {
+      width: 300,
+      height: 240,
+      layer: [
+        {
+          mark: { type: 'line', point: true },
+          encoding: {
+            x: { field: 'recallAt10', type: 'quantitative', scale: { zero: false }, title: 'recall@10' },
+            y: { field: 'p50', type: 'quantitative', scale: { type: 'log' }, title: 'p50 ms' },
+            color: { field: 'system', type: 'nominal' },
+          },
+        },
+      ],
+    },
+  });
+  const bars = await chart('peers-latency', {
+    $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
+    title: 'Warm p50 latency by query kind (dense at recall@10 0.95), ms',
+    data: {
+      values: peers.sizes.flatMap((row) =>
+        [
+          { kind: 'dense', ms: row.denseAtRecall.p50 },
+          { kind: 'full-text', ms: row.text.p50 },
+          { kind: 'hybrid', ms: row.hybrid.p50 },
+        ]
+          .filter((bar) => bar.ms !== null)
+          .map((bar) => ({
+            ...bar,
+            system: row.system,
+            corpus: `${row.chunks.toLocaleString('en')} chunks`,
+          })),
+      ),
+    },
+    facet: { column: { field: 'corpus', type: 'nominal', title: null } },
+    spec: {
+      width: 240,
+      height: 160,
+      mark: 'bar',
+      encoding: {
+        x: { field: 'kind', type: 'nominal', title: null },
+        xOffset: { field: 'system' },
+        y: { field: 'ms', type: 'quantitative', scale: { type: 'log' }, title: 'p50 ms' },
+        color: { field: 'system', type: 'nominal' },
+      },
+    },
+  });
+  lines.push(`![peers dense recall vs latency](${file})`, '', `![peers latency by query kind](${bars})`, '');
+  return lines;
 }
 
 /** Write the markdown summary and its charts next to each other; returns the markdown path. */
@@ -379,6 +573,9 @@ export async function writeReport(
       },
     });
     lines.push(`![embedding throughput](${file})`, '');
+  }
+  if (results.peers) {
+    lines.push(...(await peersReport(results.peers, chart)));
   }
   if (results.snapshotBuilds?.length) {
     lines.push(

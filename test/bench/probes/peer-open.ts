@@ -1,0 +1,91 @@
+/**
+ * Cold open of one system in a fresh process, for the peers benchmark: open it (bisearch: a
+ * snapshot directory, or a ranged download from S3 first, then usearch `view()`; LanceDB: a
+ * local directory or `s3://…`; Orama: the JSON of its `save()`), answer one hybrid query, then
+ * `--count` more, and report resident memory after the open and after the queries. Query vectors
+ * come precomputed in `--queries` (no model is loaded: embedding costs every system the same).
+ * Bundled by esbuild before it runs, like the cold-start probe.
+ *
+ * Prints one JSON line: milliseconds since process start at each step, RSS in MiB.
+ */
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { s3Client } from '../../../functions/adapters/aws-clients.js';
+import { IndexBucket } from '../../../functions/adapters/index-bucket.js';
+import {
+  loadOrama,
+  openLance,
+  openOurs,
+  oramaSearcher,
+  type PeerQuery,
+  type PeerSearcher,
+} from '../lib/peer-systems.js';
+
+const { values } = parseArgs({
+  options: {
+    system: { type: 'string' },
+    location: { type: 'string' },
+    queries: { type: 'string' },
+    count: { type: 'string', default: '0' },
+    nprobes: { type: 'string', default: '20' },
+    endpoint: { type: 'string' },
+  },
+});
+const importsMs = performance.now();
+const queries: PeerQuery[] = (
+  JSON.parse(readFileSync(values.queries as string, 'utf8')) as { text: string; vector: number[] }[]
+).map((query) => ({ text: query.text, vector: Float32Array.from(query.vector) }));
+const location = values.location as string;
+const endpoint = values.endpoint;
+let downloaded: string | undefined;
+let searcher: PeerSearcher;
+if (values.system === 'ours') {
+  let directory = location;
+  if (endpoint) {
+    // What the query Lambda does at init: parallel ranged GETs (verified by sha256), then view().
+    const [bucket, ...prefix] = location.replace(/^s3:\/\//, '').split('/');
+    const s3 = s3Client({
+      region: 'us-east-1',
+      credentials: { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' },
+      endpoints: { s3: endpoint },
+    });
+    downloaded = mkdtempSync(join(tmpdir(), 'bisearch-peer-open-'));
+    await new IndexBucket(s3, bucket as string).downloadSnapshot(`${prefix.join('/')}/`, downloaded);
+    directory = downloaded;
+  }
+  searcher = await openOurs(directory, queries);
+} else if (values.system === 'lancedb') {
+  searcher = await openLance(location, {
+    nprobes: Number(values.nprobes),
+    ...(endpoint
+      ? {
+          storageOptions: {
+            aws_endpoint: endpoint,
+            aws_access_key_id: 'S3RVER',
+            aws_secret_access_key: 'S3RVER',
+            aws_region: 'us-east-1',
+            allow_http: 'true',
+            aws_virtual_hosted_style_request: 'false',
+          },
+        }
+      : {}),
+  });
+} else {
+  const dimensions = queries[0]?.vector.length ?? 0;
+  searcher = await oramaSearcher(await loadOrama(location, dimensions), { similarity: 0 });
+}
+const openMs = performance.now();
+const rssAfterOpenMiB = process.memoryUsage().rss / 2 ** 20;
+const first = queries[0] as PeerQuery;
+await searcher.hybrid(first, 10);
+const firstAnswerMs = performance.now();
+const count = Number(values.count);
+for (let n = 0; n < count; n += 1) await searcher.hybrid(queries[n % queries.length] as PeerQuery, 10);
+const rssAfterQueriesMiB = process.memoryUsage().rss / 2 ** 20;
+await searcher.close();
+if (downloaded) rmSync(downloaded, { recursive: true, force: true });
+process.stdout.write(
+  `${JSON.stringify({ importsMs, openMs, firstAnswerMs, rssAfterOpenMiB, rssAfterQueriesMiB, queries: count })}\n`,
+);
