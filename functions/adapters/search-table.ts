@@ -388,17 +388,7 @@ export class SearchTable {
    */
   async announce(docId: string): Promise<number> {
     for (let attempt = 0; ; attempt += 1) {
-      const counter = await this.client.send(
-        new UpdateCommand({
-          TableName: this.tableName,
-          Key: { pk: 'META', sk: 'SEQUENCE' },
-          UpdateExpression: 'ADD #last :one',
-          ExpressionAttributeNames: { '#last': 'last' },
-          ExpressionAttributeValues: { ':one': 1 },
-          ReturnValues: 'UPDATED_NEW',
-        }),
-      );
-      const sequence = Number(counter.Attributes?.last);
+      const sequence = await this.takeSequence();
       const at = this.clock();
       const written = await this.writeIfConditionHolds(
         new PutCommand({
@@ -466,6 +456,21 @@ export class SearchTable {
       if (this.clock() >= deadline)
         return { statuses, next: { pk: String(startKey.pk), sk: String(startKey.sk) } };
     }
+  }
+
+  /** Take the next change-log sequence from the atomic counter (one `ADD`; never conflicts). */
+  async takeSequence(): Promise<number> {
+    const counter = await this.client.send(
+      new UpdateCommand({
+        TableName: this.tableName,
+        Key: { pk: 'META', sk: 'SEQUENCE' },
+        UpdateExpression: 'ADD #last :one',
+        ExpressionAttributeNames: { '#last': 'last' },
+        ExpressionAttributeValues: { ':one': 1 },
+        ReturnValues: 'UPDATED_NEW',
+      }),
+    );
+    return Number(counter.Attributes?.last);
   }
 
   /** Every document status (paginated scan), for exports and status reports. */

@@ -7,7 +7,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { PutCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
+import { PutCommand } from '@aws-sdk/lib-dynamodb';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { dynamoDocumentClient, s3Client } from '../../functions/adapters/aws-clients.js';
 import { IndexBucket } from '../../functions/adapters/index-bucket.js';
@@ -43,6 +43,10 @@ async function freshTable(latencyMs = 0): Promise<SearchTable> {
   return new SearchTable(dynamoDocumentClient({ ...own.connection, latencyMs }), own.names.tableName);
 }
 
+/** The same table seen through a client with modelled latency per call. */
+const slowTwin = (table: SearchTable, latencyMs = 25) =>
+  new SearchTable(dynamoDocumentClient({ ...aws.connection, latencyMs }), table.tableName);
+
 const startRuntime = (table: SearchTable, options: Partial<SearchRuntimeOptions> = {}) =>
   SearchRuntime.start({
     table,
@@ -73,21 +77,8 @@ describe('change log', () => {
     const table = await freshTable();
     const raw = dynamoDocumentClient(aws.connection);
     const dims = embedder.space.dimensions;
-    const takeSequence = async () =>
-      Number(
-        (
-          await raw.send(
-            new UpdateCommand({
-              TableName: table.tableName,
-              Key: { pk: 'META', sk: 'SEQUENCE' },
-              UpdateExpression: 'ADD #last :one',
-              ExpressionAttributeNames: { '#last': 'last' },
-              ExpressionAttributeValues: { ':one': 1 },
-              ReturnValues: 'UPDATED_NEW',
-            }),
-          )
-        ).Attributes?.last,
-      );
+    // A writer that has taken a sequence and not (yet) written its entry.
+    const takeSequence = () => table.takeSequence();
     await seedDocuments(table, { prefix: 'first', count: 1, dimensions: dims });
     const runtime = await startRuntime(table, { changeLogGapGraceMs: 400 });
     // A writer takes sequence 2 and is slow to write its entry; another announces 3 meanwhile.
@@ -126,10 +117,7 @@ describe('bounded catch-up', () => {
   it('a search waits at most maxCatchUpWaitMs for a long backlog, answers with its lag, and the backlog lands behind it', async () => {
     const table = await freshTable(0);
     const dims = embedder.space.dimensions;
-    const slowTable = new SearchTable(
-      dynamoDocumentClient({ ...aws.connection, latencyMs: 25 }),
-      table.tableName,
-    );
+    const slowTable = slowTwin(table);
     const runtime = await startRuntime(slowTable, {
       maxCatchUpWaitMs: 200,
       changeLogPageSize: 20,
@@ -154,10 +142,7 @@ describe('bounded catch-up', () => {
   it('past half the staleness bound a search starts catch-up in the background without waiting for it', async () => {
     const table = await freshTable(0);
     const dims = embedder.space.dimensions;
-    const slowTable = new SearchTable(
-      dynamoDocumentClient({ ...aws.connection, latencyMs: 25 }),
-      table.tableName,
-    );
+    const slowTable = slowTwin(table);
     const runtime = await startRuntime(slowTable, {
       maxStalenessMs: 1_000,
       changeLogPageSize: 20,
@@ -182,10 +167,7 @@ describe('bounded catch-up', () => {
     const table = await freshTable(0);
     const dims = embedder.space.dimensions;
     await seedDocuments(table, { prefix: 'cold', count: 150, dimensions: dims, concurrency: 16 });
-    const slowTable = new SearchTable(
-      dynamoDocumentClient({ ...aws.connection, latencyMs: 25 }),
-      table.tableName,
-    );
+    const slowTable = slowTwin(table);
     const started = Date.now();
     const runtime = await startRuntime(slowTable, {
       initCatchUpWaitMs: 200,

@@ -31,11 +31,11 @@ export interface ProbeReport {
  * Bundle the probe once (esbuild, packages external, like the Lambda bundle). It is written inside
  * the project (`.bisearch/bench-probe/`) so that its imports resolve from the project's node_modules.
  */
-export async function bundleProbe(): Promise<string> {
-  const outfile = resolve('.bisearch', 'bench-probe', 'open-snapshot.mjs');
+export async function bundleProbe(probe = 'open-snapshot'): Promise<string> {
+  const outfile = resolve('.bisearch', 'bench-probe', `${probe}.mjs`);
   mkdirSync(join(outfile, '..'), { recursive: true });
   await build({
-    entryPoints: [resolve('test/bench/probes/open-snapshot.ts')],
+    entryPoints: [resolve('test/bench/probes', `${probe}.ts`)],
     bundle: true,
     platform: 'node',
     format: 'esm',

@@ -18,7 +18,6 @@ import { join, relative, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { PutObjectCommand } from '@aws-sdk/client-s3';
 import { save } from '@orama/orama';
-import { build } from 'esbuild';
 import { s3Client } from '../../../functions/adapters/aws-clients.js';
 import { readBeirDataset } from '../../../functions/adapters/beir-dataset.js';
 import { IndexBucket } from '../../../functions/adapters/index-bucket.js';
@@ -41,6 +40,7 @@ import {
   type PeerSearcher,
 } from '../lib/peer-systems.js';
 import { qpsAtRecall } from './ann.js';
+import { bundleProbe } from './cold-start.js';
 import { cachedSnapshot } from './query-path.js';
 
 const run = promisify(execFile);
@@ -271,23 +271,6 @@ async function measureSystem(
   };
 }
 
-/** Bundle the cold-open probe (esbuild, packages external), inside the project so its imports resolve. */
-async function bundlePeerProbe(): Promise<string> {
-  const outfile = resolve('.bisearch', 'bench-probe', 'peer-open.mjs');
-  mkdirSync(join(outfile, '..'), { recursive: true });
-  await build({
-    entryPoints: [resolve('test/bench/probes/peer-open.ts')],
-    bundle: true,
-    platform: 'node',
-    format: 'esm',
-    target: 'node20',
-    packages: 'external',
-    outfile,
-    logLevel: 'error',
-  });
-  return outfile;
-}
-
 interface ProbeReport {
   readonly openMs: number;
   readonly firstAnswerMs: number;
@@ -473,7 +456,7 @@ export async function benchPeers(options: {
     queriesFile,
     JSON.stringify(queries.map((query) => ({ text: query.text, vector: Array.from(query.vector) }))),
   );
-  const probe = await bundlePeerProbe();
+  const probe = await bundleProbe('peer-open');
   const s3 = await startS3(join(work, 's3rver'));
   try {
     for (const size of options.sizes) {
