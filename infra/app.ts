@@ -5,7 +5,7 @@
  */
 import { App, Validations } from 'aws-cdk-lib';
 import { AwsSolutionsChecks } from 'cdk-nag';
-import { resolveModelDirectory } from '../functions/adapters/model-resolution.js';
+import { resolveModelDirectory } from '../functions/adapters/model/model-resolution.js';
 import { CONFIG_KEYS, parseStackConfig } from './config.js';
 import { SearchStack } from './search-stack.js';
 

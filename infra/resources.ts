@@ -5,7 +5,7 @@
 export const TABLE_KEYS = { partitionKey: 'pk', sortKey: 'sk', timeToLiveAttribute: 'expiresAt' } as const;
 
 /** Uploads under this prefix are ingested (S3 notification filter); defined with the bucket adapter. */
-export { DOCUMENTS_PREFIX } from '../functions/adapters/document-bucket.js';
+export { DOCUMENTS_PREFIX } from '../functions/adapters/aws/document-bucket.js';
 
 /** Receives before a message goes to the dead-letter queue. */
 export const INGEST_MAX_RECEIVE_COUNT = 5;

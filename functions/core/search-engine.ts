@@ -81,7 +81,7 @@ export interface SearchTimings {
 
 /**
  * The read side of an immutable snapshot, as the engine needs it. Implemented over files by
- * `adapters/snapshot-files.ts`; rows are 0-based and are the usearch keys.
+ * `adapters/index/snapshot-files.ts`; rows are 0-based and are the usearch keys.
  */
 export interface SnapshotView {
   readonly manifest: SnapshotManifest;

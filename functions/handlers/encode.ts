@@ -7,12 +7,12 @@ import { BatchProcessor, EventType, processPartialResponse } from '@aws-lambda-p
 import { Logger } from '@aws-lambda-powertools/logger';
 import { Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
 import type { Context, SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
-import { connectionFromEnvironment, dynamoDocumentClient, s3Client } from '../adapters/aws-clients.js';
-import { DocumentBucket } from '../adapters/document-bucket.js';
-import { IngestService, parseS3EventMessage } from '../adapters/ingest-service.js';
-import { resolveModelDirectory } from '../adapters/model-resolution.js';
-import { OnnxEmbedder } from '../adapters/onnx-embedder.js';
-import { SearchTable } from '../adapters/search-table.js';
+import { connectionFromEnvironment, dynamoDocumentClient, s3Client } from '../adapters/aws/aws-clients.js';
+import { DocumentBucket } from '../adapters/aws/document-bucket.js';
+import { SearchTable } from '../adapters/aws/search-table.js';
+import { resolveModelDirectory } from '../adapters/model/model-resolution.js';
+import { OnnxEmbedder } from '../adapters/model/onnx-embedder.js';
+import { IngestService, parseS3EventMessage } from '../adapters/services/ingest-service.js';
 import { ENCODE_TIMEOUT_SECONDS, METRICS_NAMESPACE, readEnvironment } from './environment.js';
 
 const environment = readEnvironment();

@@ -1,9 +1,9 @@
 import { Hono } from 'hono';
 import type { ContentfulStatusCode } from 'hono/utils/http-status';
 import { z } from 'zod';
-import { DocumentBucket } from '../adapters/document-bucket.js';
-import type { SearchRuntime } from '../adapters/search-runtime.js';
-import type { SearchTable } from '../adapters/search-table.js';
+import { DocumentBucket } from '../adapters/aws/document-bucket.js';
+import type { SearchTable } from '../adapters/aws/search-table.js';
+import type { SearchRuntime } from '../adapters/services/search-runtime.js';
 import { documentBodySchema, documentIdSchema, isMultiDocumentFile } from '../core/documents.js';
 import { BisearchError, InvalidRequestError } from '../core/errors.js';
 import type { SearchTimings } from '../core/search-engine.js';

@@ -5,10 +5,10 @@
  */
 import { Logger } from '@aws-lambda-powertools/logger';
 import { Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
-import { connectionFromEnvironment, dynamoDocumentClient, s3Client } from '../adapters/aws-clients.js';
-import { IndexBucket } from '../adapters/index-bucket.js';
-import { type ReindexState, ReindexSteps } from '../adapters/reindex-steps.js';
-import { SearchTable } from '../adapters/search-table.js';
+import { connectionFromEnvironment, dynamoDocumentClient, s3Client } from '../adapters/aws/aws-clients.js';
+import { IndexBucket } from '../adapters/aws/index-bucket.js';
+import { SearchTable } from '../adapters/aws/search-table.js';
+import { type ReindexState, ReindexSteps } from '../adapters/services/reindex-steps.js';
 import { METRICS_NAMESPACE, readEnvironment } from './environment.js';
 
 const environment = readEnvironment();

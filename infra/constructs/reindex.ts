@@ -15,7 +15,7 @@ import {
 } from 'aws-cdk-lib/aws-stepfunctions';
 import { LambdaInvoke } from 'aws-cdk-lib/aws-stepfunctions-tasks';
 import { Construct } from 'constructs';
-import { TRANSIENT_REINDEX_ERRORS } from '../../functions/adapters/reindex-steps.js';
+import { TRANSIENT_REINDEX_ERRORS } from '../../functions/adapters/services/reindex-steps.js';
 import type { StackConfig } from '../config.js';
 import { bisearchFunction } from './bisearch-function.js';
 import type { RuntimeLayers } from './layers.js';

@@ -7,8 +7,8 @@ import { isAbsolute, join, relative, resolve, sep } from 'node:path';
 import { PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { SingleBar } from 'cli-progress';
 import { Command, InvalidArgumentError, Option } from 'commander';
-import { connectionFromEnvironment, s3Client } from '../../functions/adapters/aws-clients.js';
-import { DOCUMENTS_PREFIX } from '../../functions/adapters/document-bucket.js';
+import { connectionFromEnvironment, s3Client } from '../../functions/adapters/aws/aws-clients.js';
+import { DOCUMENTS_PREFIX } from '../../functions/adapters/aws/document-bucket.js';
 import { MAX_ID_SEGMENT_BYTES, objectKeyProblem } from '../../functions/core/document-ids.js';
 import {
   CSV_COLUMNS_METADATA_KEY,

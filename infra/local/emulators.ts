@@ -12,7 +12,7 @@ import {
   dynamoDocumentClient,
   s3Client,
   sqsClient,
-} from '../../functions/adapters/aws-clients.js';
+} from '../../functions/adapters/aws/aws-clients.js';
 import {
   DOCUMENTS_PREFIX,
   INGEST_MAX_RECEIVE_COUNT,

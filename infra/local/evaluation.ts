@@ -1,12 +1,12 @@
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { SingleBar } from 'cli-progress';
-import { readBeirDataset } from '../../functions/adapters/beir-dataset.js';
-import { FileVectorCache } from '../../functions/adapters/file-vector-cache.js';
-import { resolveModelDirectory } from '../../functions/adapters/model-resolution.js';
-import { OnnxEmbedder } from '../../functions/adapters/onnx-embedder.js';
-import { FileSnapshot, writeSnapshot } from '../../functions/adapters/snapshot-files.js';
-import type { HnswSettings } from '../../functions/adapters/usearch-index.js';
+import { readBeirDataset } from '../../functions/adapters/datasets/beir-dataset.js';
+import { FileVectorCache } from '../../functions/adapters/index/file-vector-cache.js';
+import { FileSnapshot, writeSnapshot } from '../../functions/adapters/index/snapshot-files.js';
+import type { HnswSettings } from '../../functions/adapters/index/usearch-index.js';
+import { resolveModelDirectory } from '../../functions/adapters/model/model-resolution.js';
+import { OnnxEmbedder } from '../../functions/adapters/model/onnx-embedder.js';
 import type { SourceDocument } from '../../functions/core/documents.js';
 import {
   evaluateRun,

@@ -15,10 +15,10 @@ import type {
 import { Cron } from 'croner';
 import { type Context, Hono } from 'hono';
 import { z } from 'zod';
-import { dynamoDocumentClient, s3Client, sqsClient } from '../../functions/adapters/aws-clients.js';
-import { DocumentBucket } from '../../functions/adapters/document-bucket.js';
-import { resolveModelDirectory } from '../../functions/adapters/model-resolution.js';
-import { SearchTable } from '../../functions/adapters/search-table.js';
+import { dynamoDocumentClient, s3Client, sqsClient } from '../../functions/adapters/aws/aws-clients.js';
+import { DocumentBucket } from '../../functions/adapters/aws/document-bucket.js';
+import { SearchTable } from '../../functions/adapters/aws/search-table.js';
+import { resolveModelDirectory } from '../../functions/adapters/model/model-resolution.js';
 import { encodeNotificationKey } from '../../functions/core/document-ids.js';
 import { apiGatewayEvent } from './api-gateway-event.js';
 import { expireItems } from './dynamodb-ttl.js';

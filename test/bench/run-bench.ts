@@ -8,7 +8,7 @@
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { Command, Option } from 'commander';
-import { DEFAULT_HNSW } from '../../functions/adapters/usearch-index.js';
+import { DEFAULT_HNSW } from '../../functions/adapters/index/usearch-index.js';
 import { embeddingInput } from '../../functions/core/chunking.js';
 import type { VectorDtype } from '../../functions/core/snapshot-manifest.js';
 import { type BaseCorpus, deriveCorpus, loadBaseCorpus, queryMatrix } from './lib/derived-corpus.js';

@@ -9,7 +9,7 @@ import { dirname, join } from 'node:path';
 import { GetObjectCommand } from '@aws-sdk/client-s3';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { connectionFromEnvironment, s3Client } from '../../functions/adapters/aws-clients.js';
+import { connectionFromEnvironment, s3Client } from '../../functions/adapters/aws/aws-clients.js';
 import { bisearch, eventually, type LocalProcess, startLocalProcess } from '../support/local-process.js';
 
 const BUDGET_MS = 30_000;

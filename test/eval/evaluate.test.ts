@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, describe, expect, it } from 'vitest';
-import { readBeirDataset } from '../../functions/adapters/beir-dataset.js';
+import { readBeirDataset } from '../../functions/adapters/datasets/beir-dataset.js';
 import type { EvaluationReport } from '../../infra/local/evaluation.js';
 import { SCIFACT_DIR } from '../support/shared-fixtures.js';
 

@@ -9,12 +9,15 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PutCommand } from '@aws-sdk/lib-dynamodb';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { dynamoDocumentClient, s3Client } from '../../functions/adapters/aws-clients.js';
-import { IndexBucket } from '../../functions/adapters/index-bucket.js';
-import { OnnxEmbedder } from '../../functions/adapters/onnx-embedder.js';
-import { autoReindexName, type ReindexTrigger } from '../../functions/adapters/reindex-trigger.js';
-import { SearchRuntime, type SearchRuntimeOptions } from '../../functions/adapters/search-runtime.js';
-import { SearchTable } from '../../functions/adapters/search-table.js';
+import { dynamoDocumentClient, s3Client } from '../../functions/adapters/aws/aws-clients.js';
+import { IndexBucket } from '../../functions/adapters/aws/index-bucket.js';
+import { autoReindexName, type ReindexTrigger } from '../../functions/adapters/aws/reindex-trigger.js';
+import { SearchTable } from '../../functions/adapters/aws/search-table.js';
+import { OnnxEmbedder } from '../../functions/adapters/model/onnx-embedder.js';
+import {
+  SearchRuntime,
+  type SearchRuntimeOptions,
+} from '../../functions/adapters/services/search-runtime.js';
 import { type LocalAws, startLocalAws } from '../../infra/local/emulators.js';
 import { TINY_BERT_BIENCODER_DIR } from '../support/shared-fixtures.js';
 import { seedDocuments, syntheticVector, writeSyntheticDocument } from '../support/synthetic-documents.js';

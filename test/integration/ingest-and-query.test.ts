@@ -4,7 +4,7 @@ import { fileURLToPath } from 'node:url';
 import { GetObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import { ReceiveMessageCommand, SendMessageCommand } from '@aws-sdk/client-sqs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { s3Client, sqsClient } from '../../functions/adapters/aws-clients.js';
+import { s3Client, sqsClient } from '../../functions/adapters/aws/aws-clients.js';
 import { CSV_COLUMNS_METADATA_KEY } from '../../functions/core/documents.js';
 import { type HandlerStack, startHandlerStack } from '../support/local-stack.js';
 

@@ -17,17 +17,17 @@ import { DeleteObjectCommand, PutObjectCommand, type S3Client } from '@aws-sdk/c
 import { QueryCommand } from '@aws-sdk/lib-dynamodb';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { dynamoDocumentClient, s3Client } from '../../functions/adapters/aws-clients.js';
-import { DocumentBucket } from '../../functions/adapters/document-bucket.js';
-import { IndexBucket } from '../../functions/adapters/index-bucket.js';
+import { dynamoDocumentClient, s3Client } from '../../functions/adapters/aws/aws-clients.js';
+import { DocumentBucket } from '../../functions/adapters/aws/document-bucket.js';
+import { IndexBucket } from '../../functions/adapters/aws/index-bucket.js';
+import { ORPHAN_CHUNK_GRACE_MS, SearchTable } from '../../functions/adapters/aws/search-table.js';
+import { OnnxEmbedder } from '../../functions/adapters/model/onnx-embedder.js';
 import {
   IngestService,
   type S3ObjectEvent,
   SourceBusyError,
-} from '../../functions/adapters/ingest-service.js';
-import { OnnxEmbedder } from '../../functions/adapters/onnx-embedder.js';
-import { SearchRuntime } from '../../functions/adapters/search-runtime.js';
-import { ORPHAN_CHUNK_GRACE_MS, SearchTable } from '../../functions/adapters/search-table.js';
+} from '../../functions/adapters/services/ingest-service.js';
+import { SearchRuntime } from '../../functions/adapters/services/search-runtime.js';
 import { chunkDocument } from '../../functions/core/chunking.js';
 import { type LocalAws, startLocalAws } from '../../infra/local/emulators.js';
 import { PerKeySequencers } from '../../infra/local/s3-fidelity.js';

@@ -3,8 +3,8 @@
  * nothing that expires may remove what is still counted on.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { connectionFromEnvironment, dynamoDocumentClient } from '../../functions/adapters/aws-clients.js';
-import { SearchTable } from '../../functions/adapters/search-table.js';
+import { connectionFromEnvironment, dynamoDocumentClient } from '../../functions/adapters/aws/aws-clients.js';
+import { SearchTable } from '../../functions/adapters/aws/search-table.js';
 import { expireItems } from '../../infra/local/dynamodb-ttl.js';
 import { type LocalAws, startLocalAws } from '../../infra/local/emulators.js';
 

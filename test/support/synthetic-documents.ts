@@ -3,7 +3,7 @@
  * status, then a change-log announcement), with synthetic unit vectors: for tests and benchmarks
  * of the change log and catch-up at sizes where embedding every text would dominate.
  */
-import type { SearchTable } from '../../functions/adapters/search-table.js';
+import type { SearchTable } from '../../functions/adapters/aws/search-table.js';
 import type { EmbeddedChunk } from '../../functions/core/delta.js';
 
 /** A deterministic unit vector for document `n` (mulberry32: 32-bit integer arithmetic, no float overflow). */

@@ -1,6 +1,6 @@
 import { beforeAll, describe, expect, it } from 'vitest';
-import { describeModelDirectory } from '../../functions/adapters/model-directory.js';
-import { ModelTokenizer } from '../../functions/adapters/model-tokenizer.js';
+import { describeModelDirectory } from '../../functions/adapters/model/model-directory.js';
+import { ModelTokenizer } from '../../functions/adapters/model/model-tokenizer.js';
 import { chunkDocument, documentContentHash, embeddingInput } from '../../functions/core/chunking.js';
 import type { SourceDocument } from '../../functions/core/documents.js';
 import { TINY_BERT_BIENCODER_DIR, USE_LITE_DIR } from '../support/shared-fixtures.js';

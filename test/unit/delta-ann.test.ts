@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { InMemoryHnswIndex } from '../../functions/adapters/usearch-index.js';
+import { InMemoryHnswIndex } from '../../functions/adapters/index/usearch-index.js';
 import { DeltaLayer, type EmbeddedChunk } from '../../functions/core/delta.js';
 import { LexicalIndex } from '../../functions/core/lexical.js';
 import { syntheticVector } from '../support/synthetic-documents.js';

@@ -5,8 +5,8 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type PinnedModel, resolveModelDirectory } from '../../functions/adapters/model-resolution.js';
-import { OnnxEmbedder } from '../../functions/adapters/onnx-embedder.js';
+import { type PinnedModel, resolveModelDirectory } from '../../functions/adapters/model/model-resolution.js';
+import { OnnxEmbedder } from '../../functions/adapters/model/onnx-embedder.js';
 import { ModelUnavailableError } from '../../functions/core/errors.js';
 import { TINY_BERT_BIENCODER_DIR, USE_LITE_DIR } from '../support/shared-fixtures.js';
 

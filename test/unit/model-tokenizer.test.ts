@@ -1,8 +1,8 @@
 import { readFileSync } from 'node:fs';
 import { Tokenizer } from '@huggingface/tokenizers';
 import { describe, expect, it } from 'vitest';
-import { describeModelDirectory } from '../../functions/adapters/model-directory.js';
-import { ModelTokenizer } from '../../functions/adapters/model-tokenizer.js';
+import { describeModelDirectory } from '../../functions/adapters/model/model-directory.js';
+import { ModelTokenizer } from '../../functions/adapters/model/model-tokenizer.js';
 import {
   SCIFACT_DIR,
   TINY_BERT_BIENCODER_DIR,

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { OnnxCrossEncoder } from '../../functions/adapters/onnx-cross-encoder.js';
+import { OnnxCrossEncoder } from '../../functions/adapters/model/onnx-cross-encoder.js';
 import { readGolden, TINY_BERT_CROSS_ENCODER_DIR } from '../support/shared-fixtures.js';
 
 interface CrossEncoderGolden {

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { OnnxEmbedder } from '../../functions/adapters/onnx-embedder.js';
+import { OnnxEmbedder } from '../../functions/adapters/model/onnx-embedder.js';
 import { dot } from '../../functions/core/vectors.js';
 import { maxAbsDiff, readGolden, TINY_BERT_BIENCODER_DIR, USE_LITE_DIR } from '../support/shared-fixtures.js';
 

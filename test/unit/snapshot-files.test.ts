@@ -2,8 +2,12 @@ import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:f
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { FileSnapshot, writeSnapshot } from '../../functions/adapters/snapshot-files.js';
-import { HnswIndexFile, quantizedForInt8, readHnswHeader } from '../../functions/adapters/usearch-index.js';
+import { FileSnapshot, writeSnapshot } from '../../functions/adapters/index/snapshot-files.js';
+import {
+  HnswIndexFile,
+  quantizedForInt8,
+  readHnswHeader,
+} from '../../functions/adapters/index/usearch-index.js';
 import type { EmbeddedChunk } from '../../functions/core/delta.js';
 import type { EmbeddingSpace } from '../../functions/core/embedding-space.js';
 import { EmbeddingSpaceMismatchError, SnapshotIntegrityError } from '../../functions/core/errors.js';

@@ -12,10 +12,10 @@
  * Texts are copies, so lexical postings grow with the corpus as they would for common terms.
  */
 import usearch from 'usearch';
-import { readBeirDataset } from '../../../functions/adapters/beir-dataset.js';
-import { FileVectorCache } from '../../../functions/adapters/file-vector-cache.js';
-import { resolveModelDirectory } from '../../../functions/adapters/model-resolution.js';
-import { OnnxEmbedder } from '../../../functions/adapters/onnx-embedder.js';
+import { readBeirDataset } from '../../../functions/adapters/datasets/beir-dataset.js';
+import { FileVectorCache } from '../../../functions/adapters/index/file-vector-cache.js';
+import { resolveModelDirectory } from '../../../functions/adapters/model/model-resolution.js';
+import { OnnxEmbedder } from '../../../functions/adapters/model/onnx-embedder.js';
 import type { EmbeddedChunk } from '../../../functions/core/delta.js';
 import { chunkDocuments, embedChunks } from '../../../functions/core/indexing.js';
 import { progress, seededRandom } from './measure.js';

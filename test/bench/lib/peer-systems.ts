@@ -13,7 +13,7 @@ import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import type { Connection, Table } from '@lancedb/lancedb';
 import type { AnyOrama } from '@orama/orama';
-import { FileSnapshot } from '../../../functions/adapters/snapshot-files.js';
+import { FileSnapshot } from '../../../functions/adapters/index/snapshot-files.js';
 import { embeddingInput } from '../../../functions/core/chunking.js';
 import type { EmbeddedChunk } from '../../../functions/core/delta.js';
 import type { EmbeddingSpace, TextEmbedder } from '../../../functions/core/embedding-space.js';

@@ -6,7 +6,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as vega from 'vega';
 import { compile, type TopLevelSpec } from 'vega-lite';
-import { I8_RESCORE_FACTOR } from '../../../functions/adapters/snapshot-files.js';
+import { I8_RESCORE_FACTOR } from '../../../functions/adapters/index/snapshot-files.js';
 import type { BenchResults } from '../run-bench.js';
 import type { PeerLatency, PeersResults } from '../sections/peers.js';
 
@@ -549,7 +549,7 @@ export async function writeReport(
           `| ${row.model} | ${row.passages} | ${fixed(row.bisearchMs, 1)} | ${fixed(row.rawSessionMs, 1)} | ${fixed(row.overhead * 100, 1)}% | ${fixed(row.tokenizeMs, 1)} | ${fixed(row.tokenizeFirstSightMs, 1)} | ${fixed(row.overheadWithoutTokenizing * 100, 1)}% |`,
       ),
       '',
-      'All on the embedder\'s own session, interleaved. The bare session is fed token ids prepared beforehand, so the overhead is tokenising (@huggingface/tokenizers, JavaScript) plus building the input tensors, reading the output and pooling; "from token ids on" is bisearch\'s path without the tokenising. The tokenizer remembers the pieces of words it has split (exact, bounded; `functions/adapters/model-tokenizer.ts`), and the measured passages repeat, so the path runs with every word remembered; "every word new" is a tokenizer that has seen none of them.',
+      'All on the embedder\'s own session, interleaved. The bare session is fed token ids prepared beforehand, so the overhead is tokenising (@huggingface/tokenizers, JavaScript) plus building the input tensors, reading the output and pooling; "from token ids on" is bisearch\'s path without the tokenising. The tokenizer remembers the pieces of words it has split (exact, bounded; `functions/adapters/model/model-tokenizer.ts`), and the measured passages repeat, so the path runs with every word remembered; "every word new" is a tokenizer that has seen none of them.',
       '',
     );
     const transformers = embedding.transformers;

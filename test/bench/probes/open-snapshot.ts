@@ -7,8 +7,8 @@
  * Prints one JSON line: milliseconds since process start at each step, and RSS / heap in MiB.
  */
 import { parseArgs } from 'node:util';
-import { OnnxEmbedder } from '../../../functions/adapters/onnx-embedder.js';
-import { FileSnapshot } from '../../../functions/adapters/snapshot-files.js';
+import { FileSnapshot } from '../../../functions/adapters/index/snapshot-files.js';
+import { OnnxEmbedder } from '../../../functions/adapters/model/onnx-embedder.js';
 import { SearchEngine } from '../../../functions/core/search-engine.js';
 
 const { values } = parseArgs({

@@ -12,8 +12,8 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { s3Client } from '../../../functions/adapters/aws-clients.js';
-import { IndexBucket } from '../../../functions/adapters/index-bucket.js';
+import { s3Client } from '../../../functions/adapters/aws/aws-clients.js';
+import { IndexBucket } from '../../../functions/adapters/aws/index-bucket.js';
 import {
   loadOrama,
   openLance,

@@ -8,8 +8,12 @@ import { mkdirSync, rmSync, statSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import usearch from 'usearch';
-import { I8_RESCORE_FACTOR } from '../../../functions/adapters/snapshot-files.js';
-import { DEFAULT_HNSW, HnswIndexFile, writeHnswIndex } from '../../../functions/adapters/usearch-index.js';
+import { I8_RESCORE_FACTOR } from '../../../functions/adapters/index/snapshot-files.js';
+import {
+  DEFAULT_HNSW,
+  HnswIndexFile,
+  writeHnswIndex,
+} from '../../../functions/adapters/index/usearch-index.js';
 import {
   defaultHnswMetric,
   type HnswMetric,

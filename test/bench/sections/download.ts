@@ -16,8 +16,8 @@ import { join, resolve } from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { GetObjectCommand } from '@aws-sdk/client-s3';
-import { s3Client } from '../../../functions/adapters/aws-clients.js';
-import { IndexBucket } from '../../../functions/adapters/index-bucket.js';
+import { s3Client } from '../../../functions/adapters/aws/aws-clients.js';
+import { IndexBucket } from '../../../functions/adapters/aws/index-bucket.js';
 import { percentile, progress, timed } from '../lib/measure.js';
 
 export interface DownloadResult {

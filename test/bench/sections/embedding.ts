@@ -8,10 +8,10 @@
 import { mkdirSync, rmSync, symlinkSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import * as ort from 'onnxruntime-node';
-import { describeModelDirectory } from '../../../functions/adapters/model-directory.js';
-import { type EncodedSequence, ModelTokenizer } from '../../../functions/adapters/model-tokenizer.js';
-import { OnnxEmbedder } from '../../../functions/adapters/onnx-embedder.js';
-import { openOnnxSession } from '../../../functions/adapters/onnx-session.js';
+import { describeModelDirectory } from '../../../functions/adapters/model/model-directory.js';
+import { type EncodedSequence, ModelTokenizer } from '../../../functions/adapters/model/model-tokenizer.js';
+import { OnnxEmbedder } from '../../../functions/adapters/model/onnx-embedder.js';
+import { openOnnxSession } from '../../../functions/adapters/model/onnx-session.js';
 import { type Percentiles, percentile, percentiles, progress, sampleMs, timed } from '../lib/measure.js';
 
 export interface ThroughputPoint {

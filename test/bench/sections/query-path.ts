@@ -5,7 +5,7 @@
  */
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { FileSnapshot, writeSnapshot } from '../../../functions/adapters/snapshot-files.js';
+import { FileSnapshot, writeSnapshot } from '../../../functions/adapters/index/snapshot-files.js';
 import type { EmbeddedChunk } from '../../../functions/core/delta.js';
 import type { EmbeddingSpace } from '../../../functions/core/embedding-space.js';
 import { SearchEngine, type SearchMode, type SearchTimings } from '../../../functions/core/search-engine.js';

@@ -1,25 +1,25 @@
 import { randomUUID } from 'node:crypto';
 import type { Logger } from '@aws-lambda-powertools/logger';
-import { type Chunk, type ChunkingOptions, chunkDocument, documentContentHash } from '../core/chunking.js';
-import type { EmbeddedChunk } from '../core/delta.js';
-import { decodeNotificationKey } from '../core/document-ids.js';
-import { decideClaim, decideRelease } from '../core/document-ownership.js';
+import { type Chunk, type ChunkingOptions, chunkDocument, documentContentHash } from '../../core/chunking.js';
+import type { EmbeddedChunk } from '../../core/delta.js';
+import { decodeNotificationKey } from '../../core/document-ids.js';
+import { decideClaim, decideRelease } from '../../core/document-ownership.js';
 import {
   CSV_COLUMNS_METADATA_KEY,
   documentIdFromFileName,
   parseDocumentFile,
   type SourceDocument,
-} from '../core/documents.js';
-import type { TextEmbedder } from '../core/embedding-space.js';
-import { BisearchError, type DocumentParseError } from '../core/errors.js';
-import { embedChunks } from '../core/indexing.js';
-import { type DocumentBucket, DocumentTooLargeError } from './document-bucket.js';
+} from '../../core/documents.js';
+import type { TextEmbedder } from '../../core/embedding-space.js';
+import { BisearchError, type DocumentParseError } from '../../core/errors.js';
+import { embedChunks } from '../../core/indexing.js';
+import { type DocumentBucket, DocumentTooLargeError } from '../aws/document-bucket.js';
 import {
   type DocumentStatus,
   normalizeSequencer,
   type SearchTable,
   type SourceFailure,
-} from './search-table.js';
+} from '../aws/search-table.js';
 
 /** One S3 object event, as the ingest queue delivers it. */
 export interface S3ObjectEvent {

@@ -1,7 +1,7 @@
 import { appendFileSync, existsSync, mkdirSync, readFileSync, truncateSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import type { EmbeddingSpace } from '../core/embedding-space.js';
-import type { VectorCache } from '../core/indexing.js';
+import type { EmbeddingSpace } from '../../core/embedding-space.js';
+import type { VectorCache } from '../../core/indexing.js';
 
 /**
  * An append-only file of (content hash, vector) records for one embedding space, so rebuilding an

@@ -5,7 +5,7 @@ import {
   PutObjectCommand,
   type S3Client,
 } from '@aws-sdk/client-s3';
-import { BisearchError } from '../core/errors.js';
+import { BisearchError } from '../../core/errors.js';
 import { listObjects } from './s3-objects.js';
 
 /** Prefix under which uploads are ingested; the stack's S3 notifications filter on it. */

@@ -1,5 +1,5 @@
 import type * as ort from 'onnxruntime-node';
-import type { PairScorer } from '../core/embedding-space.js';
+import type { PairScorer } from '../../core/embedding-space.js';
 import type { ModelOverrides } from './model-directory.js';
 import type { ModelTokenizer } from './model-tokenizer.js';
 import { floatOutput, loadOnnxModel, type OnnxSessionOptions, runInBatches } from './onnx-session.js';

@@ -1,9 +1,9 @@
 import { closeSync, openSync, readSync, statSync } from 'node:fs';
-import type { DeltaVectorIndex } from '../core/delta.js';
-import { SnapshotIntegrityError } from '../core/errors.js';
-import type { HnswMetric, VectorDtype } from '../core/snapshot-manifest.js';
-import type { ScoredRow } from '../core/vectors.js';
-import { usearch } from './native-modules.js';
+import type { DeltaVectorIndex } from '../../core/delta.js';
+import { SnapshotIntegrityError } from '../../core/errors.js';
+import type { HnswMetric, VectorDtype } from '../../core/snapshot-manifest.js';
+import type { ScoredRow } from '../../core/vectors.js';
+import { usearch } from '../native-modules.js';
 
 const { Index, MetricKind } = usearch;
 type UsearchIndex = InstanceType<typeof Index>;

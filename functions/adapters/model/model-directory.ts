@@ -1,7 +1,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
-import { ModelConfigurationError } from '../core/errors.js';
-import type { PoolingStrategy } from '../core/pooling.js';
+import { ModelConfigurationError } from '../../core/errors.js';
+import type { PoolingStrategy } from '../../core/pooling.js';
 
 /** Explicit settings that win over what the model files say. */
 export interface ModelOverrides {

@@ -2,13 +2,13 @@ import { createReadStream, createWriteStream } from 'node:fs';
 import { mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
-import type { EmbeddedChunk } from '../core/delta.js';
-import type { EmbeddingSpace } from '../core/embedding-space.js';
-import { annRecallAtK, evenlySpacedRows } from '../core/snapshot-validation.js';
-import { EXPORTS_PREFIX, IndexBucket } from './index-bucket.js';
-import { type IndexVersionRecord, PointerConflictError, type SearchTable } from './search-table.js';
-import { FileSnapshot, writeSnapshot } from './snapshot-files.js';
-import type { HnswSettings } from './usearch-index.js';
+import type { EmbeddedChunk } from '../../core/delta.js';
+import type { EmbeddingSpace } from '../../core/embedding-space.js';
+import { annRecallAtK, evenlySpacedRows } from '../../core/snapshot-validation.js';
+import { EXPORTS_PREFIX, IndexBucket } from '../aws/index-bucket.js';
+import { type IndexVersionRecord, PointerConflictError, type SearchTable } from '../aws/search-table.js';
+import { FileSnapshot, writeSnapshot } from '../index/snapshot-files.js';
+import type { HnswSettings } from '../index/usearch-index.js';
 
 /** A version failed validation (checksums, embedding space, counts or recall). Not retried. */
 export class SnapshotValidationFailed extends Error {

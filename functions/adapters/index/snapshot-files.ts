@@ -11,13 +11,13 @@ import {
 import { mkdir, open, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { finished } from 'node:stream/promises';
-import type { Chunk } from '../core/chunking.js';
-import { embeddingInput } from '../core/chunking.js';
-import type { EmbeddedChunk } from '../core/delta.js';
-import { assertSameEmbeddingSpace, type EmbeddingSpace } from '../core/embedding-space.js';
-import { SnapshotIntegrityError } from '../core/errors.js';
-import { LexicalIndex, LexicalSegment } from '../core/lexical.js';
-import type { SnapshotView } from '../core/search-engine.js';
+import type { Chunk } from '../../core/chunking.js';
+import { embeddingInput } from '../../core/chunking.js';
+import type { EmbeddedChunk } from '../../core/delta.js';
+import { assertSameEmbeddingSpace, type EmbeddingSpace } from '../../core/embedding-space.js';
+import { SnapshotIntegrityError } from '../../core/errors.js';
+import { LexicalIndex, LexicalSegment } from '../../core/lexical.js';
+import type { SnapshotView } from '../../core/search-engine.js';
 import {
   defaultHnswMetric,
   MANIFEST_FILE,
@@ -26,8 +26,8 @@ import {
   SNAPSHOT_FORMAT_VERSION,
   type SnapshotManifest,
   snapshotVersionId,
-} from '../core/snapshot-manifest.js';
-import { dot, exactTopK, type ScoredRow } from '../core/vectors.js';
+} from '../../core/snapshot-manifest.js';
+import { dot, exactTopK, type ScoredRow } from '../../core/vectors.js';
 import { DEFAULT_HNSW, HnswIndexFile, type HnswSettings, writeHnswIndex } from './usearch-index.js';
 
 export interface WriteSnapshotInput {

@@ -1,7 +1,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { parseTextDocumentFile, type SourceDocument } from '../core/documents.js';
-import type { Qrels } from '../core/eval-metrics.js';
+import { parseTextDocumentFile, type SourceDocument } from '../../core/documents.js';
+import type { Qrels } from '../../core/eval-metrics.js';
 
 /** A BEIR-layout dataset: `corpus.jsonl`, `queries.jsonl`, `qrels/<split>.tsv`. */
 export interface BeirDataset {

@@ -5,8 +5,8 @@ import { homedir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { SingleBar } from 'cli-progress';
-import { ModelUnavailableError } from '../core/errors.js';
-import { fileDigest } from './snapshot-files.js';
+import { ModelUnavailableError } from '../../core/errors.js';
+import { fileDigest } from '../index/snapshot-files.js';
 
 /** A file of a published model and its expected size and sha256. */
 export interface PinnedFile {

@@ -10,10 +10,10 @@ import {
   ScanCommand,
   UpdateCommand,
 } from '@aws-sdk/lib-dynamodb';
-import type { Chunk } from '../core/chunking.js';
-import type { EmbeddedChunk } from '../core/delta.js';
-import type { DocumentMetadata } from '../core/documents.js';
-import { assertSameEmbeddingSpace, type EmbeddingSpace } from '../core/embedding-space.js';
+import type { Chunk } from '../../core/chunking.js';
+import type { EmbeddedChunk } from '../../core/delta.js';
+import type { DocumentMetadata } from '../../core/documents.js';
+import { assertSameEmbeddingSpace, type EmbeddingSpace } from '../../core/embedding-space.js';
 
 /** Lifecycle of a document as `GET /documents/{docId}` reports it. */
 export type DocumentState = 'pending' | 'indexed' | 'failed' | 'deleted';

@@ -9,8 +9,8 @@ import {
   type S3Client,
 } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
-import { SnapshotIntegrityError } from '../core/errors.js';
-import { MANIFEST_FILE, parseSnapshotManifest, type SnapshotManifest } from '../core/snapshot-manifest.js';
+import { SnapshotIntegrityError } from '../../core/errors.js';
+import { MANIFEST_FILE, parseSnapshotManifest, type SnapshotManifest } from '../../core/snapshot-manifest.js';
 import { listObjects } from './s3-objects.js';
 
 /** Prefix of snapshot versions in the index bucket: `indexes/<version>/<file>`. */

@@ -1,8 +1,8 @@
 import { join } from 'node:path';
 import type * as ort from 'onnxruntime-node';
-import type { EmbeddingSpace, TextEmbedder } from '../core/embedding-space.js';
-import { ModelConfigurationError } from '../core/errors.js';
-import { type PoolingStrategy, poolTokenStates, splitRows } from '../core/pooling.js';
+import type { EmbeddingSpace, TextEmbedder } from '../../core/embedding-space.js';
+import { ModelConfigurationError } from '../../core/errors.js';
+import { type PoolingStrategy, poolTokenStates, splitRows } from '../../core/pooling.js';
 import type { ModelDescription, ModelOverrides } from './model-directory.js';
 import { modelFingerprint } from './model-fingerprint.js';
 import type { EncodedSequence, ModelTokenizer } from './model-tokenizer.js';

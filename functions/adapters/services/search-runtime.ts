@@ -1,19 +1,19 @@
 import { existsSync } from 'node:fs';
 import { readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { ChangeLogCursor, DEFAULT_GAP_GRACE_MS } from '../core/change-log-cursor.js';
-import type { EmbeddingSpace, PairScorer, TextEmbedder } from '../core/embedding-space.js';
+import { ChangeLogCursor, DEFAULT_GAP_GRACE_MS } from '../../core/change-log-cursor.js';
+import type { EmbeddingSpace, PairScorer, TextEmbedder } from '../../core/embedding-space.js';
 import {
   SearchEngine,
   type SearchEngineOptions,
   type SearchRequest,
   type SearchResponse,
-} from '../core/search-engine.js';
-import type { IndexBucket } from './index-bucket.js';
-import type { ReindexTrigger, ReindexTriggerOutcome } from './reindex-trigger.js';
-import type { SearchTable } from './search-table.js';
-import { FileSnapshot } from './snapshot-files.js';
-import { InMemoryHnswIndex } from './usearch-index.js';
+} from '../../core/search-engine.js';
+import type { IndexBucket } from '../aws/index-bucket.js';
+import type { ReindexTrigger, ReindexTriggerOutcome } from '../aws/reindex-trigger.js';
+import type { SearchTable } from '../aws/search-table.js';
+import { FileSnapshot } from '../index/snapshot-files.js';
+import { InMemoryHnswIndex } from '../index/usearch-index.js';
 
 /** Receives the runtime's operational signals (wired to Powertools metrics and logs by handlers). */
 export interface RuntimeObserver {

@@ -1,6 +1,6 @@
 import { Tokenizer } from '@huggingface/tokenizers';
-import type { TokenCounter } from '../core/chunking.js';
-import { ModelConfigurationError } from '../core/errors.js';
+import type { TokenCounter } from '../../core/chunking.js';
+import { ModelConfigurationError } from '../../core/errors.js';
 
 /** Token ids of one model input row, before padding. */
 export interface EncodedSequence {
