@@ -28,17 +28,41 @@ export function chunkDocuments(
 }
 
 /**
+ * Thrown by {@link embedChunks} when its `keepGoing` check says stop between two groups. Every
+ * vector embedded so far has been handed to the cache, so a later run continues where this one
+ * stopped.
+ */
+export class EmbeddingInterruptedError extends Error {
+  override readonly name = 'EmbeddingInterruptedError';
+  constructor(
+    /** Chunks with a vector when the run stopped (cache hits included). */
+    readonly done: number,
+    /** Chunks in the run. */
+    readonly total: number,
+  ) {
+    super(`embedding stopped after ${done} of ${total} chunks`);
+  }
+}
+
+/**
  * Embed chunks, reusing cached vectors by content hash and embedding each distinct content once.
  * Results are in input order.
  *
  * @param groupSize chunks handed to the embedder per call (it batches further inside). Default 256.
+ * @param keepGoing asked before each group after the first new one (with the chunks done so far);
+ *   `false` stops the run with {@link EmbeddingInterruptedError}.
  */
 export async function embedChunks(
   chunks: readonly Chunk[],
   embedder: TextEmbedder,
-  options: { cache?: VectorCache; onProgress?: ProgressListener; groupSize?: number } = {},
+  options: {
+    cache?: VectorCache;
+    onProgress?: ProgressListener;
+    groupSize?: number;
+    keepGoing?: (done: number, total: number) => boolean;
+  } = {},
 ): Promise<EmbeddedChunk[]> {
-  const { cache, onProgress } = options;
+  const { cache, onProgress, keepGoing } = options;
   const groupSize = options.groupSize ?? 256;
   const vectorByHash = new Map<string, Float32Array>();
   const missing: Chunk[] = [];
@@ -54,6 +78,8 @@ export async function embedChunks(
   let done = chunks.length - missing.length;
   onProgress?.(done, chunks.length);
   for (let start = 0; start < missing.length; start += groupSize) {
+    if (start > 0 && keepGoing && !keepGoing(done, chunks.length))
+      throw new EmbeddingInterruptedError(done, chunks.length);
     const group = missing.slice(start, start + groupSize);
     const vectors = await embedder.embedDocuments(group.map(embeddingInput));
     group.forEach((chunk, index) => {

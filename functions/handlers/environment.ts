@@ -19,6 +19,8 @@ const environmentSchema = z.object({
   BISEARCH_MAX_CATCH_UP_WAIT_MS: z.coerce.number().int().min(0).default(2_000),
   /** Longest Init waits for catch-up (on-demand Init is limited to 10 s in all). */
   BISEARCH_INIT_CATCH_UP_WAIT_MS: z.coerce.number().int().min(0).max(8_000).default(3_000),
+  /** The ingest queue (encode only): a large object's processing continues in a message sent here. */
+  INGEST_QUEUE_URL: z.string().optional(),
   /** Optional cross-encoder directory; enables the rerank stage. */
   BISEARCH_RERANKER_DIR: z.string().optional(),
   /** onnxruntime threads per operator; Lambda's vCPUs by default. */
@@ -43,6 +45,14 @@ export function readEnvironment(env: Record<string, string | undefined> = proces
 
 /** Encode Lambda timeout, seconds (the stack sets the function's timeout from it). */
 export const ENCODE_TIMEOUT_SECONDS = 120;
+
+/** SQS message attribute counting how often a record was continued in a new invocation. */
+export const ENCODE_CONTINUATION_ATTRIBUTE = 'bisearch-continuation';
+/**
+ * A record is continued at most this often (≈ 100 × 110 s of embedding, far beyond the largest
+ * allowed upload); past it the record fails like any other and dead-letters after redrives.
+ */
+export const ENCODE_MAX_CONTINUATIONS = 100;
 
 /** Service name for logs and metrics dimensions. */
 export const METRICS_NAMESPACE = 'Bisearch';

@@ -70,8 +70,10 @@ export class IngestPipeline extends Construct {
       memoryMb: props.memoryMb,
       timeout: Duration.seconds(ENCODE_TIMEOUT_SECONDS),
       layers: props.layers,
-      environment: storage.functionEnvironment(),
+      // A large object's processing continues in a message the function sends to its own queue.
+      environment: { ...storage.functionEnvironment(), INGEST_QUEUE_URL: this.queue.queueUrl },
     });
+    this.queue.grantSendMessages(this.encodeFunction);
     storage.table.grantReadWriteData(this.encodeFunction);
     storage.documentsBucket.grantRead(this.encodeFunction);
     acknowledgeBucketGrants(this.encodeFunction, storage.documentsBucket, [

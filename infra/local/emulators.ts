@@ -158,6 +158,7 @@ export async function startLocalAws(options: EmulatorOptions = {}): Promise<Loca
       TABLE_NAME: names.tableName,
       DOCUMENTS_BUCKET: names.documentsBucket,
       INDEX_BUCKET: names.indexBucket,
+      INGEST_QUEUE_URL: ingestQueueUrl,
       BISEARCH_DYNAMODB_ENDPOINT: connection.endpoints?.dynamodb as string,
       BISEARCH_S3_ENDPOINT: connection.endpoints?.s3 as string,
       BISEARCH_SQS_ENDPOINT: connection.endpoints?.sqs as string,

@@ -33,6 +33,7 @@ export class SqsPoller {
         MaxNumberOfMessages: Math.min(this.options.batchSize ?? 10, 10),
         WaitTimeSeconds: waitSeconds,
         MessageSystemAttributeNames: ['All'],
+        MessageAttributeNames: ['All'],
       }),
     );
     const messages = response.Messages ?? [];
@@ -49,7 +50,18 @@ export class SqsPoller {
         ApproximateFirstReceiveTimestamp:
           message.Attributes?.ApproximateFirstReceiveTimestamp ?? String(Date.now()),
       },
-      messageAttributes: {},
+      // As the event source mapping delivers them (camel-cased keys).
+      messageAttributes: Object.fromEntries(
+        Object.entries(message.MessageAttributes ?? {}).map(([name, value]) => [
+          name,
+          {
+            dataType: value.DataType ?? 'String',
+            ...(value.StringValue !== undefined ? { stringValue: value.StringValue } : {}),
+            stringListValues: [],
+            binaryListValues: [],
+          },
+        ]),
+      ),
       md5OfBody: message.MD5OfBody ?? '',
       eventSource: 'aws:sqs',
       eventSourceARN: arn,

@@ -95,6 +95,10 @@ export class PointerConflictError extends Error {
 const SEQUENCE_DIGITS = 16;
 /** Change-log entries are kept this long (DynamoDB TTL on AWS), well past the nightly reindex. */
 const CHANGE_LOG_RETENTION_SECONDS = 7 * 24 * 3600;
+/** Saved embedding progress of an unfinished document outlives any retry schedule by far (DynamoDB TTL). */
+export const EMBEDDING_PROGRESS_RETENTION_SECONDS = 24 * 3600;
+/** Vector bytes per progress item, well under DynamoDB's 400 KB item limit. */
+const EMBEDDING_PROGRESS_ITEM_BYTES = 300_000;
 const padSequence = (sequence: number) => String(sequence).padStart(SEQUENCE_DIGITS, '0');
 const padOrdinal = (ordinal: number) => String(ordinal).padStart(6, '0');
 /**
@@ -131,6 +135,7 @@ type Item = Record<string, unknown>;
  * | `SRC#<key>` | `SOURCE` | sequencer and ETag of the object version last processed, its failures |
  * | `SRC#<key>` | `DOC#<docId>` | one document the object defines (one item each: no item grows with a source) |
  * | `SRC#<key>` | `LOCK` | lease of the encoder processing the object (one at a time per key) |
+ * | `PROGRESS#<docId>` | `<contentHash>#<uuid>` | vectors embedded before an encoder ran out of time (TTL 1 day) |
  * | `LOG` | `SEQ#<sequence>` | {@link ChangeLogEntry} |
  * | `META` | `POINTER` | {@link IndexPointer} |
  * | `META` | `SEQUENCE` | the change log's high-water sequence (never expires) |
@@ -302,6 +307,69 @@ export class SearchTable {
     if (!status.writeId) return [];
     const items = await this.queryAll(`DOC#${status.docId}`, `CHUNK#${status.writeId}#`);
     return items.map(toEmbeddedChunk);
+  }
+
+  // --- embedding progress of long documents ------------------------------------------------
+
+  /**
+   * Keep vectors an encoder embedded before it ran out of time, so the invocation that continues
+   * the document does not embed them again. Items are keyed by the document's content hash (a
+   * changed document never reuses them), append-only (no read-modify-write between encoders),
+   * hold at most ~300 KB of vectors each (DynamoDB's item limit is 400 KB), and expire by TTL after
+   * {@link EMBEDDING_PROGRESS_RETENTION_SECONDS} if the document is never finished.
+   */
+  async saveEmbeddingProgress(
+    docId: string,
+    documentHash: string,
+    vectors: ReadonlyArray<readonly [contentHash: string, vector: Float32Array]>,
+  ): Promise<void> {
+    if (vectors.length === 0) return;
+    const bytesPerVector = (vectors[0]?.[1].byteLength ?? 0) + 80;
+    const perItem = Math.max(1, Math.floor(EMBEDDING_PROGRESS_ITEM_BYTES / bytesPerVector));
+    const expiresAt = Math.floor(this.clock() / 1000) + EMBEDDING_PROGRESS_RETENTION_SECONDS;
+    const items: Item[] = [];
+    for (let start = 0; start < vectors.length; start += perItem) {
+      const part = vectors.slice(start, start + perItem);
+      const packed = new Float32Array(part.reduce((sum, [, vector]) => sum + vector.length, 0));
+      let offset = 0;
+      for (const [, vector] of part) {
+        packed.set(vector, offset);
+        offset += vector.length;
+      }
+      items.push({
+        pk: `PROGRESS#${docId}`,
+        sk: `${documentHash}#${randomUUID()}`,
+        hashes: part.map(([hash]) => hash),
+        dimensions: part[0]?.[1].length ?? 0,
+        vectors: new Uint8Array(packed.buffer),
+        expiresAt,
+      });
+    }
+    await this.batchWrite(items.map((Item) => ({ PutRequest: { Item } })));
+  }
+
+  /** Vectors saved by {@link saveEmbeddingProgress} for this content of the document, by chunk content hash. */
+  async embeddingProgress(docId: string, documentHash: string): Promise<Map<string, Float32Array>> {
+    const vectors = new Map<string, Float32Array>();
+    const now = Math.floor(this.clock() / 1000);
+    for (const item of await this.queryAll(`PROGRESS#${docId}`, `${documentHash}#`)) {
+      // TTL deletes lazily (up to days late on AWS): an expired item is treated as gone.
+      if (Number(item.expiresAt) <= now) continue;
+      const bytes = item.vectors as Uint8Array;
+      const packed = new Float32Array(bytes.byteLength / 4);
+      new Uint8Array(packed.buffer).set(bytes);
+      const dimensions = Number(item.dimensions);
+      (item.hashes as string[]).forEach((hash, index) => {
+        vectors.set(hash, packed.slice(index * dimensions, (index + 1) * dimensions));
+      });
+    }
+    return vectors;
+  }
+
+  /** Forget a document's saved progress (every content version), once a version is written. */
+  async clearEmbeddingProgress(docId: string): Promise<void> {
+    const items = await this.queryAll(`PROGRESS#${docId}`, '', ['pk', 'sk']);
+    await this.batchWrite(items.map((item) => ({ DeleteRequest: { Key: { pk: item.pk, sk: item.sk } } })));
   }
 
   /** Delete the chunk items of one version (one this writer replaced, or its own aborted write). */
@@ -790,8 +858,9 @@ export class SearchTable {
       const page = await this.client.send(
         new QueryCommand({
           TableName: this.tableName,
-          KeyConditionExpression: 'pk = :pk AND begins_with(sk, :prefix)',
-          ExpressionAttributeValues: { ':pk': pk, ':prefix': skPrefix },
+          // DynamoDB refuses an empty string for a key attribute, so "every item" has no prefix.
+          KeyConditionExpression: skPrefix ? 'pk = :pk AND begins_with(sk, :prefix)' : 'pk = :pk',
+          ExpressionAttributeValues: skPrefix ? { ':pk': pk, ':prefix': skPrefix } : { ':pk': pk },
           ConsistentRead: true,
           ...(projection ? { ProjectionExpression: projection.map((_, i) => `#p${i}`).join(', ') } : {}),
           ...(projection

@@ -12,7 +12,7 @@ import {
 } from '../../core/documents.js';
 import type { TextEmbedder } from '../../core/embedding-space.js';
 import { BisearchError, type DocumentParseError } from '../../core/errors.js';
-import { embedChunks } from '../../core/indexing.js';
+import { EmbeddingInterruptedError, embedChunks } from '../../core/indexing.js';
 import { type DocumentBucket, DocumentTooLargeError } from '../aws/document-bucket.js';
 import {
   type DocumentStatus,
@@ -47,6 +47,52 @@ export interface DocumentOutcome {
 export class SourceBusyError extends Error {
   override readonly name = 'SourceBusyError';
 }
+
+/**
+ * The invocation ran out of time for this object after making progress: what is done is kept
+ * (finished documents are written, embedded vectors of an unfinished one are saved), and the event
+ * must be processed again, in a fresh invocation, to continue (the encode handler re-enqueues it).
+ * Nothing of the object is searchable in a half state: a document becomes visible only whole.
+ */
+export class ContinuationNeededError extends Error {
+  override readonly name = 'ContinuationNeededError';
+  constructor(
+    readonly key: string,
+    /** Documents of the object written by this invocation. */
+    readonly documentsWritten: number,
+    /** Chunks embedded by this invocation and saved for the next one. */
+    readonly chunksSaved: number,
+  ) {
+    super(
+      `${key}: out of time after writing ${documentsWritten} documents and saving ${chunksSaved} embedded chunks; continues in a new invocation`,
+    );
+  }
+}
+
+/** Options of one {@link IngestService.process} call. */
+export interface ProcessOptions {
+  /**
+   * Milliseconds since the epoch by which the call must have returned (the invocation's end minus
+   * a reserve). Past it, after progress, the call stops with {@link ContinuationNeededError}.
+   * Default: no deadline.
+   */
+  readonly deadline?: number;
+}
+
+/** Work of one process() call against its deadline. */
+interface RunBudget {
+  readonly key: string;
+  readonly deadline: number | undefined;
+  documentsWritten: number;
+  chunksSaved: number;
+}
+
+/** Time kept for one more (small) document before the deadline, ms. */
+const DOCUMENT_RESERVE_MS = 5_000;
+/** Writing a document's chunk items after embedding: 25 per BatchWriteItem, a few ms each; generous. */
+const WRITE_RESERVE_MS_PER_CHUNK = 1;
+/** Documents with more chunks than this may be embedded across invocations (progress is saved). */
+const RESUMABLE_CHUNKS = 256;
 
 /** A notification record that cannot be processed at all (its key is not valid URL encoding). */
 export class UnreadableEventError extends BisearchError {
@@ -152,7 +198,17 @@ export class IngestService {
     this.leaseWaitMs = options.leaseWaitMs ?? 20_000;
   }
 
-  async process(event: S3ObjectEvent): Promise<DocumentOutcome[]> {
+  /**
+   * Bring the event's key in line with S3. With a `deadline`, a large object is processed across
+   * calls: see {@link ContinuationNeededError}.
+   */
+  async process(event: S3ObjectEvent, options: ProcessOptions = {}): Promise<DocumentOutcome[]> {
+    const budget: RunBudget = {
+      key: event.key,
+      deadline: options.deadline,
+      documentsWritten: 0,
+      chunksSaved: 0,
+    };
     const sequencer = normalizeSequencer(event.sequencer);
     const owner = randomUUID();
     await this.acquireLease(event.key, owner);
@@ -160,7 +216,7 @@ export class IngestService {
       const source = await this.table.sourceDocuments(event.key);
       // A newer event of this key was fully processed, after its own write: nothing to add.
       if (source && source.sequencer >= sequencer) return [];
-      return await this.synchronize(event.key, sequencer, source?.docIds ?? []);
+      return await this.synchronize(event.key, sequencer, source?.docIds ?? [], budget);
     } finally {
       await this.table.releaseSourceLease(event.key, owner);
     }
@@ -179,7 +235,12 @@ export class IngestService {
   }
 
   /** Bring the documents of `key` in line with the object S3 holds now. */
-  private async synchronize(key: string, sequencer: string, members: string[]): Promise<DocumentOutcome[]> {
+  private async synchronize(
+    key: string,
+    sequencer: string,
+    members: string[],
+    budget: RunBudget,
+  ): Promise<DocumentOutcome[]> {
     let object: Awaited<ReturnType<DocumentBucket['read']>>;
     const outcomes: DocumentOutcome[] = [];
     const failures: SourceFailure[] = [];
@@ -221,8 +282,12 @@ export class IngestService {
       }
     }
     for (const document of parsed.documents) {
+      // Finished documents stay written; the next invocation passes over them quickly ('unchanged').
+      if (budget.documentsWritten > 0 && !this.hasTime(budget, DOCUMENT_RESERVE_MS))
+        throw new ContinuationNeededError(key, budget.documentsWritten, budget.chunksSaved);
       await this.table.addSourceMember(key, document.id);
-      const outcome = await this.upsert(document, key, sequencer);
+      const outcome = await this.upsert(document, key, sequencer, budget);
+      if (outcome.outcome === 'indexed') budget.documentsWritten += 1;
       outcomes.push(outcome);
       if (outcome.outcome === 'conflict') {
         await this.table.removeSourceMember(key, document.id);
@@ -272,7 +337,17 @@ export class IngestService {
     return failure.line !== undefined ? { ...outcome, line: failure.line } : outcome;
   }
 
-  private async upsert(document: SourceDocument, key: string, sequencer: string): Promise<DocumentOutcome> {
+  /** True when `ms` more fit before the run's deadline (always, without one). */
+  private hasTime(budget: RunBudget, ms: number): boolean {
+    return budget.deadline === undefined || this.clock() + ms < budget.deadline;
+  }
+
+  private async upsert(
+    document: SourceDocument,
+    key: string,
+    sequencer: string,
+    budget: RunBudget,
+  ): Promise<DocumentOutcome> {
     const contentHash = documentContentHash(document);
     let written: { writeId: string; chunks: EmbeddedChunk[]; embedded: number } | undefined;
     try {
@@ -289,6 +364,9 @@ export class IngestService {
           previous.contentHash === contentHash &&
           previous.writeId
         ) {
+          // Written by an earlier invocation of this very event (a continuation): nothing to do.
+          if (previous.sourceSequencer === sequencer && previous.announcedSequence !== undefined)
+            return { docId: document.id, outcome: 'unchanged', chunks: previous.chunks };
           // Same content again: record the newer sequencer; nothing to re-embed or announce.
           const { revision: _revision, error: _error, ...kept } = previous;
           const result = await this.table.writeStatus(
@@ -304,7 +382,13 @@ export class IngestService {
             ...this.chunking,
             maxTokens: this.embedder.maxContentTokens,
           });
-          const embedded = await this.embedReusing(chunks, current?.chunks ?? []);
+          const embedded = await this.embedReusing(
+            document.id,
+            contentHash,
+            chunks,
+            current?.chunks ?? [],
+            budget,
+          );
           const writeId = this.table.newWriteId();
           await this.table.writeChunks(document.id, writeId, embedded.chunks);
           written = { writeId, ...embedded };
@@ -328,6 +412,7 @@ export class IngestService {
         written = undefined;
         await this.announce(document.id, result.revision);
         await this.removeReplaced(document.id, result.replaced, writeId);
+        if (chunks.length > RESUMABLE_CHUNKS) await this.table.clearEmbeddingProgress(document.id);
         return { docId: document.id, outcome: 'indexed', chunks: chunks.length, embedded };
       }
       throw new Error(`document ${document.id} kept changing during ${MAX_STATUS_ATTEMPTS} attempts`);
@@ -438,23 +523,55 @@ export class IngestService {
     await this.table.sweepOrphanChunks(docId, keepWriteId);
   }
 
-  /** Embed chunks, reusing the previous version's vectors for chunks whose content is unchanged. */
+  /**
+   * Embed chunks, reusing the previous version's vectors for chunks whose content is unchanged
+   * and, for a large document, the vectors an earlier invocation saved before it ran out of time.
+   * When this invocation's time runs out first, its new vectors are saved and the run stops with
+   * {@link ContinuationNeededError}.
+   */
   private async embedReusing(
+    docId: string,
+    contentHash: string,
     chunks: Chunk[],
     previous: readonly EmbeddedChunk[],
+    budget: RunBudget,
   ): Promise<{ chunks: EmbeddedChunk[]; embedded: number }> {
-    const known = new Map<string, Float32Array>();
+    const resumable = chunks.length > RESUMABLE_CHUNKS;
+    const known = resumable
+      ? await this.table.embeddingProgress(docId, contentHash)
+      : new Map<string, Float32Array>();
     for (const chunk of previous) known.set(chunk.contentHash, chunk.vector);
-    let embedded = 0;
+    const fresh: Array<readonly [string, Float32Array]> = [];
     const cache = {
       get: (hash: string) => known.get(hash),
       set: (hash: string, vector: Float32Array) => {
         known.set(hash, vector);
-        embedded += 1;
+        fresh.push([hash, vector]);
       },
     };
-    const result = await embedChunks(chunks, this.embedder, { cache });
-    return { chunks: result, embedded };
+    const writeReserveMs = DOCUMENT_RESERVE_MS + chunks.length * WRITE_RESERVE_MS_PER_CHUNK;
+    let groupStarted = this.clock();
+    // Stop while two more groups and the chunk writes still fit: the next invocation goes on.
+    const keepGoing = () => {
+      const now = this.clock();
+      const lastGroupMs = now - groupStarted;
+      groupStarted = now;
+      return this.hasTime(budget, 2 * lastGroupMs + writeReserveMs);
+    };
+    try {
+      const result = await embedChunks(chunks, this.embedder, { cache, ...(resumable ? { keepGoing } : {}) });
+      return { chunks: result, embedded: fresh.length };
+    } catch (error) {
+      if (!(error instanceof EmbeddingInterruptedError)) throw error;
+      await this.table.saveEmbeddingProgress(docId, contentHash, fresh);
+      budget.chunksSaved += fresh.length;
+      this.logger?.info('document continues in a new invocation', {
+        docId,
+        chunks: chunks.length,
+        done: error.done,
+      });
+      throw new ContinuationNeededError(budget.key, budget.documentsWritten, budget.chunksSaved);
+    }
   }
 }
 
