@@ -122,6 +122,23 @@ describe('ingest', () => {
     });
     expect(() => parseStackConfig({ encodeMaxConcurrency: '1' })).toThrow(/encodeMaxConcurrency/);
   });
+
+  it('the encode Lambda may send to its own queue (a large object continues in a new invocation)', () => {
+    const [, encode] = functionAt('Ingest/Encode');
+    const [queueId] =
+      resourcesOf('AWS::SQS::Queue').find(([id]) => /^IngestQueue/.test(id) && !/DeadLetters/.test(id)) ?? [];
+    expect(encode.Properties.Environment.Variables.INGEST_QUEUE_URL).toEqual({ Ref: queueId });
+    const statements = resourcesOf('AWS::IAM::Policy')
+      .filter(([id]) => /^IngestEncodeServiceRoleDefaultPolicy/.test(id))
+      .flatMap(
+        ([, policy]) =>
+          policy.Properties.PolicyDocument.Statement as Array<{ Action: unknown; Resource: unknown }>,
+      );
+    const onQueue = statements.filter((statement) =>
+      JSON.stringify(statement.Resource).includes(queueId as string),
+    );
+    expect(onQueue.flatMap((statement) => [statement.Action].flat())).toContain('sqs:SendMessage');
+  });
 });
 
 describe('query API', () => {

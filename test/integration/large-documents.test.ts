@@ -186,6 +186,18 @@ describe('large documents and sources continue across invocations (dynalite, s3r
     expect(new Set(embedder.passages).size).toBe(embedder.passages.length);
     const source = await table.sourceDocuments('docs/bulk/records.jsonl');
     expect(source?.docIds).toHaveLength(30);
+    // No item grows with the source: one membership item per document, and a head without the list.
+    const items = await dynamoDocumentClient(stack.aws.connection).send(
+      new QueryCommand({
+        TableName: stack.aws.names.tableName,
+        KeyConditionExpression: 'pk = :pk',
+        ExpressionAttributeValues: { ':pk': 'SRC#docs/bulk/records.jsonl' },
+      }),
+    );
+    const head = items.Items?.find((item) => item.sk === 'SOURCE');
+    expect(head?.docIds).toBeUndefined();
+    expect(JSON.stringify(head).length).toBeLessThan(2_000);
+    expect(items.Items?.filter((item) => String(item.sk).startsWith('DOC#'))).toHaveLength(30);
   });
 
   it('the encode handler re-enqueues a record it has no time for, counted, and stops after the cap', async () => {
