@@ -109,23 +109,18 @@ export class LexicalSegment {
 
   /** Index `texts`; the row of a text is its position. */
   static build(texts: readonly string[], bm25: Bm25Parameters = DEFAULT_BM25): LexicalSegment {
-    const postingsByTerm = new Map<string, number[]>();
-    const lengths = new Uint32Array(texts.length);
-    let totalLength = 0;
-    texts.forEach((text, row) => {
-      const { frequencies, length } = termFrequencies(text);
-      lengths[row] = length;
-      totalLength += length;
-      for (const [term, frequency] of frequencies) {
-        let postings = postingsByTerm.get(term);
-        if (!postings) {
-          postings = [];
-          postingsByTerm.set(term, postings);
-        }
-        // Interleaved (row, frequency) pairs: one array per term instead of two.
-        postings.push(row, Math.min(frequency, MAX_STORED_FREQUENCY));
-      }
-    });
+    const builder = new LexicalSegmentBuilder();
+    for (const text of texts) builder.add(text);
+    return builder.finish(bm25);
+  }
+
+  /** @internal Assemble a segment from the postings a {@link LexicalSegmentBuilder} gathered. */
+  static fromPostings(
+    postingsByTerm: ReadonlyMap<string, number[]>,
+    lengths: Uint32Array,
+    totalLength: number,
+    bm25: Bm25Parameters,
+  ): LexicalSegment {
     const vocabulary = [...postingsByTerm.keys()].sort();
     const offsets = new Uint32Array(vocabulary.length + 1);
     let postingCount = 0;
@@ -146,7 +141,7 @@ export class LexicalSegment {
     });
     return new LexicalSegment(
       bm25,
-      texts.length,
+      lengths.length,
       totalLength,
       vocabulary,
       offsets,
@@ -573,5 +568,51 @@ export class LexicalIndex {
         selection: new Float64Array(rows),
       };
     return this.scratchBuffers;
+  }
+}
+
+/**
+ * Builds a {@link LexicalSegment} one text at a time (row = order of {@link add}), so a snapshot
+ * build streams its chunks instead of holding every text: only the postings grow (a few bytes per
+ * distinct term of a text).
+ */
+export class LexicalSegmentBuilder {
+  private readonly postingsByTerm = new Map<string, number[]>();
+  private lengths = new Uint32Array(1_024);
+  private count = 0;
+  private totalLength = 0;
+
+  /** Index the next text; returns its row. */
+  add(text: string): number {
+    const row = this.count;
+    if (row === this.lengths.length) {
+      const grown = new Uint32Array(this.lengths.length * 2);
+      grown.set(this.lengths);
+      this.lengths = grown;
+    }
+    const { frequencies, length } = termFrequencies(text);
+    this.lengths[row] = length;
+    this.totalLength += length;
+    for (const [term, frequency] of frequencies) {
+      let postings = this.postingsByTerm.get(term);
+      if (!postings) {
+        postings = [];
+        this.postingsByTerm.set(term, postings);
+      }
+      // Interleaved (row, frequency) pairs: one array per term instead of two.
+      postings.push(row, Math.min(frequency, MAX_STORED_FREQUENCY));
+    }
+    this.count += 1;
+    return row;
+  }
+
+  /** The segment over every text added. */
+  finish(bm25: Bm25Parameters = DEFAULT_BM25): LexicalSegment {
+    return LexicalSegment.fromPostings(
+      this.postingsByTerm,
+      this.lengths.slice(0, this.count),
+      this.totalLength,
+      bm25,
+    );
   }
 }

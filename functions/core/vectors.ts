@@ -41,16 +41,36 @@ export function exactTopK(
   rows?: Iterable<number>,
 ): ScoredRow[] {
   const heap = new TopK(k);
-  const rowCount = Math.floor(matrix.length / dimensions);
+  offerRows(heap, matrix, dimensions, query, 0, rows);
+  return heap.sorted();
+}
+
+/**
+ * Score rows of a block of a larger matrix against `query` and offer them to `heap` under their
+ * global row number (`firstRow` + local row): exact search over a file read block by block, with
+ * the same ranking and tie order (first offered wins) as {@link exactTopK} over the whole matrix.
+ *
+ * @param localRows rows of the block to score (block-relative), in the order to offer; default all.
+ */
+export function offerRows(
+  heap: TopK,
+  matrix: Float32Array,
+  dimensions: number,
+  query: Float32Array,
+  firstRow: number,
+  localRows?: Iterable<number>,
+): void {
   const consider = (row: number) => {
     const offset = row * dimensions;
     let sum = 0;
     for (let i = 0; i < dimensions; i += 1) sum += (matrix[offset + i] as number) * (query[i] as number);
-    heap.offer(row, sum);
+    heap.offer(firstRow + row, sum);
   };
-  if (rows) for (const row of rows) consider(row);
-  else for (let row = 0; row < rowCount; row += 1) consider(row);
-  return heap.sorted();
+  if (localRows) for (const row of localRows) consider(row);
+  else {
+    const rowCount = Math.floor(matrix.length / dimensions);
+    for (let row = 0; row < rowCount; row += 1) consider(row);
+  }
 }
 
 /** Keeps the k best (highest score) items offered; a binary min-heap. */

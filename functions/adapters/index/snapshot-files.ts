@@ -1,13 +1,5 @@
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
-import {
-  closeSync,
-  createReadStream,
-  createWriteStream,
-  existsSync,
-  openSync,
-  readFileSync,
-  readSync,
-} from 'node:fs';
+import { closeSync, createReadStream, createWriteStream, existsSync, openSync, readSync } from 'node:fs';
 import { mkdir, open, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { finished } from 'node:stream/promises';
@@ -16,7 +8,7 @@ import { embeddingInput } from '../../core/chunking.js';
 import type { EmbeddedChunk } from '../../core/delta.js';
 import { assertSameEmbeddingSpace, type EmbeddingSpace } from '../../core/embedding-space.js';
 import { SnapshotIntegrityError } from '../../core/errors.js';
-import { LexicalIndex, LexicalSegment } from '../../core/lexical.js';
+import { LexicalIndex, LexicalSegment, LexicalSegmentBuilder } from '../../core/lexical.js';
 import type { SnapshotView } from '../../core/search-engine.js';
 import {
   defaultHnswMetric,
@@ -27,8 +19,14 @@ import {
   type SnapshotManifest,
   snapshotVersionId,
 } from '../../core/snapshot-manifest.js';
-import { dot, exactTopK, type ScoredRow } from '../../core/vectors.js';
-import { DEFAULT_HNSW, HnswIndexFile, type HnswSettings, writeHnswIndex } from './usearch-index.js';
+import { dot, offerRows, type ScoredRow, TopK } from '../../core/vectors.js';
+import {
+  BUILD_BLOCK_ROWS,
+  DEFAULT_HNSW,
+  HnswIndexFile,
+  type HnswSettings,
+  writeHnswIndexFromBlocks,
+} from './usearch-index.js';
 
 export interface WriteSnapshotInput {
   /** Chunks with their vectors; stored sorted by document id and ordinal (row = usearch key). */
@@ -53,14 +51,46 @@ export async function fileDigest(path: string): Promise<{ bytes: number; sha256:
 }
 
 /**
- * Write an immutable snapshot directory `<parent>/<version>/` (usearch index, vectors, chunk
- * records and their offsets, lexical index, manifest with the sha256 of every file). The index
- * metric is {@link defaultHnswMetric} unless `input.hnsw.metric` says otherwise. Files are written into a temporary
- * directory and renamed into place, so a crash never leaves a half-written version behind.
+ * Write an immutable snapshot directory `<parent>/<version>/` from chunks in any order (sorted
+ * here, in memory): see {@link writeSortedSnapshot}, which large builds use directly.
  */
 export async function writeSnapshot(
   parent: string,
   input: WriteSnapshotInput,
+): Promise<{ directory: string; manifest: SnapshotManifest }> {
+  const chunks = [...input.chunks].sort(compareChunkOrder);
+  return writeSortedSnapshot(parent, { ...input, chunks });
+}
+
+/** Row order of a snapshot: document id, then ordinal. */
+export function compareChunkOrder(a: Pick<Chunk, 'docId' | 'ordinal'>, b: Pick<Chunk, 'docId' | 'ordinal'>) {
+  return a.docId < b.docId ? -1 : a.docId > b.docId ? 1 : a.ordinal - b.ordinal;
+}
+
+/** Input of {@link writeSortedSnapshot}. */
+export interface WriteSortedSnapshotInput extends Omit<WriteSnapshotInput, 'chunks'> {
+  /** Chunks in row order (document id, then ordinal; checked), streamed: none is held after its row is written. */
+  readonly chunks: AsyncIterable<EmbeddedChunk> | Iterable<EmbeddedChunk>;
+  /** Called every 10,000 chunks written, with the count so far (progress of long builds). */
+  readonly onProgress?: (chunks: number) => void;
+}
+
+/** Records and vectors buffered before a write to their files. */
+const WRITE_BATCH = 1_000;
+
+/**
+ * Write an immutable snapshot directory `<parent>/<version>/` (usearch index, vectors, chunk
+ * records and their offsets, lexical index, manifest with the sha256 of every file) from chunks
+ * streamed in row order. Memory stays bounded by the HNSW index (usearch's own copy of the
+ * vectors and its graph), the BM25 postings and 8 bytes of offset per chunk: the chunks, their
+ * texts and the float32 matrix are never held whole (the index is built from `vectors.f32` in
+ * blocks of {@link BUILD_BLOCK_ROWS}). The index metric is {@link defaultHnswMetric} unless
+ * `input.hnsw.metric` says otherwise. Files are written into a temporary directory and renamed
+ * into place, so a crash never leaves a half-written version behind.
+ */
+export async function writeSortedSnapshot(
+  parent: string,
+  input: WriteSortedSnapshotInput,
 ): Promise<{ directory: string; manifest: SnapshotManifest }> {
   const dtype = input.hnsw?.dtype ?? DEFAULT_HNSW.dtype;
   const hnsw: HnswSettings = {
@@ -69,37 +99,76 @@ export async function writeSnapshot(
     ...input.hnsw,
   };
   const { dimensions } = input.space;
-  const chunks = [...input.chunks].sort((a, b) =>
-    a.docId < b.docId ? -1 : a.docId > b.docId ? 1 : a.ordinal - b.ordinal,
-  );
-  const vectors = new Float32Array(chunks.length * dimensions);
-  chunks.forEach((chunk, row) => {
-    if (chunk.vector.length !== dimensions) {
-      throw new RangeError(
-        `chunk ${chunk.chunkId} has ${chunk.vector.length} dimensions, the space has ${dimensions}`,
-      );
-    }
-    vectors.set(chunk.vector, row * dimensions);
-  });
-
   await mkdir(parent, { recursive: true });
   const staging = join(parent, `.staging-${randomUUID()}`);
   await mkdir(staging);
   try {
-    writeHnswIndex(join(staging, SNAPSHOT_FILES.vectorIndex), vectors, dimensions, hnsw);
-    await writeFile(
-      join(staging, SNAPSHOT_FILES.vectors),
-      new Uint8Array(vectors.buffer, vectors.byteOffset, vectors.byteLength),
+    const vectorsPath = join(staging, SNAPSHOT_FILES.vectors);
+    const vectorsOut = createWriteStream(vectorsPath);
+    const recordsOut = createWriteStream(join(staging, SNAPSHOT_FILES.chunks));
+    const lexical = new LexicalSegmentBuilder();
+    let starts = new Float64Array(1_024);
+    let offset = 0;
+    let count = 0;
+    let documents = 0;
+    let previous: EmbeddedChunk | undefined;
+    let pendingRecords: string[] = [];
+    let pendingVectors: Buffer[] = [];
+    const write = async (stream: NodeJS.WritableStream, data: string | Buffer) => {
+      if (!stream.write(data)) await new Promise<void>((resolve) => stream.once('drain', () => resolve()));
+    };
+    const flush = async () => {
+      await write(recordsOut, pendingRecords.join(''));
+      await write(vectorsOut, Buffer.concat(pendingVectors));
+      pendingRecords = [];
+      pendingVectors = [];
+    };
+    for await (const chunk of input.chunks) {
+      if (chunk.vector.length !== dimensions)
+        throw new RangeError(
+          `chunk ${chunk.chunkId} has ${chunk.vector.length} dimensions, the space has ${dimensions}`,
+        );
+      if (previous && compareChunkOrder(previous, chunk) >= 0)
+        throw new RangeError(
+          `chunks are not in row order: ${chunk.chunkId} follows ${previous.chunkId} (sort by document id, then ordinal)`,
+        );
+      if (previous?.docId !== chunk.docId) documents += 1;
+      previous = chunk;
+      const { vector, ...record } = chunk;
+      const line = `${JSON.stringify(record)}\n`;
+      if (count + 1 >= starts.length) {
+        const grown = new Float64Array(starts.length * 2);
+        grown.set(starts);
+        starts = grown;
+      }
+      starts[count] = offset;
+      offset += Buffer.byteLength(line);
+      pendingRecords.push(line);
+      pendingVectors.push(Buffer.from(vector.buffer, vector.byteOffset, vector.byteLength));
+      lexical.add(embeddingInput(chunk));
+      count += 1;
+      if (pendingRecords.length === WRITE_BATCH) await flush();
+      if (count % 10_000 === 0) input.onProgress?.(count);
+    }
+    starts[count] = offset;
+    await flush();
+    vectorsOut.end();
+    recordsOut.end();
+    await Promise.all([finished(vectorsOut), finished(recordsOut)]);
+
+    writeHnswIndexFromBlocks(
+      join(staging, SNAPSHOT_FILES.vectorIndex),
+      readRowBlocks(vectorsPath, dimensions, BUILD_BLOCK_ROWS),
+      dimensions,
+      hnsw,
+      count,
     );
-    const recordStarts = await writeChunkRecords(join(staging, SNAPSHOT_FILES.chunks), chunks);
+    const recordStarts = starts.subarray(0, count + 1);
     await writeFile(
       join(staging, SNAPSHOT_FILES.chunkOffsets),
       new Uint8Array(recordStarts.buffer, recordStarts.byteOffset, recordStarts.byteLength),
     );
-    await writeFile(
-      join(staging, SNAPSHOT_FILES.lexical),
-      LexicalSegment.build(chunks.map((chunk) => embeddingInput(chunk))).toBytes(),
-    );
+    await writeFile(join(staging, SNAPSHOT_FILES.lexical), lexical.finish().toBytes());
 
     const files: SnapshotManifest['files'] = {};
     for (const name of Object.values(SNAPSHOT_FILES)) files[name] = await fileDigest(join(staging, name));
@@ -118,7 +187,7 @@ export async function writeSnapshot(
         normalized: input.space.normalized,
       },
       index: hnsw,
-      counts: { chunks: chunks.length, documents: new Set(chunks.map((chunk) => chunk.docId)).size },
+      counts: { chunks: count, documents },
       files,
     };
     await writeFile(join(staging, MANIFEST_FILE), `${JSON.stringify(manifest, null, 2)}\n`);
@@ -134,32 +203,32 @@ export async function writeSnapshot(
 }
 
 /**
- * Write one JSON record per line, streamed: a million chunks make a file larger than the longest
- * string V8 can hold (~512 MB), so the records are never joined into one string. Returns where
- * each record starts, plus the file's size (see `SNAPSHOT_FILES.chunkOffsets`).
+ * Rows of a float32 vectors file, `rows` at a time (the last block shorter), read with `pread`
+ * into one reused buffer: never the whole file, whatever its size.
  */
-async function writeChunkRecords(path: string, chunks: readonly EmbeddedChunk[]): Promise<Float64Array> {
-  const out = createWriteStream(path);
-  const starts = new Float64Array(chunks.length + 1);
-  const pending: string[] = [];
-  const flush = async () => {
-    if (!out.write(pending.join('')))
-      await new Promise<void>((resolve) => out.once('drain', () => resolve()));
-    pending.length = 0;
-  };
-  let offset = 0;
-  for (const [row, { vector: _vector, ...chunk }] of chunks.entries()) {
-    const line = `${JSON.stringify(chunk)}\n`;
-    starts[row] = offset;
-    offset += Buffer.byteLength(line);
-    pending.push(line);
-    if (pending.length === 1_000) await flush();
+export function* readRowBlocks(path: string, dimensions: number, rows: number): Generator<Float32Array> {
+  const rowBytes = dimensions * 4;
+  const buffer = new Float32Array(rows * dimensions);
+  const bytes = new Uint8Array(buffer.buffer);
+  const file = openSync(path, 'r');
+  try {
+    for (let position = 0; ; ) {
+      let filled = 0;
+      while (filled < bytes.length) {
+        const read = readSync(file, bytes, filled, bytes.length - filled, position + filled);
+        if (read === 0) break;
+        filled += read;
+      }
+      if (filled % rowBytes !== 0)
+        throw new SnapshotIntegrityError(`${path}: ${position + filled} bytes is not a whole number of rows`);
+      if (filled === 0) return;
+      yield buffer.subarray(0, filled / 4);
+      position += filled;
+      if (filled < bytes.length) return;
+    }
+  } finally {
+    closeSync(file);
   }
-  starts[chunks.length] = offset;
-  await flush();
-  out.end();
-  await finished(out);
-  return starts;
 }
 
 /**
@@ -182,8 +251,15 @@ const descriptorCloser = new FinalizationRegistry<HeldFile>((file) => {
   if (file.descriptor !== undefined) closeSync(file.descriptor);
 });
 
+/**
+ * Parsed chunk records a snapshot keeps (most recently used): ~1.5 KB each, so ~75 MB at most.
+ * Holding every record a filtered scan touched would grow to gigabytes at a million chunks.
+ */
+export const CHUNK_RECORD_CACHE_SIZE = 50_000;
+
 export class ChunkRecords {
-  private readonly parsed: (Chunk | undefined)[];
+  /** Recently parsed records by row; a Map iterates in insertion order, so the first key is the oldest. */
+  private readonly parsed = new Map<number, Chunk>();
   private readonly file: HeldFile = { descriptor: undefined };
   private scratch = Buffer.alloc(4_096);
 
@@ -193,9 +269,7 @@ export class ChunkRecords {
     private readonly bytes: Buffer | undefined,
     /** Byte offset where each record starts; `starts[count]` is one past the last record's newline. */
     private readonly starts: Float64Array,
-  ) {
-    this.parsed = new Array(starts.length - 1);
-  }
+  ) {}
 
   /**
    * Open the records at `path`, using the offsets file at `offsetsPath` when there is one.
@@ -243,9 +317,19 @@ export class ChunkRecords {
     return this.starts.length - 1;
   }
 
+  /** Parsed records held (at most {@link CHUNK_RECORD_CACHE_SIZE}). */
+  get cachedCount(): number {
+    return this.parsed.size;
+  }
+
   at(row: number): Chunk {
-    const cached = this.parsed[row];
-    if (cached) return cached;
+    const cached = this.parsed.get(row);
+    if (cached) {
+      // Move to the newest end.
+      this.parsed.delete(row);
+      this.parsed.set(row, cached);
+      return cached;
+    }
     if (!(row >= 0 && row < this.count)) throw new RangeError(`row ${row} is outside ${this.path}`);
     const text = this.recordText(row);
     let chunk: Chunk;
@@ -254,7 +338,9 @@ export class ChunkRecords {
     } catch (cause) {
       throw new SnapshotIntegrityError(`${this.path}: record ${row} is not valid JSON`, { cause });
     }
-    this.parsed[row] = chunk;
+    this.parsed.set(row, chunk);
+    if (this.parsed.size > CHUNK_RECORD_CACHE_SIZE)
+      this.parsed.delete(this.parsed.keys().next().value as number);
     return chunk;
   }
 
@@ -311,11 +397,10 @@ export interface OpenSnapshotOptions {
 
 /**
  * A snapshot directory opened for search. The HNSW index is memory-mapped; chunk records are read
- * and parsed when first used ({@link ChunkRecords}); the float32 vectors are read on the first
- * exact search.
+ * and parsed when first used ({@link ChunkRecords}, a bounded cache); the float32 vectors are read
+ * from `vectors.f32` in bounded pieces by exact search, i8 re-ranking and {@link vectorAt}.
  */
 export class FileSnapshot implements SnapshotView {
-  private exactVectors: Float32Array | undefined;
   private rowBuffer: Float32Array | undefined;
 
   private constructor(
@@ -393,6 +478,11 @@ export class FileSnapshot implements SnapshotView {
     return this.records.at(row);
   }
 
+  /** Parsed chunk records held in memory (bounded by {@link CHUNK_RECORD_CACHE_SIZE}). */
+  get cachedChunkRecords(): number {
+    return this.records.cachedCount;
+  }
+
   rowOfChunk(chunkId: string): number | undefined {
     return this.records.rowOf(chunkId);
   }
@@ -428,14 +518,66 @@ export class FileSnapshot implements SnapshotView {
     }
   }
 
+  /**
+   * Exact top-k over every row, or over `rows` (filtered search). Vectors are read from
+   * `vectors.f32` in blocks of {@link EXACT_BLOCK_ROWS} rows (selected rows gathered with `pread`,
+   * consecutive ones in one read), never the whole file: at 1M × 512 it is 2 GiB, past Node's
+   * largest buffer and a large share of a query function's memory. The page cache keeps it warm.
+   */
   searchExact(query: Float32Array, k: number, rows?: Iterable<number>): ScoredRow[] {
-    return exactTopK(this.vectors(), this.manifest.embedding.dimensions, query, k, rows);
+    const { dimensions } = this.manifest.embedding;
+    const heap = new TopK(k);
+    const path = join(this.directory, SNAPSHOT_FILES.vectors);
+    if (rows === undefined) {
+      let first = 0;
+      for (const block of readRowBlocks(path, dimensions, EXACT_BLOCK_ROWS)) {
+        offerRows(heap, block, dimensions, query, first);
+        first += block.length / dimensions;
+      }
+      return heap.sorted();
+    }
+    const wanted = Float64Array.from(rows).sort();
+    const rowBytes = dimensions * 4;
+    const buffer = new Float32Array(Math.min(wanted.length, EXACT_BLOCK_ROWS) * dimensions);
+    const bytes = new Uint8Array(buffer.buffer);
+    const file = openSync(path, 'r');
+    try {
+      for (let start = 0; start < wanted.length; start += EXACT_BLOCK_ROWS) {
+        const group = wanted.subarray(start, start + EXACT_BLOCK_ROWS);
+        // Runs of consecutive rows are read with one pread each.
+        for (let i = 0; i < group.length; ) {
+          let end = i + 1;
+          while (end < group.length && group[end] === (group[end - 1] as number) + 1) end += 1;
+          const first = group[i] as number;
+          if (!(first >= 0 && (group[end - 1] as number) < this.chunkCount))
+            throw new RangeError(`row ${first} is outside the snapshot's ${this.chunkCount} rows`);
+          readFully(file, bytes, i * rowBytes, (end - i) * rowBytes, first * rowBytes, path);
+          i = end;
+        }
+        // Offered in ascending row order, as a whole-matrix scan would (same tie order).
+        for (let i = 0; i < group.length; i += 1)
+          offerRows(heap, buffer, dimensions, query, (group[i] as number) - i, [i]);
+      }
+    } finally {
+      closeSync(file);
+    }
+    return heap.sorted();
   }
 
-  /** The stored float32 vector of a row. */
+  /** The stored float32 vector of a row (read from `vectors.f32`; a fresh array). */
   vectorAt(row: number): Float32Array {
     const { dimensions } = this.manifest.embedding;
-    return this.vectors().subarray(row * dimensions, (row + 1) * dimensions);
+    if (!(row >= 0 && row < this.chunkCount))
+      throw new RangeError(`row ${row} is outside the snapshot's ${this.chunkCount} rows`);
+    const vector = new Float32Array(dimensions);
+    const path = join(this.directory, SNAPSHOT_FILES.vectors);
+    const file = openSync(path, 'r');
+    try {
+      readFully(file, new Uint8Array(vector.buffer), 0, dimensions * 4, row * dimensions * 4, path);
+    } finally {
+      closeSync(file);
+    }
+    return vector;
   }
 
   /** A fresh lexical index over the snapshot's BM25 segment (read at open, shared: it is immutable). */
@@ -445,15 +587,25 @@ export class FileSnapshot implements SnapshotView {
       rowOf: (chunkId) => this.rowOfChunk(chunkId),
     });
   }
+}
 
-  private vectors(): Float32Array {
-    if (!this.exactVectors) {
-      const bytes = readFileSync(join(this.directory, SNAPSHOT_FILES.vectors));
-      // A Float32Array view needs 4-byte alignment; small files can come from Node's shared pool.
-      const aligned = bytes.byteOffset % 4 === 0 ? bytes : Buffer.from(bytes);
-      this.exactVectors = new Float32Array(aligned.buffer, aligned.byteOffset, aligned.byteLength / 4);
-    }
-    return this.exactVectors;
+/** Rows per block of an exact search read from `vectors.f32` (16 MiB at 512 dimensions). */
+export const EXACT_BLOCK_ROWS = 8_192;
+
+/** `pread` exactly `length` bytes at `position` into `target` at `offset`, or throw. */
+function readFully(
+  file: number,
+  target: Uint8Array,
+  offset: number,
+  length: number,
+  position: number,
+  path: string,
+): void {
+  for (let done = 0; done < length; ) {
+    const read = readSync(file, target, offset + done, length - done, position + done);
+    if (read === 0)
+      throw new SnapshotIntegrityError(`${path} ended at ${position + done} bytes while being read`);
+    done += read;
   }
 }
 

@@ -85,17 +85,43 @@ export function writeHnswIndex(
   dimensions: number,
   settings: HnswSettings,
 ): void {
-  const count = vectors.length / dimensions;
-  if (!Number.isInteger(count))
-    throw new RangeError(`vector data (${vectors.length}) is not a multiple of ${dimensions}`);
-  if (settings.metric === 'ip') assertInnerProductRows(vectors, dimensions, settings.dtype);
+  writeHnswIndexFromBlocks(path, [vectors], dimensions, settings);
+}
+
+/**
+ * Rows added to usearch per call when building from a file: 64k rows of 512 floats are 128 MiB
+ * of JavaScript memory at a time, whatever the corpus size (the index holds its own copy).
+ */
+export const BUILD_BLOCK_ROWS = 65_536;
+
+/**
+ * {@link writeHnswIndex} over row blocks read one after another (keys continue across blocks), so
+ * a build never holds the whole float32 matrix: at 1M × 512 that matrix alone is 2 GiB, beyond a
+ * Float32Array read of the file (Node's 2 GiB buffer limit) and beside usearch's own copy.
+ */
+export function writeHnswIndexFromBlocks(
+  path: string,
+  blocks: Iterable<Float32Array>,
+  dimensions: number,
+  settings: HnswSettings,
+  totalRows?: number,
+): void {
   const index = newIndex(dimensions, settings);
-  if (count > 0)
+  let row = 0;
+  for (const vectors of blocks) {
+    const count = vectors.length / dimensions;
+    if (!Number.isInteger(count))
+      throw new RangeError(`vector data (${vectors.length}) is not a multiple of ${dimensions}`);
+    if (count === 0) continue;
+    if (settings.metric === 'ip') assertInnerProductRows(vectors, dimensions, settings.dtype);
+    const first = row;
     index.add(
-      BigUint64Array.from({ length: count }, (_, row) => BigInt(row)),
+      BigUint64Array.from({ length: count }, (_, offset) => BigInt(first + offset)),
       settings.dtype === 'i8' ? quantizedForInt8(vectors, dimensions) : vectors,
-      count < SINGLE_THREADED_BUILD_BELOW ? 1 : 0,
+      (totalRows ?? count) < SINGLE_THREADED_BUILD_BELOW ? 1 : 0,
     );
+    row += count;
+  }
   index.save(path);
 }
 
