@@ -22,6 +22,7 @@ const steps = new ReindexSteps({
   workDirectory: `${environment.BISEARCH_WORK_DIR}/reindex`,
   keepVersions: environment.BISEARCH_KEEP_VERSIONS,
   minRecall: environment.BISEARCH_MIN_RECALL,
+  log: (message, fields) => logger.info(message, fields),
 });
 
 /** Run one step with a log line and a duration metric; errors propagate with their names. */

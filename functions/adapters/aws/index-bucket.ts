@@ -1,6 +1,8 @@
 import { createHash } from 'node:crypto';
 import { mkdir, open, readdir, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { PassThrough, type Readable } from 'node:stream';
 import {
   DeleteObjectsCommand,
   GetObjectCommand,
@@ -206,6 +208,33 @@ export class IndexBucket {
     } finally {
       await handle.close();
     }
+  }
+
+  /**
+   * Upload what `produce` writes, streamed as a multipart upload: nothing is staged on local disk,
+   * so an export of any size needs no `/tmp`. A failure of `produce` aborts the upload.
+   */
+  async putStream(key: string, produce: (out: PassThrough) => Promise<void>): Promise<void> {
+    const body = new PassThrough({ highWaterMark: 8 * 1024 * 1024 });
+    const upload = new Upload({ client: this.s3, params: { Bucket: this.bucketName, Key: key, Body: body } });
+    const uploaded = upload.done();
+    try {
+      await produce(body);
+      body.end();
+    } catch (error) {
+      body.destroy(error as Error);
+      await upload.abort().catch(() => {});
+      await uploaded.catch(() => {});
+      throw error;
+    }
+    await uploaded;
+  }
+
+  /** The lines of a UTF-8 text object, streamed from S3 (nothing staged on disk); empty lines skipped. */
+  async *readLines(key: string): AsyncGenerator<string> {
+    const response = await this.s3.send(new GetObjectCommand({ Bucket: this.bucketName, Key: key }));
+    const lines = createInterface({ input: response.Body as Readable, crlfDelay: Number.POSITIVE_INFINITY });
+    for await (const line of lines) if (line) yield line;
   }
 
   /** Download a whole object to a local file. */

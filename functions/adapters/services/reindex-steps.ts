@@ -7,7 +7,7 @@ import type { EmbeddingSpace } from '../../core/embedding-space.js';
 import { annRecallAtK, evenlySpacedRows } from '../../core/snapshot-validation.js';
 import { EXPORTS_PREFIX, IndexBucket } from '../aws/index-bucket.js';
 import { type IndexVersionRecord, PointerConflictError, type SearchTable } from '../aws/search-table.js';
-import { FileSnapshot, writeSnapshot } from '../index/snapshot-files.js';
+import { FileSnapshot, writeSortedSnapshot } from '../index/snapshot-files.js';
 import type { HnswSettings } from '../index/usearch-index.js';
 
 /** A version failed validation (checksums, embedding space, counts or recall). Not retried. */
@@ -83,6 +83,29 @@ export interface ReindexStepOptions {
   readonly minRecall?: number;
   /** Rows sampled as queries for the recall test. Default 200. */
   readonly recallSamples?: number;
+  /** Parallel scan segments of the export's id listing. Default 8. */
+  readonly scanSegments?: number;
+  /** Progress lines of long steps (the handler passes its logger). */
+  readonly log?: (message: string, fields: Record<string, unknown>) => void;
+}
+
+/** Documents read per batch by the export (one BatchGetItem per 100, chunk queries in parallel). */
+export const EXPORT_BATCH_DOCUMENTS = 500;
+/** Chunk queries in flight during the export. */
+export const EXPORT_READ_PARALLELISM = 32;
+
+/** One chunk of the export: its record with the float32 vector in base64. */
+function exportLine(chunk: EmbeddedChunk): string {
+  const { vector, ...record } = chunk;
+  return `${JSON.stringify({ ...record, vector: Buffer.from(vector.buffer, vector.byteOffset, vector.byteLength).toString('base64') })}\n`;
+}
+
+function parseExportLine(line: string): EmbeddedChunk {
+  const { vector, ...record } = JSON.parse(line) as Omit<EmbeddedChunk, 'vector'> & { vector: string };
+  const bytes = Buffer.from(vector, 'base64');
+  const floats = new Float32Array(bytes.byteLength / 4);
+  new Uint8Array(floats.buffer).set(bytes);
+  return { ...record, vector: floats };
 }
 
 function required<T>(value: T | undefined | null, name: string): T {
@@ -99,8 +122,14 @@ export class ReindexSteps {
 
   /**
    * Freeze a watermark (the latest change-log sequence) and export every live document's chunks to
-   * S3. Every change up to the watermark is in the export (statuses are written before the
-   * entries that announce them); later changes may be too, and the delta re-applies them.
+   * S3, sorted by document id then ordinal (the snapshot's row order, so Build streams). Every
+   * change up to the watermark is in the export (statuses are written before the entries that
+   * announce them); later changes may be too, and the delta re-applies them.
+   *
+   * Cost: a parallel scan of the status items for the ids, then batches of
+   * {@link EXPORT_BATCH_DOCUMENTS} documents read with BatchGetItem and
+   * {@link EXPORT_READ_PARALLELISM} parallel chunk queries, the next batch read while the current
+   * one is written. The export streams to S3 as a multipart upload: no `/tmp`.
    */
   async snapshot(input: Pick<ReindexState, 'executionName'>): Promise<ReindexState> {
     const { table, indexBucket } = this.options;
@@ -110,35 +139,37 @@ export class ReindexSteps {
     // Covers an entry whose writer died before raising the mark: TTL can never reach below it.
     await table.raiseSequenceHighWater(watermark);
     const pointer = await table.readPointer();
-    const scratch = join(this.options.workDirectory, `export-${input.executionName}`);
-    await mkdir(scratch, { recursive: true });
-    const path = join(scratch, 'chunks.jsonl');
-    const out = createWriteStream(path);
+    const ids = await table.liveDocumentIds(this.options.scanSegments ?? 8);
+    const exportKey = `${EXPORTS_PREFIX}${input.executionName}/chunks.jsonl`;
     let chunks = 0;
     let documents = 0;
-    try {
-      for await (const listed of table.statuses()) {
-        // A failed update keeps its previous indexed version (writeId) searchable.
-        if (listed.status === 'deleted' || !listed.writeId) continue;
-        // Read again with its chunks, consistently: the scan's copy may have been replaced since.
-        const version = await table.readDocument(listed.docId);
-        if (!version || version.chunks.length === 0) continue;
-        documents += 1;
-        for (const chunk of version.chunks) {
-          const { vector, ...record } = chunk;
-          const line = `${JSON.stringify({ ...record, vector: Buffer.from(vector.buffer, vector.byteOffset, vector.byteLength).toString('base64') })}\n`;
-          if (!out.write(line)) await new Promise<void>((resolve) => out.once('drain', () => resolve()));
-          chunks += 1;
+    const read = (start: number) =>
+      start < ids.length
+        ? table.readDocuments(ids.slice(start, start + EXPORT_BATCH_DOCUMENTS), EXPORT_READ_PARALLELISM)
+        : undefined;
+    await indexBucket.putStream(exportKey, async (out) => {
+      let next = read(0);
+      for (let start = 0; next; start += EXPORT_BATCH_DOCUMENTS) {
+        const versions = await next;
+        next = read(start + EXPORT_BATCH_DOCUMENTS);
+        const lines: string[] = [];
+        for (const docId of ids.slice(start, start + EXPORT_BATCH_DOCUMENTS)) {
+          // Read again with its chunks, consistently: deleted since the scan, or never indexed.
+          const version = versions.get(docId);
+          if (!version || version.status.status === 'deleted' || version.chunks.length === 0) continue;
+          documents += 1;
+          for (const chunk of [...version.chunks].sort((a, b) => a.ordinal - b.ordinal)) {
+            lines.push(exportLine(chunk));
+            chunks += 1;
+          }
         }
+        if (!out.write(lines.join('')))
+          await new Promise<void>((resolve) => out.once('drain', () => resolve()));
+        // A line per ~10,000 documents: long exports show progress without flooding the log.
+        if ((start / EXPORT_BATCH_DOCUMENTS) % 20 === 19)
+          this.options.log?.('reindex snapshot progress', { documents, chunks, of: ids.length });
       }
-    } finally {
-      await new Promise<void>((resolve, reject) =>
-        out.end((error?: Error | null) => (error ? reject(error) : resolve())),
-      );
-    }
-    const exportKey = `${EXPORTS_PREFIX}${input.executionName}/chunks.jsonl`;
-    await indexBucket.putFile(exportKey, path);
-    await rm(scratch, { recursive: true, force: true });
+    });
     return {
       executionName: input.executionName,
       watermark,
@@ -150,36 +181,29 @@ export class ReindexSteps {
     };
   }
 
-  /** Build a snapshot directory from the export and upload it as a new version. */
+  /**
+   * Build a snapshot directory from the export, streamed from S3 straight into the snapshot
+   * writer (no copy of the export in `/tmp`, no array of chunks), and upload it as a new version.
+   */
   async build(input: ReindexState): Promise<ReindexState> {
     const exportKey = required(input.exportKey, 'exportKey');
     const space = required(input.space, 'space');
     const scratch = join(this.options.workDirectory, `build-${input.executionName}`);
     await rm(scratch, { recursive: true, force: true });
     await mkdir(scratch, { recursive: true });
+    const { indexBucket } = this.options;
+    async function* chunksOfExport(): AsyncGenerator<EmbeddedChunk> {
+      for await (const line of indexBucket.readLines(exportKey)) yield parseExportLine(line);
+    }
     try {
-      const exportPath = join(scratch, 'chunks.jsonl');
-      await this.options.indexBucket.getFile(exportKey, exportPath);
-      const chunks: EmbeddedChunk[] = [];
-      const lines = createInterface({
-        input: createReadStream(exportPath),
-        crlfDelay: Number.POSITIVE_INFINITY,
-      });
-      for await (const line of lines) {
-        if (!line) continue;
-        const { vector, ...record } = JSON.parse(line) as Omit<EmbeddedChunk, 'vector'> & { vector: string };
-        const bytes = Buffer.from(vector, 'base64');
-        const floats = new Float32Array(bytes.byteLength / 4);
-        new Uint8Array(floats.buffer).set(bytes);
-        chunks.push({ ...record, vector: floats });
-      }
-      const { directory, manifest } = await writeSnapshot(join(scratch, 'snapshots'), {
-        chunks,
+      const { directory, manifest } = await writeSortedSnapshot(join(scratch, 'snapshots'), {
+        chunks: chunksOfExport(),
         space,
         watermark: required(input.watermark, 'watermark'),
         ...(this.options.hnsw ? { hnsw: this.options.hnsw } : {}),
+        onProgress: (chunks) => this.options.log?.('reindex build progress', { chunks, of: input.chunks }),
       });
-      const prefix = await this.options.indexBucket.uploadSnapshot(directory, manifest.version);
+      const prefix = await indexBucket.uploadSnapshot(directory, manifest.version);
       return { ...input, version: manifest.version, prefix, builtAt: manifest.builtAt };
     } finally {
       await rm(scratch, { recursive: true, force: true });
