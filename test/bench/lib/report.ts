@@ -639,6 +639,15 @@ export async function writeReport(
           `| ${row.backlog} | ${fixed(row.initMs, 0)} | ${row.appliedAtInit} | ${fixed(row.catchUpSeconds, 1)} | ${fixed(row.documentsPerSecond, 0)} | ${fixed(row.projectedAwsSeconds, 1)} |`,
       ),
       '',
+      '| full rebuild (chunks) | Snapshot s | Build s | Snapshot peak RSS MiB | Build peak RSS MiB | Build /tmp MiB | Snapshot projected on DynamoDB s |',
+      '|---|---|---|---|---|---|---|',
+      ...(scale.rebuild ?? []).map(
+        (row) =>
+          `| ${row.chunks} | ${fixed(row.snapshotSeconds, 1)} | ${fixed(row.buildSeconds, 1)} | ${fixed(row.snapshotPeakRssMib, 0)} | ${fixed(row.buildPeakRssMib, 0)} | ${fixed(row.buildTmpBytes / 2 ** 20, 0)} | ${fixed(row.projectedAwsSnapshotSeconds, 1)} |`,
+      ),
+      '',
+      `Peak RSS is the bench process's own high-water mark during the step (its baseline, ${fixed(scale.rebuild?.[0]?.baselineRssMib, 0)} MiB, included). The export streams to and from S3, so the build's only local disk is the snapshot it writes.`,
+      '',
       `Lexical query latency, idle: p50 ${fixed(scale.queryDuringLoad.idleMs.p50)} ms, p99 ${fixed(scale.queryDuringLoad.idleMs.p99)} ms; during a load of ${scale.queryDuringLoad.loadDocuments} documents by 32 writers (${fixed(scale.queryDuringLoad.loadPerSecond, 0)}/s): p50 ${fixed(scale.queryDuringLoad.duringLoadMs.p50)} ms, p99 ${fixed(scale.queryDuringLoad.duringLoadMs.p99)} ms over ${scale.queryDuringLoad.queries} queries.`,
       '',
       `Not measured yet: ${scale.notMeasured.join('; ')}.`,
