@@ -10,11 +10,11 @@ const scalarSchema = z.union([z.string(), z.number().finite(), z.boolean()]);
 /** Keys that name JavaScript object machinery, not metadata: refused rather than silently dropped. */
 const UNSAFE_KEYS = new Set(['__proto__', 'constructor', 'prototype']);
 
-export const metadataFilterSchema = z
-  .unknown()
-  .superRefine((value, context) => {
+export const metadataFilterSchema = z.preprocess(
+  (value, context) => {
     // Checked on the raw object: JSON.parse makes "__proto__" an own key, which a record schema skips.
-    if (typeof value !== 'object' || value === null || Array.isArray(value)) return;
+    // A preprocess step (not a refinement before a pipe) so the JSON Schema of the input is the record below.
+    if (typeof value !== 'object' || value === null || Array.isArray(value)) return value;
     for (const key of Object.keys(value)) {
       if (UNSAFE_KEYS.has(key))
         context.addIssue({
@@ -23,17 +23,21 @@ export const metadataFilterSchema = z
           path: [key],
         });
     }
-  })
-  .pipe(
-    z
-      .record(
-        z.string().min(1, 'filter keys must not be empty').max(200),
-        z.union([scalarSchema, z.array(scalarSchema).min(1).max(100)], {
-          error: 'a filter value is a string, number, boolean or a list of them',
-        }),
-      )
-      .refine((filter) => Object.keys(filter).length <= 20, 'at most 20 filter keys'),
-  );
+    return value;
+  },
+  z
+    .record(
+      z.string().min(1, 'filter keys must not be empty').max(200),
+      z.union([scalarSchema, z.array(scalarSchema).min(1).max(100)], {
+        error: 'a filter value is a string, number, boolean or a list of them',
+      }),
+    )
+    .refine((filter) => Object.keys(filter).length <= 20, 'at most 20 filter keys')
+    .meta({
+      description:
+        'every key must match: a scalar is equality, a list is any of; a list-valued metadata field matches when any element does (at most 20 keys)',
+    }),
+);
 
 export type MetadataFilter = z.infer<typeof metadataFilterSchema>;
 

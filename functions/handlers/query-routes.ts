@@ -4,9 +4,22 @@ import { z } from 'zod';
 import { DocumentBucket } from '../adapters/aws/document-bucket.js';
 import type { SearchTable } from '../adapters/aws/search-table.js';
 import type { SearchRuntime } from '../adapters/services/search-runtime.js';
-import { documentBodySchema, documentIdSchema, isMultiDocumentFile } from '../core/documents.js';
+import {
+  type documentAcceptedResponseSchema,
+  documentIdParameterSchema,
+  documentListQuerySchema,
+  type documentListResponseSchema,
+  type documentStatusResponseSchema,
+  type healthResponseSchema,
+  type searchResponseSchema,
+} from '../core/api-contract.js';
+import { documentBodySchema, isMultiDocumentFile } from '../core/documents.js';
 import { BisearchError, InvalidRequestError } from '../core/errors.js';
+import { buildOpenApiDocument, type OpenApiDocument } from '../core/openapi.js';
 import type { SearchTimings } from '../core/search-engine.js';
+
+/** What a route answers, as its contract schema (`api-contract.ts`) describes it: checked at compile time. */
+type Answer<Schema extends z.ZodType> = z.input<Schema>;
 
 /** Largest accepted `POST /search` body, bytes (a 32,768-character query of 4-byte characters, plus the rest). */
 export const MAX_SEARCH_BODY_BYTES = 192 * 1024;
@@ -22,15 +35,6 @@ export interface QueryRouteDependencies {
   /** Called after each search with its timings and result count (metrics). */
   readonly onSearch?: (timings: SearchTimings, results: number) => void;
 }
-
-/** Query of `GET /documents`: `limit` 1–1,000 (default 100), an opaque `cursor`, a `status`. */
-const documentListQuerySchema = z
-  .object({
-    limit: z.coerce.number().int().min(1).max(1_000).default(100),
-    cursor: z.string().max(4_096).optional(),
-    status: z.enum(['indexed', 'failed', 'deleted']).optional(),
-  })
-  .strict();
 
 const cursorSchema = z
   .object({ pk: z.string().min(1).max(2_048), sk: z.string().min(1).max(2_048) })
@@ -57,7 +61,8 @@ class PayloadTooLargeError extends BisearchError {
 
 /**
  * The HTTP API of the query Lambda: `POST /search`, `GET /documents` (a page of statuses),
- * `PUT|GET|DELETE /documents/{docId}`, `GET /health`. Every error is answered as `{"error": {"code", "message"}}` by one handler:
+ * `PUT|GET|DELETE /documents/{docId}`, `GET /health`, `GET /openapi.json` (the contract of all of them,
+ * `core/api-contract.ts`). Every error is answered as `{"error": {"code", "message"}}` by one handler:
  * typed errors with their status, anything else as a generic 500 without internals.
  */
 export function createQueryApp(dependencies: QueryRouteDependencies): Hono {
@@ -92,7 +97,7 @@ export function createQueryApp(dependencies: QueryRouteDependencies): Hono {
       }
     }
     const raw = path.slice(path.indexOf('/documents/') + '/documents/'.length);
-    const parsed = documentIdSchema.safeParse(raw);
+    const parsed = documentIdParameterSchema.safeParse(raw);
     if (!parsed.success)
       throw new InvalidRequestError(`docId: ${parsed.error.issues[0]?.message ?? 'invalid'}`);
     if (parsed.data !== raw) throw new InvalidRequestError('docId: must not start or end with whitespace');
@@ -108,7 +113,7 @@ export function createQueryApp(dependencies: QueryRouteDependencies): Hono {
     const request = await readJson(await c.req.text(), MAX_SEARCH_BODY_BYTES, c.req.header('content-type'));
     const response = await runtime.search(request as never);
     dependencies.onSearch?.(response.timingsMs, response.results.length);
-    return c.json(response);
+    return c.json(response satisfies Answer<typeof searchResponseSchema>);
   });
 
   app.put('/documents/:docId{.+}', async (c) => {
@@ -132,7 +137,10 @@ export function createQueryApp(dependencies: QueryRouteDependencies): Hono {
       );
     }
     await documents.putDocument({ id: docId, ...body.data });
-    return c.json({ docId, status: 'pending' }, 202);
+    return c.json(
+      { docId, status: 'pending' } as const satisfies Answer<typeof documentAcceptedResponseSchema>,
+      202,
+    );
   });
 
   app.delete('/documents/:docId{.+}', async (c) => {
@@ -150,7 +158,10 @@ export function createQueryApp(dependencies: QueryRouteDependencies): Hono {
     if ((!status || status.status === 'deleted') && (await documents.head(apiKey)) === undefined)
       throw new BisearchError('NOT_FOUND', 404, `no document ${docId}`);
     await documents.delete(key);
-    return c.json({ docId, status: 'pending' }, 202);
+    return c.json(
+      { docId, status: 'pending' } as const satisfies Answer<typeof documentAcceptedResponseSchema>,
+      202,
+    );
   });
 
   app.get('/documents', async (c) => {
@@ -165,7 +176,7 @@ export function createQueryApp(dependencies: QueryRouteDependencies): Hono {
       ...(cursor ? { after: decodeCursor(cursor) } : {}),
       ...(status ? { state: status } : {}),
     });
-    return c.json({
+    const answer: Answer<typeof documentListResponseSchema> = {
       documents: page.statuses.map((document) => ({
         docId: document.docId,
         status: document.status,
@@ -174,7 +185,8 @@ export function createQueryApp(dependencies: QueryRouteDependencies): Hono {
         ...(document.error ? { error: document.error } : {}),
       })),
       ...(page.next ? { nextCursor: encodeCursor(page.next) } : {}),
-    });
+    };
+    return c.json(answer);
   });
 
   app.get('/documents/:docId{.+}', async (c) => {
@@ -186,18 +198,26 @@ export function createQueryApp(dependencies: QueryRouteDependencies): Hono {
     const keys = [...new Set([status?.sourceKey, apiKey].filter((key): key is string => Boolean(key)))];
     const pending = (await Promise.all(keys.map(unprocessed))).some(Boolean);
     if (!status && !pending) throw new BisearchError('NOT_FOUND', 404, `no document ${docId}`);
-    return c.json({
+    const answer: Answer<typeof documentStatusResponseSchema> = {
       docId,
-      status: pending ? 'pending' : status?.status,
+      status: pending ? 'pending' : (status?.status ?? 'pending'),
       chunks: status?.chunks ?? 0,
       ...(status?.updatedAt ? { updatedAt: status.updatedAt } : {}),
       ...(status?.error && !pending ? { error: status.error } : {}),
-    });
+    };
+    return c.json(answer);
   });
 
   app.get('/health', async (c) => {
     await runtime.refreshIfDue();
-    return c.json(runtime.health());
+    return c.json(runtime.health() satisfies Answer<typeof healthResponseSchema>);
+  });
+
+  // Built on the first request (a few ms), then kept: the contract never changes at run time.
+  let openApi: OpenApiDocument | undefined;
+  app.get('/openapi.json', (c) => {
+    openApi ??= buildOpenApiDocument();
+    return c.json(openApi);
   });
 
   app.notFound((c) =>

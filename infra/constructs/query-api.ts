@@ -45,12 +45,17 @@ export const CORS_ALLOW_HEADERS = [
   'x-amz-content-sha256',
 ] as const;
 
-/** Routes of the HTTP API (greedy `{docId+}`: ids may contain `/`). */
+/**
+ * Routes of the HTTP API (greedy `{docId+}`: ids may contain `/`): the paths of the OpenAPI
+ * document (`functions/core/api-contract.ts`; test/unit/openapi.test.ts keeps the two equal).
+ */
 export const QUERY_ROUTES: Array<{ path: string; methods: HttpMethod[] }> = [
   { path: '/search', methods: [HttpMethod.POST] },
   { path: '/documents', methods: [HttpMethod.GET] },
   { path: '/documents/{docId+}', methods: [HttpMethod.PUT, HttpMethod.GET, HttpMethod.DELETE] },
   { path: '/health', methods: [HttpMethod.GET] },
+  // The API description, behind the same authoriser as the API it describes.
+  { path: '/openapi.json', methods: [HttpMethod.GET] },
 ];
 
 /**

@@ -5,6 +5,7 @@
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { isAbsolute, join, relative, resolve, sep } from 'node:path';
 import { PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
+import { type BisearchClient, createBisearchClient } from 'bisearch/client';
 import { SingleBar } from 'cli-progress';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { connectionFromEnvironment, s3Client } from '../../functions/adapters/aws/aws-clients.js';
@@ -32,20 +33,36 @@ interface Target {
   readonly url: string;
   readonly documentsBucket: string;
   readonly s3: S3Client;
-  /** fetch, signed with SigV4 for a deployed (IAM-authorised) API. */
-  request(path: string, init?: { method?: string; body?: unknown }): Promise<{ status: number; body: Json }>;
+  /**
+   * The HTTP API through the typed client (`bisearch/client`, generated from `GET /openapi.json`),
+   * SigV4-signed for a deployed (IAM-authorised) API: the CLI cannot drift from the API.
+   */
+  readonly api: BisearchClient;
   reindex(wait: boolean): Promise<unknown>;
   status(): Promise<unknown>;
+  /** The local stack's own control routes (`/_local/…`, no part of the HTTP API); local only. */
+  local?(path: string, init?: { method?: string; body?: unknown }): Promise<{ status: number; body: Json }>;
 }
 
 class CliError extends Error {}
+
+/** The message of an API error answer, or of the HTTP status when the answer has none. */
+function apiFailure(
+  what: string,
+  response: Response,
+  error: { error?: { code?: string; message?: string } } | undefined,
+): CliError {
+  return new CliError(`${error?.error?.code ?? response.status}: ${error?.error?.message ?? what}`);
+}
 
 async function localTarget(dataDirectory: string): Promise<Target> {
   const file = join(dataDirectory, STACK_FILE);
   if (!existsSync(file))
     throw new CliError(`no local stack is running for ${dataDirectory} (start one with: npm start)`);
   const info = JSON.parse(readFileSync(file, 'utf8')) as LocalStackInfo;
-  const request = async (path: string, init: { method?: string; body?: unknown } = {}) => {
+  const unreachable = () =>
+    new CliError(`the local stack at ${info.url} does not answer (is npm start still running?)`);
+  const local = async (path: string, init: { method?: string; body?: unknown } = {}) => {
     let response: Response;
     try {
       response = await fetch(`${info.url}${path}`, {
@@ -55,7 +72,7 @@ async function localTarget(dataDirectory: string): Promise<Target> {
           : { body: JSON.stringify(init.body), headers: { 'content-type': 'application/json' } }),
       });
     } catch {
-      throw new CliError(`the local stack at ${info.url} does not answer (is npm start still running?)`);
+      throw unreachable();
     }
     return { status: response.status, body: await response.json() };
   };
@@ -64,10 +81,20 @@ async function localTarget(dataDirectory: string): Promise<Target> {
     url: info.url,
     documentsBucket: info.environment.DOCUMENTS_BUCKET as string,
     s3: s3Client(connectionFromEnvironment(info.environment)),
-    request,
+    api: createBisearchClient({
+      baseUrl: info.url,
+      fetch: async (request) => {
+        try {
+          return await fetch(request);
+        } catch {
+          throw unreachable();
+        }
+      },
+    }),
+    local,
     reindex: async (wait) =>
-      (await request(`/_local/reindex${wait ? '?wait=1' : ''}`, { method: 'POST' })).body,
-    status: async () => (await request('/_local/status')).body,
+      (await local(`/_local/reindex${wait ? '?wait=1' : ''}`, { method: 'POST' })).body,
+    status: async () => (await local('/_local/status')).body,
   };
 }
 
@@ -75,9 +102,6 @@ async function localTarget(dataDirectory: string): Promise<Target> {
 async function awsTarget(stackName: string): Promise<Target> {
   const { CloudFormationClient, DescribeStacksCommand } = await import('@aws-sdk/client-cloudformation');
   const { SFNClient, StartExecutionCommand } = await import('@aws-sdk/client-sfn');
-  const { SignatureV4 } = await import('@smithy/signature-v4');
-  const { Sha256 } = await import('@aws-crypto/sha256-js');
-  const { defaultProvider } = await import('@aws-sdk/credential-provider-node');
   const described = await new CloudFormationClient({}).send(
     new DescribeStacksCommand({ StackName: stackName }),
   );
@@ -88,38 +112,14 @@ async function awsTarget(stackName: string): Promise<Target> {
     return value;
   };
   const url = output('QueryApiUrl').replace(/\/$/, '');
-  const region = new URL(url).hostname.split('.')[2] ?? process.env.AWS_REGION ?? 'us-east-1';
-  const signer = new SignatureV4({
-    service: 'execute-api',
-    region,
-    credentials: defaultProvider(),
-    sha256: Sha256,
-  });
-  const request = async (path: string, init: { method?: string; body?: unknown } = {}) => {
-    const target = new URL(`${url}${path}`);
-    const body = init.body === undefined ? undefined : JSON.stringify(init.body);
-    const signed = await signer.sign({
-      method: init.method ?? 'GET',
-      protocol: target.protocol,
-      hostname: target.hostname,
-      path: target.pathname,
-      query: Object.fromEntries(target.searchParams),
-      headers: { host: target.hostname, ...(body ? { 'content-type': 'application/json' } : {}) },
-      ...(body ? { body } : {}),
-    });
-    const response = await fetch(target, {
-      method: signed.method,
-      headers: signed.headers as Record<string, string>,
-      ...(body ? { body } : {}),
-    });
-    return { status: response.status, body: await response.json() };
-  };
+  // Region from the execute-api host name, credentials from the default provider chain.
+  const api = createBisearchClient({ baseUrl: url, signing: true });
   return {
     kind: 'aws',
     url,
     documentsBucket: output('DocumentsBucketName'),
     s3: new S3Client({}),
-    request,
+    api,
     reindex: async () => {
       const started = await new SFNClient({}).send(
         new StartExecutionCommand({
@@ -129,7 +129,11 @@ async function awsTarget(stackName: string): Promise<Target> {
       );
       return { started: true, executionArn: started.executionArn };
     },
-    status: async () => (await request('/health')).body,
+    status: async () => {
+      const { data, error, response } = await api.GET('/health');
+      if (!data) throw apiFailure('health failed', response, error);
+      return data;
+    },
   };
 }
 
@@ -271,7 +275,7 @@ program
     );
     for (const file of unsupported) process.stdout.write(`  skipped ${file.path}\n`);
     for (const file of failed) process.stdout.write(`  failed ${file.path}: ${file.reason}\n`);
-    if (options.wait && destination.kind === 'local' && uploaded.length > 0) {
+    if (options.wait && destination.local && uploaded.length > 0) {
       await waitForUploads(destination, uploaded, options.timeout);
     }
     if (failed.length > 0) process.exitCode = 1;
@@ -301,8 +305,10 @@ async function waitForUploads(
   const objects = uploaded.map(({ key, etag }) => ({ key, etag }));
   let answer: IngestStatus;
   let shown = -1;
+  const local = destination.local;
+  if (!local) throw new CliError('--wait needs the local stack');
   for (;;) {
-    const response = await destination.request('/_local/ingest-status', {
+    const response = await local('/_local/ingest-status', {
       method: 'POST',
       body: { objects },
     });
@@ -398,27 +404,21 @@ program
     ) => {
       const destination = await target();
       const filter = { ...options.filter, ...options.filterJson };
-      const body = {
-        query,
-        k: options.k,
-        mode: options.mode,
-        ...(Object.keys(filter).length > 0 ? { filter } : {}),
-        ...(options.rerank ? { rerank: true } : {}),
-      };
-      const response = await destination.request('/search', { method: 'POST', body });
-      if (response.status !== 200)
-        throw new CliError(
-          `${response.body?.error?.code ?? response.status}: ${response.body?.error?.message ?? 'search failed'}`,
-        );
+      const { data, error, response } = await destination.api.POST('/search', {
+        body: {
+          query,
+          k: options.k,
+          mode: options.mode as 'hybrid' | 'dense' | 'lexical',
+          ...(Object.keys(filter).length > 0 ? { filter } : {}),
+          ...(options.rerank ? { rerank: true } : {}),
+        },
+      });
+      if (!data) throw apiFailure('search failed', response, error);
       if (options.json) {
-        process.stdout.write(`${JSON.stringify(response.body, null, 2)}\n`);
+        process.stdout.write(`${JSON.stringify(data, null, 2)}\n`);
         return;
       }
-      const { results, index, timingsMs } = response.body as {
-        results: Json[];
-        index: { version: string | null; deltaSize: number };
-        timingsMs: { total: number };
-      };
+      const { results, index, timingsMs } = data;
       results.forEach((result, rank) => {
         const text = String(result.text).replace(/\s+/g, ' ');
         const snippet = text.length > 160 ? `${text.slice(0, 160)}…` : text;
@@ -494,25 +494,27 @@ program
     if (options.status && !['indexed', 'failed', 'deleted'].includes(options.status))
       throw new CliError(`--status must be indexed, failed or deleted, not ${options.status}`);
     const destination = await target();
-    const all: Json[] = [];
+    const all: unknown[] = [];
     let cursor: string | undefined;
     do {
-      const query = new URLSearchParams({ limit: options.pageSize });
-      if (options.status) query.set('status', options.status);
-      if (cursor) query.set('cursor', cursor);
-      const response = await destination.request(`/documents?${query}`);
-      if (response.status !== 200)
-        throw new CliError(
-          `${response.body?.error?.code ?? response.status}: ${response.body?.error?.message ?? 'listing failed'}`,
-        );
-      for (const document of response.body.documents as Json[]) {
+      const { data, error, response } = await destination.api.GET('/documents', {
+        params: {
+          query: {
+            limit: Number(options.pageSize),
+            ...(options.status ? { status: options.status as 'indexed' | 'failed' | 'deleted' } : {}),
+            ...(cursor ? { cursor } : {}),
+          },
+        },
+      });
+      if (!data) throw apiFailure('listing failed', response, error);
+      for (const document of data.documents) {
         if (options.json) all.push(document);
         else
           process.stdout.write(
             `${document.status.padEnd(8)} ${String(document.chunks).padStart(5)} chunks  ${document.updatedAt}  ${document.docId}${document.error ? `  (${document.error.code}: ${document.error.message})` : ''}\n`,
           );
       }
-      cursor = response.body.nextCursor;
+      cursor = data.nextCursor;
     } while (cursor);
     if (options.json) process.stdout.write(`${JSON.stringify(all, null, 2)}\n`);
   });

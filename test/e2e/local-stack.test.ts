@@ -1,7 +1,28 @@
-import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createBisearchClient } from '../../functions/client/index.js';
+import { BisearchRetriever } from '../../functions/client/langchain.js';
+import {
+  documentAcceptedResponseSchema,
+  documentListResponseSchema,
+  documentStatusResponseSchema,
+  errorResponseSchema,
+  healthResponseSchema,
+  searchResponseSchema,
+} from '../../functions/core/api-contract.js';
+import { buildOpenApiDocument, type OpenApiDocument } from '../../functions/core/openapi.js';
+import { API_TYPES_FILE, generateApiTypes } from '../../infra/local/api-types.js';
 import { bisearch, eventually, type LocalProcess, startLocalProcess } from '../support/local-process.js';
 
 /** How long a change may take to become searchable on this machine (the design promises seconds). */
@@ -178,6 +199,99 @@ describe('npm start: the whole system on one machine', () => {
     const { indexed, failed, deleted } = (await status()).documents;
     expect(lines.length).toBe(indexed + failed + deleted);
     expect(lines.find((line) => line.endsWith(' good'))).toMatch(/^indexed +1 chunks/);
+  });
+
+  it('GET /openapi.json is the contract; the client types regenerate from it unchanged; every route answers as documented', async () => {
+    const live = (await (await fetch(`${stack.url}/openapi.json`)).json()) as OpenApiDocument;
+    expect(live).toEqual(buildOpenApiDocument());
+    expect(await generateApiTypes(live)).toBe(readFileSync(API_TYPES_FILE, 'utf8'));
+    // Strict response schemas: an undocumented field, or a missing one, fails the parse.
+    const client = createBisearchClient({ baseUrl: stack.url });
+    const search = await client.POST('/search', { body: { query: 'refund annual subscription', k: 3 } });
+    expect(search.response.status).toBe(200);
+    expect(searchResponseSchema.parse(search.data).results[0]?.docId).toBe('help/refund-policy');
+    healthResponseSchema.parse((await client.GET('/health')).data);
+    const put = await client.PUT('/documents/{docId}', {
+      params: { path: { docId: 'contract/heron' } },
+      body: { title: 'Heron', text: 'The contract-heron waits.', metadata: { page: 3 } },
+    });
+    expect(put.response.status).toBe(202);
+    documentAcceptedResponseSchema.parse(put.data);
+    const one = await client.GET('/documents/{docId}', { params: { path: { docId: 'contract/heron' } } });
+    expect(documentStatusResponseSchema.parse(one.data).docId).toBe('contract/heron');
+    const page = await client.GET('/documents', { params: { query: { limit: 2 } } });
+    const listed = documentListResponseSchema.parse(page.data);
+    expect(listed.documents).toHaveLength(2);
+    expect(listed.nextCursor).toEqual(expect.any(String));
+    const missing = await client.GET('/documents/{docId}', { params: { path: { docId: 'contract/none' } } });
+    expect(missing.response.status).toBe(404);
+    expect(errorResponseSchema.parse(missing.error).error.code).toBe('NOT_FOUND');
+    const invalid = await client.POST('/search', { body: { query: 'x', k: 0 } });
+    expect(invalid.response.status).toBe(400);
+    expect(errorResponseSchema.parse(invalid.error).error.code).toBe('INVALID_REQUEST');
+    await eventually(
+      async () =>
+        (await client.GET('/documents/{docId}', { params: { path: { docId: 'contract/heron' } } })).data
+          ?.status === 'indexed'
+          ? true
+          : undefined,
+      FRESHNESS_BUDGET_MS,
+      'contract document indexed',
+    );
+    const removed = await client.DELETE('/documents/{docId}', {
+      params: { path: { docId: 'contract/heron' } },
+    });
+    expect(removed.response.status).toBe(202);
+    documentAcceptedResponseSchema.parse(removed.data);
+  });
+
+  it('the LangChain retriever returns Documents from POST /search: chunk text, docId, scores, PDF pages; signed requests go through', async () => {
+    const pdfs = join(uploads, 'pdfs');
+    mkdirSync(pdfs, { recursive: true });
+    copyFileSync(
+      fileURLToPath(new URL('../fixtures/documents/shared-mime-info-spec.pdf', import.meta.url)),
+      join(pdfs, 'mime-spec.pdf'),
+    );
+    await bisearch(dataDirectory, 'ingest', '--root', pdfs, pdfs, '--wait');
+    const retriever = new BisearchRetriever({ url: stack.url, k: 3 });
+    const documents = await retriever.invoke('refund annual subscription');
+    expect(documents).toHaveLength(3);
+    const [first] = documents;
+    expect(first?.metadata).toMatchObject({
+      docId: 'help/refund-policy',
+      chunkId: expect.any(String),
+      score: expect.any(Number),
+      scores: { fused: expect.any(Number) },
+      category: expect.any(String),
+    });
+    expect(first?.id).toBe(first?.metadata.chunkId);
+    const api = (
+      await createBisearchClient({ baseUrl: stack.url }).POST('/search', {
+        body: { query: 'refund annual subscription', k: 3 },
+      })
+    ).data;
+    expect(documents.map((document) => document.pageContent)).toEqual(
+      api?.results.map((result) => result.text),
+    );
+    // A PDF chunk cites its pages; the retriever's filter and mode reach the API.
+    const pdf = new BisearchRetriever({ url: stack.url, k: 2, mode: 'lexical', filter: { pageEnd: 9 } });
+    const [hit] = await pdf.invoke('magic string MIME-Magic big-endian byte-swapped');
+    expect(hit?.metadata).toMatchObject({ docId: 'mime-spec', pageEnd: 9, page: expect.any(Number) });
+    expect(hit?.pageContent).toContain('MIME-Magic');
+    // SigV4-signed (the local stack does not check signatures, as API Gateway would): the signed
+    // request, body included, reaches the API intact.
+    const signed = new BisearchRetriever({
+      url: stack.url,
+      k: 1,
+      signing: {
+        region: 'us-east-1',
+        credentials: {
+          accessKeyId: 'AKIDEXAMPLE',
+          secretAccessKey: 'wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY',
+        },
+      },
+    });
+    expect((await signed.invoke('refund annual subscription'))[0]?.metadata.docId).toBe('help/refund-policy');
   });
 
   it('the search page shows results for a typed query and the index status (headless Chromium)', async () => {

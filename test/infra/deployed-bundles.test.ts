@@ -226,12 +226,19 @@ describe('deployed bundles with the layers as Lambda mounts them', () => {
     });
   }, 60_000);
 
-  it('query: init loads model and usearch from the layers; GET /health answers 200 with a readable model id', async () => {
-    const outcome = await invokeBundle(functionAt('Query/Query'), [
+  it('query: init loads model and usearch from the layers; GET /health answers 200 with a readable model id; GET /openapi.json the API description', async () => {
+    const query = functionAt('Query/Query');
+    const outcome = await invokeBundle(query, [
       apiGatewayEvent({ method: 'GET', path: '/health' }),
+      apiGatewayEvent({ method: 'GET', path: '/openapi.json' }),
     ]);
     expect(outcome.ok, JSON.stringify(outcome.error)).toBe(true);
-    const [response] = outcome.results as Array<{ statusCode: number; body: string }>;
+    const [response, openApi] = outcome.results as Array<{ statusCode: number; body: string }>;
+    expect(openApi?.statusCode).toBe(200);
+    expect(JSON.parse(openApi?.body ?? '{}')).toMatchObject({ openapi: '3.1.0', paths: { '/search': {} } });
+    // The client and the LangChain retriever are for callers: none of it is in the Lambda bundle.
+    const bundle = readFileSync(query.file, 'utf8');
+    expect(bundle).not.toMatch(/@langchain|BisearchRetriever|openapi-fetch|createBisearchClient/);
     expect(response?.statusCode).toBe(200);
     const health = JSON.parse(response?.body ?? '{}');
     // The layer folder is `model`; the name the layer build recorded is what /health shows.

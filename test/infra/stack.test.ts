@@ -169,6 +169,7 @@ describe('query API', () => {
       'GET /documents',
       'GET /documents/{docId+}',
       'GET /health',
+      'GET /openapi.json',
       'POST /search',
       'PUT /documents/{docId+}',
     ]);

@@ -140,6 +140,11 @@ describe('SearchEngine over a snapshot and its delta (USE-lite, usearch, BM25 fo
       [{ query: 'x', k: 101 }, /k: /],
       [{ query: 'x', mode: 'fuzzy' }, /mode/],
       [{ query: 'x', filter: { a: { b: 1 } } }, /filter/],
+      // JSON.parse makes "__proto__" an own key; the filter schema refuses it before the record drops it.
+      [
+        { query: 'x', filter: JSON.parse('{"__proto__": {"a": 1}}') },
+        /filter\.__proto__: "__proto__" is not a filterable/,
+      ],
       [{ query: 'x', unexpected: true }, /unexpected/i],
       [{ query: 'x', rerank: true }, /no reranker model is configured/],
     ];
