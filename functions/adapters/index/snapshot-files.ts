@@ -27,8 +27,12 @@ import {
   type SnapshotManifest,
   snapshotVersionId,
 } from '../../core/snapshot-manifest.js';
+import type { RecallTargetOptions } from '../../core/snapshot-validation.js';
 import { dot, exactTopK, type ScoredRow } from '../../core/vectors.js';
-import { DEFAULT_HNSW, HnswIndexFile, type HnswSettings, writeHnswIndex } from './usearch-index.js';
+import { writeTunedHnswIndex } from './recall-tuning.js';
+import { DEFAULT_HNSW, HnswIndexFile, type HnswSettings, I8_RESCORE_FACTOR } from './usearch-index.js';
+
+export { I8_RESCORE_FACTOR };
 
 export interface WriteSnapshotInput {
   /** Chunks with their vectors; stored sorted by document id and ordinal (row = usearch key). */
@@ -39,6 +43,12 @@ export interface WriteSnapshotInput {
   readonly hnsw?: Partial<HnswSettings>;
   /** Build time recorded in the manifest and the version id. Default now. */
   readonly builtAt?: Date;
+  /**
+   * Choose `ef` for this recall target (adapters/index/recall-tuning.ts; defaults DEFAULT_RECALL_TARGET) and
+   * record it in the manifest's `recall`; `false` keeps the configured ef unmeasured. An explicit
+   * `hnsw.expansionSearch` is measured, not changed. Default `{}` (tune with the defaults).
+   */
+  readonly recall?: Partial<RecallTargetOptions> | false;
 }
 
 /** sha256 and size of a file, streamed (snapshot files can be gigabytes). */
@@ -63,7 +73,7 @@ export async function writeSnapshot(
   input: WriteSnapshotInput,
 ): Promise<{ directory: string; manifest: SnapshotManifest }> {
   const dtype = input.hnsw?.dtype ?? DEFAULT_HNSW.dtype;
-  const hnsw: HnswSettings = {
+  const configured: HnswSettings = {
     ...DEFAULT_HNSW,
     metric: defaultHnswMetric(dtype, input.space.normalized),
     ...input.hnsw,
@@ -86,7 +96,14 @@ export async function writeSnapshot(
   const staging = join(parent, `.staging-${randomUUID()}`);
   await mkdir(staging);
   try {
-    writeHnswIndex(join(staging, SNAPSHOT_FILES.vectorIndex), vectors, dimensions, hnsw);
+    const { settings: hnsw, recall } = writeTunedHnswIndex(
+      join(staging, SNAPSHOT_FILES.vectorIndex),
+      vectors,
+      dimensions,
+      configured,
+      input.recall === false ? undefined : (input.recall ?? {}),
+      input.hnsw?.expansionSearch,
+    );
     await writeFile(
       join(staging, SNAPSHOT_FILES.vectors),
       new Uint8Array(vectors.buffer, vectors.byteOffset, vectors.byteLength),
@@ -118,6 +135,7 @@ export async function writeSnapshot(
         normalized: input.space.normalized,
       },
       index: hnsw,
+      ...(recall ? { recall } : {}),
       counts: { chunks: chunks.length, documents: new Set(chunks.map((chunk) => chunk.docId)).size },
       files,
     };
@@ -294,9 +312,6 @@ export class ChunkRecords {
     return this.rowsOf(chunkId.slice(0, separator)).find((row) => this.at(row).chunkId === chunkId);
   }
 }
-
-/** Candidates fetched per requested result from an i8 index before exact re-ranking. */
-export const I8_RESCORE_FACTOR = 3;
 
 export interface OpenSnapshotOptions {
   /** Refuse the snapshot unless it was built in this embedding space. */

@@ -36,6 +36,9 @@ export const DEFAULT_HNSW: HnswSettings = {
   expansionSearch: 128,
 };
 
+/** Candidates fetched per requested result from an i8 index before exact re-ranking. */
+export const I8_RESCORE_FACTOR = 3;
+
 /** usearch's on-disk scalar-kind codes (scalar_kind_t). */
 const SCALAR_CODES: Record<VectorDtype, number> = { f32: 11, f16: 12, i8: 23 };
 /** usearch's on-disk metric codes (metric_kind_t). */
