@@ -2,6 +2,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { exactNeighbours } from '../../functions/adapters/index/recall-tuning.js';
 import { FileSnapshot, writeSnapshot } from '../../functions/adapters/index/snapshot-files.js';
 import type { EmbeddedChunk } from '../../functions/core/delta.js';
 import type { EmbeddingSpace } from '../../functions/core/embedding-space.js';
@@ -169,6 +170,30 @@ describe('recall is a guarantee: Build chooses the search ef for a recall target
       /^0\.\d{4} recall@10 on held-out queries, target 0\.98 NOT reached \(ef 128, connectivity 16\)$/,
     );
   }, 120_000);
+});
+
+describe('exact reference', () => {
+  it('a view with a byte offset is searched as its own rows (usearch exactSearch reads its buffer from the start)', () => {
+    const rows = corpus.points(300);
+    const padded = new Float32Array((rows.length + 7) * DIMENSIONS);
+    rows.forEach((row, i) => padded.set(row, (i + 7) * DIMENSIONS));
+    const view = padded.subarray(7 * DIMENSIONS);
+    const copy = view.slice();
+    const queries = new Float32Array(heldOutQueries.slice(0, 20).flatMap((query) => Array.from(query)));
+    const fromView = exactNeighbours(view, DIMENSIONS, queries, 10, 'ip');
+    expect(fromView).toEqual(exactNeighbours(copy, DIMENSIONS, queries, 10, 'ip'));
+    // And it is the exact top 10 by inner product.
+    const first = heldOutQueries[0] as Float32Array;
+    const byDot = rows
+      .map((row, index) => ({
+        index,
+        score: row.reduce((sum, value, d) => sum + value * (first[d] as number), 0),
+      }))
+      .sort((a, b) => b.score - a.score)
+      .slice(0, 10)
+      .map((hit) => hit.index);
+    expect(fromView[0]).toEqual(byDot);
+  });
 });
 
 describe('choosing ef and judging a measured recall', () => {

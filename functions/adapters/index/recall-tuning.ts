@@ -33,6 +33,12 @@ export function exactNeighbours(
   const queryCount = queries.length / dimensions;
   const limit = Math.min(k, rows);
   if (limit === 0 || queryCount === 0) return Array.from({ length: queryCount }, () => []);
+  // usearch 2.26.2's exactSearch reads each array's ArrayBuffer from its start, ignoring
+  // byteOffset (javascript/lib.cpp: `dataset.ArrayBuffer().Data()`), so a view into a larger
+  // buffer (a Buffer from Node's pool, a subarray) would be searched as the wrong rows: copy it.
+  const ownBuffer = (array: Float32Array) => (array.byteOffset === 0 ? array : array.slice());
+  vectors = ownBuffer(vectors);
+  queries = ownBuffer(queries);
   const result = exactSearch(
     vectors,
     queries,
