@@ -176,7 +176,9 @@ describe('exact reference', () => {
   it('a view with a byte offset is searched as its own rows (usearch exactSearch reads its buffer from the start)', () => {
     const rows = corpus.points(300);
     const padded = new Float32Array((rows.length + 7) * DIMENSIONS);
-    rows.forEach((row, i) => padded.set(row, (i + 7) * DIMENSIONS));
+    rows.forEach((row, i) => {
+      padded.set(row, (i + 7) * DIMENSIONS);
+    });
     const view = padded.subarray(7 * DIMENSIONS);
     const copy = view.slice();
     const queries = new Float32Array(heldOutQueries.slice(0, 20).flatMap((query) => Array.from(query)));
