@@ -38,6 +38,11 @@ export const stackConfigSchema = z
      * reindex, at most once per version and hour. 0 turns it off (nightly reindex only).
      */
     deltaReindexChunks: z.coerce.number().int().min(0).default(20_000),
+    /**
+     * ANN recall@10 each reindex tunes the search ef for and requires (BISEARCH_RECALL_TARGET);
+     * 0 turns tuning off.
+     */
+    recallTarget: z.coerce.number().min(0).max(1).default(0.98),
     /** Snapshot versions kept besides current and previous. */
     keepVersions: z.coerce.number().int().min(1).max(50).default(3),
     /** HTTP API authorisation: AWS IAM (SigV4) by default, or a JWT authoriser. */

@@ -59,6 +59,47 @@ const fileEntrySchema = z.object({
   sha256: z.string().regex(/^[0-9a-f]{64}$/),
 });
 
+const recallEstimateSchema = z.object({
+  recall: z.number().min(0).max(1),
+  standardError: z.number().nonnegative(),
+  queries: z.number().int().nonnegative(),
+});
+
+/** The `recall` section of a manifest: what build-time ef tuning chose and measured. */
+export const recallTuningSchema = z.object({
+  /** recall@k the build aimed for. */
+  target: z.number().min(0).max(1),
+  k: z.number().int().positive(),
+  /** The ef chosen (also `index.expansionSearch`, which is what a query instance opens with). */
+  expansionSearch: z.number().int().positive(),
+  /** False when no ef up to `maxExpansionSearch` (and connectivity up to `maxConnectivity`) reached the target. */
+  reached: z.boolean(),
+  maxExpansionSearch: z.number().int().positive(),
+  /** Connectivity the index was built with (raised from the configured one when needed). */
+  connectivity: z.number().int().positive(),
+  maxConnectivity: z.number().int().positive(),
+  /** Recall on the queries ef was chosen with, at the chosen ef. */
+  tuning: recallEstimateSchema,
+  /** Recall on other queries (other rows, other noise) at the chosen ef: the figure to quote. */
+  heldOut: recallEstimateSchema,
+  /** Every ef measured, in order, with its tuning recall. */
+  trials: z.array(
+    z.object({
+      expansionSearch: z.number().int().positive(),
+      recall: z.number(),
+      standardError: z.number(),
+      connectivity: z.number().int().positive(),
+    }),
+  ),
+  /** Query construction: relative noise on sampled stored vectors, and the seed. */
+  noise: z.number().nonnegative(),
+  seed: z.number().int(),
+  /** Seconds the tuning added to the build (exact reference, searches, any rebuild). */
+  seconds: z.number().nonnegative(),
+});
+
+export type RecallTuning = z.infer<typeof recallTuningSchema>;
+
 /** Schema of `manifest.json`. */
 export const snapshotManifestSchema = z.object({
   formatVersion: z.union([z.literal(2), z.literal(3)]),
@@ -87,6 +128,13 @@ export const snapshotManifestSchema = z.object({
     expansionAdd: z.number().int().positive(),
     expansionSearch: z.number().int().positive(),
   }),
+  /**
+   * How `index.expansionSearch` was chosen: the smallest ef whose ANN recall@k against exact search
+   * on sampled queries cleared `target` (see core/snapshot-validation.ts), and the recall measured
+   * at it on held-out queries. Absent in manifests written before tuning: those open with their
+   * `index.expansionSearch` (128, the previous default), as before.
+   */
+  recall: recallTuningSchema.optional(),
   counts: z.object({ chunks: z.number().int().nonnegative(), documents: z.number().int().nonnegative() }),
   files: z.record(z.string(), fileEntrySchema),
 });

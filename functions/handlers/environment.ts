@@ -27,8 +27,19 @@ const environmentSchema = z.object({
   BISEARCH_INTRA_OP_THREADS: z.coerce.number().int().min(1).optional(),
   /** Snapshot versions kept by the prune step (current and previous at least). */
   BISEARCH_KEEP_VERSIONS: z.coerce.number().int().min(2).default(3),
-  /** Minimum HNSW recall@10 against exact search for a version to be swapped in. */
+  /** Floor of HNSW recall@10 against exact search for a version to be swapped in (also without a target). */
   BISEARCH_MIN_RECALL: z.coerce.number().min(0).max(1).default(0.95),
+  /**
+   * ANN recall@10 the reindex tunes each version's search ef for (Build) and requires (Validate);
+   * 0 turns tuning off (the configured ef 128, checked against BISEARCH_MIN_RECALL only).
+   */
+  BISEARCH_RECALL_TARGET: z.coerce.number().min(0).max(1).default(0.98),
+  /** Largest search ef Build may choose. */
+  BISEARCH_MAX_EXPANSION_SEARCH: z.coerce.number().int().min(16).max(16_384).default(1024),
+  /** Largest HNSW connectivity Build may raise to (doubling from 16) when that ef is not enough. */
+  BISEARCH_MAX_CONNECTIVITY: z.coerce.number().int().min(2).max(128).default(32),
+  /** Sampled queries for choosing ef, and as many held out for reporting it (Build, Validate). */
+  BISEARCH_RECALL_QUERIES: z.coerce.number().int().min(10).max(10_000).default(500),
 });
 
 export type HandlerEnvironment = z.infer<typeof environmentSchema>;

@@ -23,6 +23,16 @@ const steps = new ReindexSteps({
   keepVersions: environment.BISEARCH_KEEP_VERSIONS,
   minRecall: environment.BISEARCH_MIN_RECALL,
   log: (message, fields) => logger.info(message, fields),
+  recallTarget:
+    environment.BISEARCH_RECALL_TARGET > 0
+      ? {
+          target: environment.BISEARCH_RECALL_TARGET,
+          maxExpansionSearch: environment.BISEARCH_MAX_EXPANSION_SEARCH,
+          maxConnectivity: environment.BISEARCH_MAX_CONNECTIVITY,
+          queries: environment.BISEARCH_RECALL_QUERIES,
+        }
+      : false,
+  recallSamples: environment.BISEARCH_RECALL_QUERIES,
 });
 
 /** Run one step with a log line and a duration metric; errors propagate with their names. */
@@ -57,6 +67,8 @@ export const buildHandler = step('build', (input: ReindexState) => steps.build(i
 export const validateHandler = step('validate', async (input: ReindexState) => {
   const output = await steps.validate(input);
   metrics.addMetric('ReindexRecall', MetricUnit.Count, output.recall ?? 0);
+  if (output.expansionSearch)
+    metrics.addMetric('ReindexExpansionSearch', MetricUnit.Count, output.expansionSearch);
   return output;
 });
 export const swapHandler = step('swap', (input: ReindexState) => steps.swap(input));

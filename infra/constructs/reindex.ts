@@ -25,7 +25,10 @@ import type { SearchStorage } from './storage.js';
 export interface ReindexWorkflowProps {
   readonly storage: SearchStorage;
   readonly layers: RuntimeLayers;
-  readonly config: Pick<StackConfig, 'reindexSchedule' | 'keepVersions' | 'ephemeralStorageMb'>;
+  readonly config: Pick<
+    StackConfig,
+    'reindexSchedule' | 'keepVersions' | 'ephemeralStorageMb' | 'recallTarget'
+  >;
 }
 
 /** State names of the reindex state machine (the local runtime binds handlers to them). */
@@ -73,6 +76,7 @@ export class ReindexWorkflow extends Construct {
     const environment = {
       ...storage.functionEnvironment(),
       BISEARCH_KEEP_VERSIONS: String(config.keepVersions),
+      BISEARCH_RECALL_TARGET: String(config.recallTarget),
     };
     const step = (name: string, handlerExport: string, memoryMb: number, timeout: Duration) => {
       const fn = bisearchFunction(this, `${name}Function`, {

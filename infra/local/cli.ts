@@ -21,6 +21,7 @@ import { MAX_RESULTS } from '../../functions/core/search-engine.js';
 import { addFilterClause, type CliFilter, mergeFilterJson } from './cli-filters.js';
 import { runEvalCommand } from './eval-command.js';
 import { type LocalStackInfo, type LocalStatus, STACK_FILE } from './local-stack.js';
+import { annRecallLine } from './status-lines.js';
 
 /** A parsed JSON answer of the HTTP API (checked at run time, printed as is). */
 // biome-ignore lint/suspicious/noExplicitAny: answers are read field by field and printed
@@ -470,6 +471,7 @@ program
     const lines = [
       `url            ${destination.url}`,
       `index          ${status.index.version ?? 'none yet'} (${status.index.vectors} vectors, built ${status.index.builtAt ?? '-'})`,
+      `ann recall     ${annRecallLine(status.index)}`,
       `delta          ${status.index.deltaSize} chunks since the index (change log at ${status.freshness.sequence})`,
       `freshness lag  ${status.freshness.lagMs < 0 ? 'n/a' : `${status.freshness.lagMs} ms`}`,
       `documents      ${status.documents.indexed} indexed, ${status.documents.failed} failed, ${status.documents.deleted} deleted`,

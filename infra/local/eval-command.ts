@@ -169,6 +169,11 @@ export async function runEvalCommand(argv: string[]): Promise<void> {
     process.stdout.write(
       `\nANN recall@10 vs exact (chunks): ${format(report.dense.annRecallAt10)}  (HNSW ${report.settings.dtype}, M=${report.settings.hnsw?.connectivity}, ef=${report.settings.hnsw?.expansionSearch})\n`,
     );
+    const tuning = report.dense.annTuning;
+    if (tuning)
+      process.stdout.write(
+        `ef chosen at build: ${tuning.expansionSearch} for target ${tuning.target} (${tuning.reached ? 'reached' : 'NOT reached'}; held-out recall@10 ${format(tuning.heldOutRecall)}, M=${tuning.connectivity}, ${tuning.seconds.toFixed(1)} s)\n`,
+      );
     if (report.skipped.queries + report.skipped.corpus + report.skipped.qrels > 0)
       process.stdout.write(
         `skipped: ${report.skipped.queries} queries, ${report.skipped.corpus} corpus lines, ${report.skipped.qrels} qrels lines (reasons in the report)\n`,

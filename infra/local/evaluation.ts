@@ -59,7 +59,21 @@ export interface EvaluationReport {
   /** Metrics per reported mode (dense part per `settings.search`). */
   readonly metrics: Partial<Record<SearchMode, RetrievalMetrics>>;
   /** Dense retrieval with exact and HNSW search, for the ANN comparison. */
-  readonly dense: { exact: RetrievalMetrics; ann: RetrievalMetrics; annRecallAt10: number };
+  readonly dense: {
+    exact: RetrievalMetrics;
+    ann: RetrievalMetrics;
+    /** Overlap of HNSW and exact top-10 chunks on the dataset's own queries. */
+    annRecallAt10: number;
+    /** What the build chose and measured for its recall target (manifest `recall`), if it tuned. */
+    annTuning?: {
+      target: number;
+      expansionSearch: number;
+      connectivity: number;
+      heldOutRecall: number;
+      reached: boolean;
+      seconds: number;
+    };
+  };
   /** nDCG@10 of each evaluated query, per run (`lexical`, `dense`, `hybrid`, `dense-exact`, `dense-ann`). */
   readonly perQuery: Record<string, Record<string, number>>;
   /** What was left out and why: dataset lines, and queries whose search failed. */
@@ -226,6 +240,18 @@ export async function evaluate(
       exact: metricsOf('dense-exact'),
       ann: metricsOf('dense-ann'),
       annRecallAt10: overlapAtK(annChunks, exactChunks, 10),
+      ...(manifest.recall
+        ? {
+            annTuning: {
+              target: manifest.recall.target,
+              expansionSearch: manifest.recall.expansionSearch,
+              connectivity: manifest.recall.connectivity,
+              heldOutRecall: manifest.recall.heldOut.recall,
+              reached: manifest.recall.reached,
+              seconds: manifest.recall.seconds,
+            },
+          }
+        : {}),
     },
     perQuery,
     skipped: {

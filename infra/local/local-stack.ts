@@ -86,7 +86,15 @@ export interface LocalStackInfo {
 
 /** What `GET /_local/status` and `bisearch status` report. */
 export interface LocalStatus {
-  readonly index: { version: string | null; vectors: number; builtAt: string | null; deltaSize: number };
+  readonly index: {
+    version: string | null;
+    vectors: number;
+    builtAt: string | null;
+    deltaSize: number;
+    /** The served version's search ef and the recall its build measured (see GET /health). */
+    expansionSearch?: number | null;
+    recall?: { target: number; k: number; measured: number; reached: boolean; connectivity: number } | null;
+  };
   readonly freshness: { lagMs: number; sequence: number };
   readonly documents: Record<'indexed' | 'failed' | 'deleted', number>;
   readonly ingestQueue: { waiting: number; inFlight: number };

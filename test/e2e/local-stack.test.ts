@@ -76,6 +76,15 @@ describe('npm start: the whole system on one machine', () => {
       'first index built',
     );
     expect(current.index).toMatchObject({ vectors: 98, deltaSize: 0 });
+    // The first index's search ef was chosen for the recall target, and status says so.
+    expect(current.index).toMatchObject({
+      expansionSearch: expect.any(Number),
+      recall: { target: 0.98, k: 10, reached: true },
+    });
+    expect(current.index.recall.measured).toBeGreaterThanOrEqual(0.98);
+    expect((await bisearch(dataDirectory, 'status')).stdout).toMatch(
+      /^ann recall {5}\d\.\d{4} recall@10 on held-out queries, target 0\.98 \(ef \d+, connectivity 16\)$/m,
+    );
     expect(current.index.version).toMatch(/^\d{8}T\d{9}Z-[0-9a-f]{8}$/);
     expect(current.documents).toEqual({ indexed: 98, failed: 0, deleted: 0 });
     expect((await docIds('refund annual subscription', 'hybrid'))[0]).toBe('help/refund-policy');

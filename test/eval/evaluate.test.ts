@@ -54,6 +54,12 @@ describe('npm run eval (SciFact subset)', () => {
     expect(report.metrics.lexical?.ndcgAt10).toBeGreaterThan(0.6);
     expect(report.metrics.hybrid?.ndcgAt10).toBeGreaterThan(report.metrics.dense?.ndcgAt10 ?? 1);
     expect(report.dense.annRecallAt10).toBeGreaterThanOrEqual(0.95);
+    // The build's ef choice for the recall target is in the report beside the real queries' recall.
+    expect(report.dense.annTuning).toMatchObject({
+      target: 0.98,
+      reached: true,
+      expansionSearch: report.settings.hnsw?.expansionSearch,
+    });
     expect(Math.abs(report.dense.ann.ndcgAt10 - report.dense.exact.ndcgAt10)).toBeLessThanOrEqual(0.02);
   });
 

@@ -368,6 +368,15 @@ describe('reindex', () => {
     });
   });
 
+  it('Build and Validate get the recall target (-c recallTarget, default 0.98)', () => {
+    for (const step of ['BuildFunction', 'ValidateFunction']) {
+      const [, fn] = functionAt(`Reindex/${step}`);
+      expect(fn.Properties.Environment.Variables).toMatchObject({ BISEARCH_RECALL_TARGET: '0.98' });
+    }
+    expect(parseStackConfig({ recallTarget: '0.99' }).recallTarget).toBe(0.99);
+    expect(() => parseStackConfig({ recallTarget: '1.5' })).toThrow(/recallTarget/);
+  });
+
   it('EventBridge starts it nightly', () => {
     synthesized.template.hasResourceProperties('AWS::Events::Rule', {
       ScheduleExpression: 'cron(0 3 * * ? *)',

@@ -114,6 +114,14 @@ describe('reindex state machine as synthesized, with the real step handlers on e
       before.results.map((result: { docId: string }) => result.docId),
     );
     expect((execution.output as ReindexState).recall).toBeGreaterThanOrEqual(0.95);
+    // Build chose the search ef for the recall target (three rows: the smallest ef, 64, suffices);
+    // the query Lambda opens the version with it and /health reports it.
+    expect(execution.output).toMatchObject({ recallTarget: 0.98, expansionSearch: 64 });
+    expect((await stack.http('GET', '/health')).body.index).toMatchObject({
+      version: firstVersion,
+      expansionSearch: 64,
+      recall: { target: 0.98, k: 10, measured: 1, reached: true, connectivity: 16 },
+    });
     // Changes after the watermark flow into the delta on top of the new version.
     await stack.upload('docs/d.md', '# Gift cards\n\nRedeem the obsidian-marten code at checkout.');
     await stack.drainIngest();

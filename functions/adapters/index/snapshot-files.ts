@@ -19,14 +19,19 @@ import {
   type SnapshotManifest,
   snapshotVersionId,
 } from '../../core/snapshot-manifest.js';
+import type { RecallTargetOptions } from '../../core/snapshot-validation.js';
 import { dot, offerRows, type ScoredRow, TopK } from '../../core/vectors.js';
+import { writeTunedHnswIndex } from './recall-tuning.js';
 import {
   BUILD_BLOCK_ROWS,
   DEFAULT_HNSW,
   HnswIndexFile,
   type HnswSettings,
+  I8_RESCORE_FACTOR,
   writeHnswIndexFromBlocks,
 } from './usearch-index.js';
+
+export { I8_RESCORE_FACTOR };
 
 export interface WriteSnapshotInput {
   /** Chunks with their vectors; stored sorted by document id and ordinal (row = usearch key). */
@@ -37,6 +42,12 @@ export interface WriteSnapshotInput {
   readonly hnsw?: Partial<HnswSettings>;
   /** Build time recorded in the manifest and the version id. Default now. */
   readonly builtAt?: Date;
+  /**
+   * Choose `ef` for this recall target (adapters/index/recall-tuning.ts; defaults DEFAULT_RECALL_TARGET) and
+   * record it in the manifest's `recall`; `false` keeps the configured ef unmeasured. An explicit
+   * `hnsw.expansionSearch` is measured, not changed. Default `{}` (tune with the defaults).
+   */
+  readonly recall?: Partial<RecallTargetOptions> | false;
 }
 
 /** sha256 and size of a file, streamed (snapshot files can be gigabytes). */
@@ -93,7 +104,7 @@ export async function writeSortedSnapshot(
   input: WriteSortedSnapshotInput,
 ): Promise<{ directory: string; manifest: SnapshotManifest }> {
   const dtype = input.hnsw?.dtype ?? DEFAULT_HNSW.dtype;
-  const hnsw: HnswSettings = {
+  const configured: HnswSettings = {
     ...DEFAULT_HNSW,
     metric: defaultHnswMetric(dtype, input.space.normalized),
     ...input.hnsw,
@@ -156,13 +167,30 @@ export async function writeSortedSnapshot(
     recordsOut.end();
     await Promise.all([finished(vectorsOut), finished(recordsOut)]);
 
-    writeHnswIndexFromBlocks(
-      join(staging, SNAPSHOT_FILES.vectorIndex),
-      readRowBlocks(vectorsPath, dimensions, BUILD_BLOCK_ROWS),
-      dimensions,
-      hnsw,
-      count,
-    );
+    const indexPath = join(staging, SNAPSHOT_FILES.vectorIndex);
+    const target = input.recall === false ? undefined : (input.recall ?? {});
+    let hnsw = configured;
+    let recall: Awaited<ReturnType<typeof writeTunedHnswIndex>>['recall'];
+    if (target && count > 0) {
+      // Tuning measures exact neighbours over every row, so it needs the matrix (2 GiB at 1M × 512,
+      // read with pread into one typed array: no fs 2 GiB limit). Without a target, blocks suffice.
+      ({ settings: hnsw, recall } = writeTunedHnswIndex(
+        indexPath,
+        readAllRows(vectorsPath, dimensions, count),
+        dimensions,
+        configured,
+        target,
+        input.hnsw?.expansionSearch,
+      ));
+    } else {
+      writeHnswIndexFromBlocks(
+        indexPath,
+        readRowBlocks(vectorsPath, dimensions, BUILD_BLOCK_ROWS),
+        dimensions,
+        configured,
+        count,
+      );
+    }
     const recordStarts = starts.subarray(0, count + 1);
     await writeFile(
       join(staging, SNAPSHOT_FILES.chunkOffsets),
@@ -187,6 +215,7 @@ export async function writeSortedSnapshot(
         normalized: input.space.normalized,
       },
       index: hnsw,
+      ...(recall ? { recall } : {}),
       counts: { chunks: count, documents },
       files,
     };
@@ -200,6 +229,19 @@ export async function writeSortedSnapshot(
     await rm(staging, { recursive: true, force: true });
     throw error;
   }
+}
+
+/** Every row of a float32 vectors file in one typed array, read block by block (any size). */
+export function readAllRows(path: string, dimensions: number, count: number): Float32Array {
+  const all = new Float32Array(count * dimensions);
+  let offset = 0;
+  for (const block of readRowBlocks(path, dimensions, BUILD_BLOCK_ROWS)) {
+    all.set(block, offset);
+    offset += block.length;
+  }
+  if (offset !== all.length)
+    throw new SnapshotIntegrityError(`${path}: ${offset / dimensions} rows, expected ${count}`);
+  return all;
 }
 
 /**
@@ -380,9 +422,6 @@ export class ChunkRecords {
     return this.rowsOf(chunkId.slice(0, separator)).find((row) => this.at(row).chunkId === chunkId);
   }
 }
-
-/** Candidates fetched per requested result from an i8 index before exact re-ranking. */
-export const I8_RESCORE_FACTOR = 3;
 
 export interface OpenSnapshotOptions {
   /** Refuse the snapshot unless it was built in this embedding space. */

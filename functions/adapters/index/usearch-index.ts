@@ -24,6 +24,8 @@ export interface HnswSettings {
   /**
    * Candidate list size while searching (ef). Default 128: on SciFact's 30k windowed USE-lite
    * chunks ef 64 gave ANN recall@10 0.961 and ef 128 gave 0.987 (f16), at ~0.5 ms per query.
+   * Snapshots choose theirs for a recall target at build time (recall-tuning.ts); 128 is what an
+   * untuned index and manifests written before tuning use.
    */
   readonly expansionSearch: number;
 }
@@ -35,6 +37,9 @@ export const DEFAULT_HNSW: HnswSettings = {
   expansionAdd: 128,
   expansionSearch: 128,
 };
+
+/** Candidates fetched per requested result from an i8 index before exact re-ranking. */
+export const I8_RESCORE_FACTOR = 3;
 
 /** usearch's on-disk scalar-kind codes (scalar_kind_t). */
 const SCALAR_CODES: Record<VectorDtype, number> = { f32: 11, f16: 12, i8: 23 };

@@ -1,13 +1,19 @@
-import { createReadStream, createWriteStream } from 'node:fs';
+import { createReadStream, createWriteStream, readFileSync } from 'node:fs';
 import { mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import type { EmbeddedChunk } from '../../core/delta.js';
 import type { EmbeddingSpace } from '../../core/embedding-space.js';
-import { annRecallAtK, evenlySpacedRows } from '../../core/snapshot-validation.js';
+import { SNAPSHOT_FILES } from '../../core/snapshot-manifest.js';
+import {
+  DEFAULT_RECALL_TARGET,
+  type RecallTargetOptions,
+  recallVerdict,
+} from '../../core/snapshot-validation.js';
 import { EXPORTS_PREFIX, IndexBucket } from '../aws/index-bucket.js';
 import { type IndexVersionRecord, PointerConflictError, type SearchTable } from '../aws/search-table.js';
-import { FileSnapshot, writeSortedSnapshot } from '../index/snapshot-files.js';
+import { measureServingRecall } from '../index/recall-tuning.js';
+import { FileSnapshot, readAllRows, writeSortedSnapshot } from '../index/snapshot-files.js';
 import type { HnswSettings } from '../index/usearch-index.js';
 
 /** A version failed validation (checksums, embedding space, counts or recall). Not retried. */
@@ -67,7 +73,12 @@ export interface ReindexState {
   readonly version?: string;
   readonly prefix?: string;
   readonly builtAt?: string;
+  /** ANN recall@10 Validate measured on its own held-out queries at the version's ef. */
   readonly recall?: number;
+  /** The version's search ef (chosen by Build for `recallTarget`, see snapshot manifest `recall`). */
+  readonly expansionSearch?: number;
+  /** The recall@10 target Build tuned for; absent when tuning was off. */
+  readonly recallTarget?: number;
   readonly pruned?: string[];
 }
 
@@ -79,9 +90,18 @@ export interface ReindexStepOptions {
   readonly hnsw?: Partial<HnswSettings>;
   /** Versions kept by prune, besides current and previous. Default 3. */
   readonly keepVersions?: number;
-  /** Minimum HNSW recall@10 against exact search. Default 0.95. */
+  /**
+   * Floor of HNSW recall@10 against exact search, also for builds without a target (a corrupt
+   * graph shows up here even when checksums match). Default 0.95.
+   */
   readonly minRecall?: number;
-  /** Rows sampled as queries for the recall test. Default 200. */
+  /**
+   * Recall target Build tunes the search ef for (see writeTunedHnswIndex; defaults
+   * DEFAULT_RECALL_TARGET: 0.98 at k 10, ef 64–1024, connectivity up to 32); `false` keeps the
+   * configured ef. Validate refuses a version that missed it.
+   */
+  readonly recallTarget?: Partial<RecallTargetOptions> | false;
+  /** Held-out queries Validate measures recall on. Default the target's `queries` (500). */
   readonly recallSamples?: number;
   /** Parallel scan segments of the export's id listing. Default 8. */
   readonly scanSegments?: number;
@@ -201,10 +221,18 @@ export class ReindexSteps {
         space,
         watermark: required(input.watermark, 'watermark'),
         ...(this.options.hnsw ? { hnsw: this.options.hnsw } : {}),
+        recall: this.options.recallTarget ?? {},
         onProgress: (chunks) => this.options.log?.('reindex build progress', { chunks, of: input.chunks }),
       });
       const prefix = await indexBucket.uploadSnapshot(directory, manifest.version);
-      return { ...input, version: manifest.version, prefix, builtAt: manifest.builtAt };
+      return {
+        ...input,
+        version: manifest.version,
+        prefix,
+        builtAt: manifest.builtAt,
+        expansionSearch: manifest.index.expansionSearch,
+        ...(manifest.recall ? { recallTarget: manifest.recall.target } : {}),
+      };
     } finally {
       await rm(scratch, { recursive: true, force: true });
     }
@@ -212,8 +240,9 @@ export class ReindexSteps {
 
   /**
    * Download the uploaded version as a query Lambda would and check it: every checksum, the
-   * embedding space, the chunk count of the export, and HNSW recall@10 against exact search on
-   * sampled stored vectors.
+   * embedding space, the chunk count of the export, and HNSW recall@10 against exact search at the
+   * manifest's ef, on held-out queries of its own (other noise than Build's; see recallVerdict for
+   * when it refuses).
    */
   async validate(input: ReindexState): Promise<ReindexState> {
     const version = required(input.version, 'version');
@@ -241,19 +270,37 @@ export class ReindexSteps {
           `version ${version} holds ${snapshot.chunkCount} chunks, the export had ${input.chunks}`,
         );
       }
-      const rows = evenlySpacedRows(snapshot.chunkCount, this.options.recallSamples ?? 200);
-      const recall = annRecallAtK(
-        snapshot,
-        rows.map((row) => snapshot.vectorAt(row)),
-        10,
+      const { manifest } = snapshot;
+      const tuning = manifest.recall;
+      const measured = measureServingRecall(
+        (query, k) => snapshot.searchApproximate(query, k),
+        readAllRows(
+          join(scratch, SNAPSHOT_FILES.vectors),
+          manifest.embedding.dimensions,
+          snapshot.chunkCount,
+        ),
+        manifest.embedding.dimensions,
+        manifest.index.metric,
+        {
+          k: tuning?.k ?? DEFAULT_RECALL_TARGET.k,
+          queries: this.options.recallSamples ?? DEFAULT_RECALL_TARGET.queries,
+          noise: tuning?.noise ?? DEFAULT_RECALL_TARGET.noise,
+          // Not Build's seed: other rows and other noise, so these queries are held out from tuning.
+          seed: (tuning?.seed ?? DEFAULT_RECALL_TARGET.seed) + 1,
+        },
       );
-      const minimum = this.options.minRecall ?? 0.95;
-      if (recall < minimum) {
-        throw new SnapshotValidationFailed(
-          `version ${version}: HNSW recall@10 ${recall.toFixed(4)} is below ${minimum}`,
-        );
-      }
-      return { ...input, recall };
+      const verdict = recallVerdict({
+        measured,
+        minimum: this.options.minRecall ?? 0.95,
+        ...(tuning ? { tuning, k: tuning.k } : {}),
+      });
+      if (!verdict.ok) throw new SnapshotValidationFailed(`version ${version}: ${verdict.reason}`);
+      return {
+        ...input,
+        recall: measured.recall,
+        expansionSearch: manifest.index.expansionSearch,
+        ...(tuning ? { recallTarget: tuning.target } : {}),
+      };
     } finally {
       await rm(scratch, { recursive: true, force: true });
     }

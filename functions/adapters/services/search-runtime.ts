@@ -9,6 +9,7 @@ import {
   type SearchRequest,
   type SearchResponse,
 } from '../../core/search-engine.js';
+import type { RecallTuning } from '../../core/snapshot-manifest.js';
 import type { IndexBucket } from '../aws/index-bucket.js';
 import type { ReindexTrigger, ReindexTriggerOutcome } from '../aws/reindex-trigger.js';
 import type { SearchTable } from '../aws/search-table.js';
@@ -67,6 +68,19 @@ export interface RuntimeHealth {
     readonly vectors: number;
     readonly builtAt: string | null;
     readonly deltaSize: number;
+    /** The served version's HNSW search ef (chosen at build for its recall target); null without a version. */
+    readonly expansionSearch: number | null;
+    /**
+     * The version's ANN recall@k against exact search as its build measured it on held-out queries
+     * (`measured`), for `target`, with its connectivity; null for versions built before tuning.
+     */
+    readonly recall: {
+      readonly target: number;
+      readonly k: number;
+      readonly measured: number;
+      readonly reached: boolean;
+      readonly connectivity: number;
+    } | null;
   };
   /** Readable model name, vector length, and the model files' fingerprint (`sha256:…`) when known. */
   readonly model: { readonly id: string; readonly dimensions: number; readonly fingerprint?: string };
@@ -399,6 +413,8 @@ export class SearchRuntime {
         vectors: snapshot?.manifest.counts.chunks ?? 0,
         builtAt: snapshot?.manifest.builtAt ?? null,
         deltaSize: this.engine.delta.size,
+        expansionSearch: snapshot?.manifest.index.expansionSearch ?? null,
+        recall: recallOf(snapshot?.manifest.recall),
       },
       model: {
         id: this.options.embedder.space.modelId,
@@ -423,6 +439,18 @@ export class SearchRuntime {
       },
     };
   }
+}
+
+/** The health report's view of a manifest's `recall` section. */
+function recallOf(tuning: RecallTuning | undefined): RuntimeHealth['index']['recall'] {
+  if (!tuning) return null;
+  return {
+    target: tuning.target,
+    k: tuning.k,
+    measured: Math.round(tuning.heldOut.recall * 10_000) / 10_000,
+    reached: tuning.reached,
+    connectivity: tuning.connectivity,
+  };
 }
 
 /** Wait for `promise` at most `ms` (its failure is the caller's only when it settles in time). */
