@@ -1,7 +1,5 @@
-import { createReadStream, createWriteStream, readFileSync } from 'node:fs';
 import { mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { createInterface } from 'node:readline';
 import type { EmbeddedChunk } from '../../core/delta.js';
 import type { EmbeddingSpace } from '../../core/embedding-space.js';
 import { SNAPSHOT_FILES } from '../../core/snapshot-manifest.js';
