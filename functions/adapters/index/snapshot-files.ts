@@ -16,7 +16,9 @@ import { embeddingInput } from '../../core/chunking.js';
 import type { EmbeddedChunk } from '../../core/delta.js';
 import { assertSameEmbeddingSpace, type EmbeddingSpace } from '../../core/embedding-space.js';
 import { SnapshotIntegrityError } from '../../core/errors.js';
+import type { MetadataFilter } from '../../core/filters.js';
 import { LexicalIndex, LexicalSegment } from '../../core/lexical.js';
+import { MetadataIndex, type RowBitset, rowsMatching } from '../../core/metadata-index.js';
 import type { SnapshotView } from '../../core/search-engine.js';
 import {
   defaultHnswMetric,
@@ -54,7 +56,7 @@ export async function fileDigest(path: string): Promise<{ bytes: number; sha256:
 
 /**
  * Write an immutable snapshot directory `<parent>/<version>/` (usearch index, vectors, chunk
- * records and their offsets, lexical index, manifest with the sha256 of every file). The index
+ * records and their offsets, lexical index, metadata index, manifest with the sha256 of every file). The index
  * metric is {@link defaultHnswMetric} unless `input.hnsw.metric` says otherwise. Files are written into a temporary
  * directory and renamed into place, so a crash never leaves a half-written version behind.
  */
@@ -99,6 +101,10 @@ export async function writeSnapshot(
     await writeFile(
       join(staging, SNAPSHOT_FILES.lexical),
       LexicalSegment.build(chunks.map((chunk) => embeddingInput(chunk))).toBytes(),
+    );
+    await writeFile(
+      join(staging, SNAPSHOT_FILES.metadataIndex),
+      MetadataIndex.encode(chunks.map((chunk) => chunk.metadata)),
     );
 
     const files: SnapshotManifest['files'] = {};
@@ -324,6 +330,8 @@ export class FileSnapshot implements SnapshotView {
     private readonly records: ChunkRecords,
     private readonly index: HnswIndexFile,
     private readonly lexicalSegment: LexicalSegment,
+    /** Read at open (format 4); built from the records on first use for older formats. */
+    private metadata: MetadataIndex | undefined,
   ) {}
 
   /**
@@ -382,7 +390,31 @@ export class FileSnapshot implements SnapshotView {
       throw new SnapshotIntegrityError(
         `${lexicalPath}: ${lexicalSegment.rowCount} rows, snapshot has ${records.count} chunks`,
       );
-    return new FileSnapshot(directory, manifest, records, index, lexicalSegment);
+    let metadata: MetadataIndex | undefined;
+    if (manifest.files[SNAPSHOT_FILES.metadataIndex]) {
+      const metadataPath = join(directory, SNAPSHOT_FILES.metadataIndex);
+      try {
+        metadata = MetadataIndex.fromBytes(await readWholeFile(metadataPath));
+      } catch (cause) {
+        throw new SnapshotIntegrityError(`${metadataPath}: ${(cause as Error).message}`, { cause });
+      }
+      if (metadata.rowCount !== records.count)
+        throw new SnapshotIntegrityError(
+          `${metadataPath}: ${metadata.rowCount} rows, snapshot has ${records.count} chunks`,
+        );
+    }
+    return new FileSnapshot(directory, manifest, records, index, lexicalSegment, metadata);
+  }
+
+  /**
+   * Rows whose metadata matches `filter`, from the metadata index (no chunk record is read). A
+   * snapshot older than format 4 builds the index from its records on the first call.
+   */
+  rowsMatching(filter: MetadataFilter): RowBitset {
+    this.metadata ??= MetadataIndex.build(
+      Array.from({ length: this.records.count }, (_, row) => this.records.at(row).metadata),
+    );
+    return rowsMatching(filter, this.metadata);
   }
 
   get chunkCount(): number {
