@@ -412,7 +412,7 @@ export class SearchEngine {
     const matches = matching.count();
     if (matches === 0) return [];
     if (exact || matches <= (this.options.exactFilterLimit ?? DEFAULT_EXACT_FILTER_LIMIT))
-      return snapshot.searchExact(query, count, matching.rows());
+      return snapshot.searchExact(query, count, matching.toArray());
     const total = snapshot.chunkCount;
     for (let fetch = Math.min(total, Math.ceil((2 * count * total) / matches)); ; fetch *= 4) {
       fetch = Math.min(total, fetch);
