@@ -203,7 +203,7 @@ describe('the metadata index', () => {
         (rows, filters) => {
           const snapshotIndex = MetadataIndex.fromBytes(MetadataIndex.encode(rows));
           const live = new LiveMetadataIndex();
-          rows.forEach((row, key) => live.add(key, row));
+          for (const [key, row] of rows.entries()) live.add(key, row);
           for (const query of filters) {
             const expected = rows.flatMap((row, index) => (matchesFilter(row, query) ? [index] : []));
             expect([...rowsMatching(query, snapshotIndex).rows()]).toEqual(expected);
@@ -222,7 +222,7 @@ describe('the metadata index', () => {
         filter,
         (rows, query) => {
           const live = new LiveMetadataIndex();
-          rows.forEach(([first], key) => live.add(key, first));
+          for (const [key, [first]] of rows.entries()) live.add(key, first);
           const current = new Map<number, DocumentMetadata>();
           rows.forEach(([first, second, replace], key) => {
             live.remove(key, first);
