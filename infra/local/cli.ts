@@ -372,13 +372,13 @@ program
   )
   .option(
     '-f, --filter <key=value>',
-    'metadata filter; repeat a key for any-of; level=2 is a number, public=true a boolean, level=\'"2"\' a string',
+    'metadata filter: key=value (repeat a key for any-of), key!=value, key>=v, key>v, key<=v, key<v (numbers or ISO dates); level=2 is a number, public=true a boolean, level=\'"2"\' a string',
     collectFilter,
     {},
   )
   .option(
     '--filter-json <object>',
-    'metadata filter as a JSON object (merged over --filter)',
+    'metadata filter as a JSON object in the API\'s language, e.g. \'{"level": {"gte": 2}, "lang": {"ne": "de"}}\' (merged over --filter)',
     collectFilterJson,
     {},
   )

@@ -6,7 +6,7 @@ import { FileSnapshot, writeSnapshot } from '../../functions/adapters/index/snap
 import type { EmbeddedChunk } from '../../functions/core/delta.js';
 import type { EmbeddingSpace, TextEmbedder } from '../../functions/core/embedding-space.js';
 import type { MetadataFilter } from '../../functions/core/filters.js';
-import { DEFAULT_EXACT_FILTER_LIMIT, SearchEngine } from '../../functions/core/search-engine.js';
+import { exactFilterLimit, SearchEngine } from '../../functions/core/search-engine.js';
 import { clusteredVector } from '../support/synthetic-documents.js';
 
 const CHUNKS = 20_000;
@@ -99,10 +99,12 @@ describe(`filtered dense recall@10 equals exact filtered search (${CHUNKS} chunk
     }
   });
 
-  it('above the exact limit (HNSW candidates tested against the bitmap) recall stays 1 at 10% and 50%', async () => {
-    // A limit below 10% of 20k forces the HNSW path that 1M-chunk corpora take above 5,000 matches.
+  it('above the exact limit (HNSW candidates tested against the bitmap) recall is that of HNSW, ≥ 0.99 at 10% and 50%', async () => {
+    // A limit below 10% of 20k forces the HNSW path that large corpora take. This path is not
+    // exact: its recall is that of an HNSW search 1.3 × 100 ÷ selectivity candidates deep.
     const engine = new SearchEngine(snapshot, embedder, undefined, { exactFilterLimit: 1_000 });
-    expect(DEFAULT_EXACT_FILTER_LIMIT).toBeGreaterThan(1_000);
-    for (const s of [0.1, 0.5]) expect((await recallAt10(engine, { u: { lt: s } }, s)).recall).toBe(1);
+    expect(exactFilterLimit(100, CHUNKS)).toBeGreaterThan(0.1 * CHUNKS);
+    for (const s of [0.1, 0.5])
+      expect((await recallAt10(engine, { u: { lt: s } }, s)).recall).toBeGreaterThanOrEqual(0.99);
   });
 });

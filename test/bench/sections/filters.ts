@@ -13,7 +13,7 @@ import { FileSnapshot } from '../../../functions/adapters/index/snapshot-files.j
 import type { EmbeddedChunk } from '../../../functions/core/delta.js';
 import type { EmbeddingSpace, TextEmbedder } from '../../../functions/core/embedding-space.js';
 import type { MetadataFilter } from '../../../functions/core/filters.js';
-import { DEFAULT_EXACT_FILTER_LIMIT, SearchEngine } from '../../../functions/core/search-engine.js';
+import { exactFilterLimit, SearchEngine } from '../../../functions/core/search-engine.js';
 import { clusteredVector } from '../../support/synthetic-documents.js';
 import { type Percentiles, percentiles, progress, seededRandom } from '../lib/measure.js';
 import { cachedSnapshot } from './query-path.js';
@@ -39,6 +39,8 @@ export interface FilteredRow {
   readonly recallAt10: number;
   /** `exact` (matching rows scored exactly) or `hnsw` (HNSW candidates tested against the bitmap). */
   readonly path: 'exact' | 'hnsw';
+  /** The engine's `filteredDenseTarget` (default `candidates`). */
+  readonly target: 'candidates' | 'documents';
 }
 
 export interface FiltersSizeResult {
@@ -56,7 +58,8 @@ export interface FiltersResults {
   measured?: { readonly createdAt: string; readonly commit: string };
   readonly dimensions: number;
   readonly queries: number;
-  readonly exactFilterLimit: number;
+  /** Matches up to which the engine scores exactly in dense mode at k = 10, per size (see `exactFilterLimit`). */
+  readonly exactFilterLimits: Record<number, number>;
   readonly sizes: FiltersSizeResult[];
 }
 
@@ -171,10 +174,15 @@ export async function benchFilters(options: {
       }),
     );
     const snapshot = await FileSnapshot.open(built.directory, { verifyChecksums: false });
-    const engine = new SearchEngine(snapshot, new PrecomputedQueries(space, queryVectors));
+    const embedder = new PrecomputedQueries(space, queryVectors);
+    const engines = {
+      candidates: new SearchEngine(snapshot, embedder),
+      documents: new SearchEngine(snapshot, embedder, undefined, { filteredDenseTarget: 'documents' }),
+    };
     const texts = queryVectors.map((_, n) => `q${n}`);
 
-    const pass = async (filter: MetadataFilter | undefined) => {
+    const pass = async (filter: MetadataFilter | undefined, target: keyof typeof engines = 'candidates') => {
+      const engine = engines[target];
       for (const query of texts) await engine.search({ query, k: K, mode: 'dense', filter });
       const sample: number[] = [];
       let answers: string[][] = [];
@@ -203,14 +211,19 @@ export async function benchFilters(options: {
       const truth = queryVectors.map((query) =>
         snapshot.searchExact(query, K, matching).map((hit) => snapshot.chunkAt(hit.row).chunkId),
       );
-      for (const operator of FILTER_OPERATORS) {
+      // Every operator with the default engine, then equality with `filteredDenseTarget: 'documents'`.
+      const runs = [
+        ...FILTER_OPERATORS.map((operator) => ({ operator, target: 'candidates' as const })),
+        { operator: 'equality' as const, target: 'documents' as const },
+      ];
+      for (const { operator, target } of runs) {
         const filter = operatorFilter(operator, selectivity);
         const counted = snapshot.rowsMatching(filter).count();
         if (counted !== matching.length)
           throw new Error(
             `${operator} at ${selectivity} matched ${counted} rows, expected ${matching.length}`,
           );
-        const { ms, answers } = await pass(filter);
+        const { ms, answers } = await pass(filter, target);
         filtered.push({
           operator,
           selectivity,
@@ -218,10 +231,12 @@ export async function benchFilters(options: {
           ms,
           p99OverUnfiltered: ms.p99 / unfiltered.ms.p99,
           recallAt10: recall(truth, answers),
-          path: matching.length <= DEFAULT_EXACT_FILTER_LIMIT ? 'exact' : 'hnsw',
+          path:
+            matching.length <= exactFilterLimit(target === 'documents' ? K : 100, size) ? 'exact' : 'hnsw',
+          target,
         });
         progress(
-          `filters ${size}: ${operator} ${selectivity * 100}% (${matching.length} rows): p50 ${ms.p50.toFixed(2)} ms, p99 ${ms.p99.toFixed(2)} ms (${(ms.p99 / unfiltered.ms.p99).toFixed(2)}× unfiltered), recall@10 ${filtered.at(-1)?.recallAt10.toFixed(3)}`,
+          `filters ${size}: ${operator}${target === 'documents' ? ' (target documents)' : ''} ${selectivity * 100}% (${matching.length} rows): p50 ${ms.p50.toFixed(2)} ms, p99 ${ms.p99.toFixed(2)} ms (${(ms.p99 / unfiltered.ms.p99).toFixed(2)}× unfiltered), recall@10 ${filtered.at(-1)?.recallAt10.toFixed(3)}`,
         );
       }
     }
@@ -237,7 +252,7 @@ export async function benchFilters(options: {
   return {
     dimensions: options.dimensions,
     queries: options.queries,
-    exactFilterLimit: DEFAULT_EXACT_FILTER_LIMIT,
+    exactFilterLimits: Object.fromEntries(options.sizes.map((size) => [size, exactFilterLimit(100, size)])),
     sizes,
   };
 }
