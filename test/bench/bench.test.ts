@@ -124,13 +124,14 @@ it('npm run bench -- --quick measures every section and writes JSON, markdown an
       expect(opens).toContain(open);
     for (const row of peers.coldOpen)
       expect(positive(row.firstAnswerMs) || typeof row.error === 'string').toBe(true);
-    // Filters: every operator at every selectivity, each selecting exactly its share of rows, and
-    // (at 2,000 chunks, all scored exactly) recall 1 against brute force over those rows.
+    // Filters: every operator at every selectivity (the section checks each selects exactly its
+    // share of rows); the default engine scores every filter of 2,000 chunks exactly, so its recall
+    // is 1 against brute force over those rows ('documents' rows may take the HNSW path).
     const filtered = results.filters.sizes[0].filtered;
     expect(filtered).toHaveLength(24);
     for (const row of filtered) {
-      expect(row.recallAt10).toBe(1);
       expect(positive(row.ms.p99)).toBe(true);
+      if (row.target === 'candidates') expect(row.path === 'exact' && row.recallAt10 === 1).toBe(true);
     }
     // Indexed is measured inside the same loop as searchable, so only its presence can be checked.
     expect(positive(results.freshness.uploadToIndexedMs.p50)).toBe(true);
