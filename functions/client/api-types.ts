@@ -148,9 +148,20 @@ export interface operations {
                      * @enum {string}
                      */
                     mode?: "hybrid" | "dense" | "lexical";
-                    /** @description every key must match: a scalar is equality, a list is any of; a list-valued metadata field matches when any element does (at most 20 keys) */
+                    /** @description every key must match (AND). Per key: a scalar is typed equality, a list is any of, an object holds operators eq, in, ne, nin, gt, gte, lt, lte (numbers or ISO-8601 dates), exists, not (README "Filters"); at most 20 keys */
                     filter?: {
-                        [key: string]: (string | number | boolean) | (string | number | boolean)[];
+                        [key: string]: (string | number | boolean) | (string | number | boolean)[] | {
+                            eq?: string | number | boolean;
+                            in?: (string | number | boolean)[];
+                            ne?: string | number | boolean;
+                            nin?: (string | number | boolean)[];
+                            gt?: number | string;
+                            gte?: number | string;
+                            lt?: number | string;
+                            lte?: number | string;
+                            exists?: boolean;
+                            not?: unknown;
+                        };
                     };
                     rerank?: boolean;
                     exact?: boolean;

@@ -1,6 +1,8 @@
 import type { Chunk } from './chunking.js';
 import { embeddingInput } from './chunking.js';
+import type { MetadataFilter } from './filters.js';
 import type { LexicalIndex } from './lexical.js';
+import { LiveMetadataIndex, rowsMatching } from './metadata-index.js';
 import { type ScoredRow, TopK } from './vectors.js';
 
 /** A chunk with its embedding, as written by the encoder and held by the delta. */
@@ -73,6 +75,8 @@ export class DeltaLayer {
   private readonly chunkByKey = new Map<number, EmbeddedChunk>();
   private nextKey = 0;
   private vectorIndex: DeltaVectorIndex | undefined;
+  /** Postings of the held chunks' metadata by key, so a filter names its chunks without a scan. */
+  private readonly metadataIndex = new LiveMetadataIndex();
 
   /** Whether dense searches without a filter go through the ANN index (the delta is large). */
   get approximate(): boolean {
@@ -85,6 +89,7 @@ export class DeltaLayer {
     this.keyByChunkId.delete(chunk.chunkId);
     this.chunkByKey.delete(key);
     this.vectorIndex?.remove(key);
+    this.metadataIndex.remove(key, chunk.metadata);
   }
 
   private remember(chunk: EmbeddedChunk): void {
@@ -92,6 +97,7 @@ export class DeltaLayer {
     this.keyByChunkId.set(chunk.chunkId, key);
     this.chunkByKey.set(key, chunk);
     this.vectorIndex?.add(key, chunk.vector);
+    this.metadataIndex.add(key, chunk.metadata);
   }
 
   /** Build the ANN index once the delta reaches its threshold. */
@@ -189,13 +195,37 @@ export class DeltaLayer {
     for (const chunks of this.chunksByDocument.values()) yield* chunks;
   }
 
+  /** The delta's chunks whose metadata matches `filter`, found by its metadata index. */
+  *chunksMatching(filter: MetadataFilter): IterableIterator<EmbeddedChunk> {
+    for (const key of rowsMatching(filter, this.metadataIndex).rows()) {
+      const chunk = this.chunkByKey.get(key);
+      if (chunk) yield chunk;
+    }
+  }
+
   /**
-   * Top-k over the delta's chunks by dot product, optionally restricted by `accept`. Exact while
-   * the delta is small or a filter applies; past `ann.minChunks` an unfiltered search takes
-   * `oversample × k` candidates from the ANN index and re-scores them exactly, so its cost stays
-   * flat as the delta grows.
+   * Top-k over the delta's chunks by dot product, optionally restricted by a metadata filter
+   * (answered by the delta's metadata index: only matching chunks are scored) or a predicate.
+   * Exact while the delta is small or a filter applies; past `ann.minChunks` an unfiltered search
+   * takes `oversample × k` candidates from the ANN index and re-scores them exactly, so its cost
+   * stays flat as the delta grows.
    */
-  searchDense(query: Float32Array, k: number, accept?: (chunk: EmbeddedChunk) => boolean): DeltaHit[] {
+  searchDense(
+    query: Float32Array,
+    k: number,
+    accept?: MetadataFilter | ((chunk: EmbeddedChunk) => boolean),
+  ): DeltaHit[] {
+    if (accept !== undefined && typeof accept !== 'function') {
+      const best = new TopK(k);
+      const matching: EmbeddedChunk[] = [];
+      for (const chunk of this.chunksMatching(accept)) {
+        best.offer(matching.length, dot(query, chunk.vector));
+        matching.push(chunk);
+      }
+      return best
+        .sorted()
+        .map(({ row, similarity }: ScoredRow) => ({ chunk: matching[row] as EmbeddedChunk, similarity }));
+    }
     if (this.vectorIndex && !accept) {
       const best = new TopK(k);
       const candidates: EmbeddedChunk[] = [];

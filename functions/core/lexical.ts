@@ -435,12 +435,15 @@ export class LexicalIndex {
    * there are fewer; NaN when none): what min–max fusion of a `floorRank`-long list needs, without
    * materialising that list.
    * @param accept as in {@link LexicalIndex.search}.
+   * @param acceptRow when given, tests the snapshot segment's rows instead of `accept` (which then
+   * applies to the delta's chunks only).
    */
   rank(
     query: string,
     limit: number,
     floorRank: number,
     accept?: (chunkId: string) => boolean,
+    acceptRow?: (row: number) => boolean,
   ): { hits: LexicalHit[]; floorScore: number } {
     const none = { hits: [], floorScore: Number.NaN };
     if (limit <= 0) return none;
@@ -513,7 +516,8 @@ export class LexicalIndex {
         const score = scores[row] as number;
         scores[row] = 0;
         if (this.removedRows[row] === 1) continue;
-        if (accept && !accept(this.segmentRows.chunkIdOf(row))) continue;
+        // A row predicate (the metadata index) tests a segment row without reading its record.
+        if (acceptRow ? !acceptRow(row) : accept && !accept(this.segmentRows.chunkIdOf(row))) continue;
         touched[kept] = row;
         values[kept] = score;
         kept += 1;

@@ -4,16 +4,17 @@ import { SnapshotIntegrityError } from './errors.js';
 
 /**
  * Version of the on-disk snapshot layout written by this build; bumped on incompatible changes.
- * Format 3 added `chunks.offsets` and the `ip` metric.
+ * Format 3 added `chunks.offsets` and the `ip` metric; format 4 the metadata index.
  */
-export const SNAPSHOT_FORMAT_VERSION = 3;
+export const SNAPSHOT_FORMAT_VERSION = 4;
 
 /**
  * Formats this build can serve. Format 2 snapshots (no `chunks.offsets`, always `cos`) still open,
- * so a deployment keeps serving the current index until the next reindex writes format 3; their
- * record offsets are found by reading `chunks.jsonl` whole, as before.
+ * so a deployment keeps serving the current index until the next reindex writes a newer format;
+ * their record offsets are found by reading `chunks.jsonl` whole, as before. Formats 2 and 3 have
+ * no `metadata.index`: it is built from the chunk records on the first filtered query.
  */
-export const READABLE_SNAPSHOT_FORMATS: readonly number[] = [2, 3];
+export const READABLE_SNAPSHOT_FORMATS: readonly number[] = [2, 3, 4];
 
 /** Storage precision of the HNSW vectors. `f32` exact, `f16` half, `i8` scalar-quantised. */
 export type VectorDtype = 'f32' | 'f16' | 'i8';
@@ -50,6 +51,11 @@ export const SNAPSHOT_FILES = {
   chunkOffsets: 'chunks.offsets',
   /** BM25 inverted index over the same rows (binary `LexicalSegment`, format 2; JSON in format 1). */
   lexical: 'lexical.bm25',
+  /**
+   * Metadata index over the same rows (binary `MetadataIndex`): posting lists per field value and
+   * sorted number / date values, so a filter never reads the chunk records. Format 4.
+   */
+  metadataIndex: 'metadata.index',
 } as const;
 
 export const MANIFEST_FILE = 'manifest.json';
@@ -102,7 +108,7 @@ export type RecallTuning = z.infer<typeof recallTuningSchema>;
 
 /** Schema of `manifest.json`. */
 export const snapshotManifestSchema = z.object({
-  formatVersion: z.union([z.literal(2), z.literal(3)]),
+  formatVersion: z.union([z.literal(2), z.literal(3), z.literal(4)]),
   /** Sortable, unique version id, e.g. `20261123T181500Z-3fa2c1`. */
   version: z.string().min(1),
   /** ISO-8601 build time. */
@@ -163,6 +169,7 @@ export function parseSnapshotManifest(json: string, where: string): SnapshotMani
   }
   for (const name of Object.values(SNAPSHOT_FILES)) {
     if (name === SNAPSHOT_FILES.chunkOffsets && parsed.data.formatVersion < 3) continue;
+    if (name === SNAPSHOT_FILES.metadataIndex && parsed.data.formatVersion < 4) continue;
     if (!parsed.data.files[name])
       throw new SnapshotIntegrityError(`${where}: manifest lists no checksum for ${name}`);
   }

@@ -5,7 +5,7 @@
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { isAbsolute, join, relative, resolve, sep } from 'node:path';
 import { PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
-import { type BisearchClient, createBisearchClient } from 'bisearch/client';
+import { type BisearchClient, createBisearchClient, type SearchRequest } from 'bisearch/client';
 import { SingleBar } from 'cli-progress';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { connectionFromEnvironment, s3Client } from '../../functions/adapters/aws/aws-clients.js';
@@ -379,13 +379,13 @@ program
   )
   .option(
     '-f, --filter <key=value>',
-    'metadata filter; repeat a key for any-of; level=2 is a number, public=true a boolean, level=\'"2"\' a string',
+    'metadata filter: key=value (repeat a key for any-of), key!=value, key>=v, key>v, key<=v, key<v (numbers or ISO dates); level=2 is a number, public=true a boolean, level=\'"2"\' a string',
     collectFilter,
     {},
   )
   .option(
     '--filter-json <object>',
-    'metadata filter as a JSON object (merged over --filter)',
+    'metadata filter as a JSON object in the API\'s language, e.g. \'{"level": {"gte": 2}, "lang": {"ne": "de"}}\' (merged over --filter)',
     collectFilterJson,
     {},
   )
@@ -410,7 +410,8 @@ program
           query,
           k: options.k,
           mode: options.mode as 'hybrid' | 'dense' | 'lexical',
-          ...(Object.keys(filter).length > 0 ? { filter } : {}),
+          // Validated by the same schema as the API (cli-filters); the generated type lists are mutable.
+          ...(Object.keys(filter).length > 0 ? { filter: filter as SearchRequest['filter'] } : {}),
           ...(options.rerank ? { rerank: true } : {}),
         },
       });

@@ -55,6 +55,7 @@ it('npm run bench -- --quick measures every section and writes JSON, markdown an
       /query p99 during a bulk load/,
       /peers: bisearch ÷ LanceDB/,
       /peers: bisearch ÷ Orama/,
+      /filtered dense p99 at 2000 chunks ≤ 2× unfiltered/,
     ])
       expect(stdout).toMatch(target);
     const results = JSON.parse(readFileSync(out, 'utf8'));
@@ -123,6 +124,15 @@ it('npm run bench -- --quick measures every section and writes JSON, markdown an
       expect(opens).toContain(open);
     for (const row of peers.coldOpen)
       expect(positive(row.firstAnswerMs) || typeof row.error === 'string').toBe(true);
+    // Filters: every operator at every selectivity (the section checks each selects exactly its
+    // share of rows); the default engine scores every filter of 2,000 chunks exactly, so its recall
+    // is 1 against brute force over those rows ('documents' rows may take the HNSW path).
+    const filtered = results.filters.sizes[0].filtered;
+    expect(filtered).toHaveLength(24);
+    for (const row of filtered) {
+      expect(positive(row.ms.p99)).toBe(true);
+      if (row.target === 'candidates') expect(row.path === 'exact' && row.recallAt10 === 1).toBe(true);
+    }
     // Indexed is measured inside the same loop as searchable, so only its presence can be checked.
     expect(positive(results.freshness.uploadToIndexedMs.p50)).toBe(true);
     const markdown = readFileSync(out.replace(/\.json$/, '.md'), 'utf8');
@@ -130,6 +140,7 @@ it('npm run bench -- --quick measures every section and writes JSON, markdown an
       expect(existsSync(join(work, 'results', chart[1] as string))).toBe(true);
     expect(markdown.split('.svg)').length - 1).toBe(5);
     expect(markdown).toContain('## Peers');
+    expect(markdown).toContain('## Filtered dense search');
   } finally {
     rmSync(work, { recursive: true, force: true });
   }

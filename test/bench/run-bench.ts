@@ -24,6 +24,7 @@ import {
 } from './sections/cold-start.js';
 import { benchDownload, type DownloadResult } from './sections/download.js';
 import { benchEmbedding, type EmbeddingResults } from './sections/embedding.js';
+import { benchFilters, type FiltersResults } from './sections/filters.js';
 import { benchFreshness, type FreshnessResult } from './sections/freshness.js';
 import { benchPeers, type PeersResults } from './sections/peers.js';
 import { benchQueryPath, cachedSnapshot, type QueryPathResult } from './sections/query-path.js';
@@ -46,9 +47,10 @@ const SECTIONS = [
   'freshness',
   'scale',
   'peers',
+  'filters',
 ] as const;
 /** Sections that need no real corpus (no SciFact embedding at start). */
-const WITHOUT_BASE_CORPUS: readonly Section[] = ['freshness', 'scale'];
+const WITHOUT_BASE_CORPUS: readonly Section[] = ['freshness', 'scale', 'filters'];
 type Section = (typeof SECTIONS)[number];
 
 /** Everything one run measured (the JSON file). */
@@ -74,6 +76,7 @@ export interface BenchResults {
   freshness?: FreshnessResult;
   scale?: ScaleResults;
   peers?: PeersResults;
+  filters?: FiltersResults;
 }
 
 /**
@@ -106,6 +109,10 @@ const program = new Command('bench')
   )
   .option('--out <file>', 'results JSON (default test/bench/results/<time>.json)')
   .option('--publish', 'also write test/bench/RESULTS.md and test/bench/charts/', false)
+  .option(
+    '--filter-sizes <sizes>',
+    'corpus sizes of the filters section, comma-separated (default 100000,1000000)',
+  )
   .parse();
 const options = program.opts<{
   quick: boolean;
@@ -115,6 +122,7 @@ const options = program.opts<{
   embeddingCache: string;
   out?: string;
   publish: boolean;
+  filterSizes?: string;
 }>();
 const sections = (options.only ? options.only.split(',') : [...SECTIONS]) as Section[];
 const unknown = sections.filter((section) => !SECTIONS.includes(section));
@@ -149,6 +157,7 @@ const plan = quick
       peerSizes: [2_000],
       peerColdRuns: 1,
       peerMemoryQueries: 20,
+      filters: { sizes: [2_000], queries: 20, passes: 1 },
     }
   : {
       documents: Number.POSITIVE_INFINITY,
@@ -176,6 +185,7 @@ const plan = quick
       peerSizes: [10_000, 100_000],
       peerColdRuns: 3,
       peerMemoryQueries: 1_000,
+      filters: { sizes: [100_000, 1_000_000], queries: 300, passes: 1 },
     };
 const started = performance.now();
 const createdAt = new Date().toISOString();
@@ -337,6 +347,15 @@ if (sections.includes('scale'))
     modelDirectory: resolve('../shared/models/tiny-bert-biencoder'),
     ...plan.scale,
   });
+if (sections.includes('filters')) {
+  results.filters = await benchFilters({
+    ...plan.filters,
+    ...(options.filterSizes ? { sizes: options.filterSizes.split(',').map(Number) } : {}),
+    dimensions: 384,
+    workDirectory: snapshotParent,
+  });
+  results.filters.measured = { createdAt, commit: results.machine.commit };
+}
 if (snapshotBuilds.length) results.snapshotBuilds = snapshotBuilds;
 
 const stamp = `${createdAt.replace(/[:.]/g, '-')}${quick ? '-quick' : ''}`;

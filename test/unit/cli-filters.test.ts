@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { metadataFilterSchema } from '../../functions/core/filters.js';
 import { addFilterClause, mergeFilterJson, parseFilterValue } from '../../infra/local/cli-filters.js';
 
 describe('command-line filters are typed as the metadata they match', () => {
@@ -27,5 +28,33 @@ describe('command-line filters are typed as the metadata they match', () => {
     expect(() => addFilterClause('=x', {})).toThrow(/key=value/);
     expect(() => mergeFilterJson('[1]', {})).toThrow(/JSON object/);
     expect(() => mergeFilterJson('{', {})).toThrow(/JSON object/);
+  });
+
+  it('--filter takes !=, >=, >, <=, < and ISO dates; --filter-json the API language, checked before sending', () => {
+    let filter = addFilterClause('level>=2', {});
+    filter = addFilterClause('level<5', filter);
+    filter = addFilterClause('lang!=de', filter);
+    filter = addFilterClause('lang!=fr', filter);
+    filter = addFilterClause('published>=2024-01-01', filter);
+    filter = addFilterClause('tier=1', filter);
+    filter = addFilterClause('tier>0', filter);
+    expect(filter).toEqual({
+      level: { gte: 2, lt: 5 },
+      lang: { nin: ['de', 'fr'] },
+      published: { gte: '2024-01-01' },
+      tier: { in: [1], gt: 0 },
+    });
+    expect(metadataFilterSchema.safeParse(filter).success).toBe(true);
+    expect(() => addFilterClause('public>true', {})).toThrow(/number or a date/);
+    expect(
+      mergeFilterJson(
+        '{"level": {"gte": 2, "lt": 5}, "lang": {"not": ["de"]}, "draft": {"exists": false}}',
+        {},
+      ),
+    ).toEqual({ level: { gte: 2, lt: 5 }, lang: { not: ['de'] }, draft: { exists: false } });
+    expect(() => mergeFilterJson('{"level": {"between": [1, 2]}}', {})).toThrow(
+      /--filter-json: level: unknown filter operator "between"/,
+    );
+    expect(() => mergeFilterJson('{"day": {"gte": "soon"}}', {})).toThrow(/not an ISO-8601 date/);
   });
 });

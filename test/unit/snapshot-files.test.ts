@@ -12,7 +12,12 @@ import type { EmbeddedChunk } from '../../functions/core/delta.js';
 import type { EmbeddingSpace } from '../../functions/core/embedding-space.js';
 import { EmbeddingSpaceMismatchError, SnapshotIntegrityError } from '../../functions/core/errors.js';
 import { LexicalSegment } from '../../functions/core/lexical.js';
-import { MANIFEST_FILE, SNAPSHOT_FILES, type VectorDtype } from '../../functions/core/snapshot-manifest.js';
+import {
+  MANIFEST_FILE,
+  SNAPSHOT_FILES,
+  SNAPSHOT_FORMAT_VERSION,
+  type VectorDtype,
+} from '../../functions/core/snapshot-manifest.js';
 import { normalizeInPlace } from '../../functions/core/vectors.js';
 
 const DIMENSIONS = 24;
@@ -65,7 +70,7 @@ describe('snapshot files', () => {
         hnsw: { dtype },
       });
       expect(manifest).toMatchObject({
-        formatVersion: 3,
+        formatVersion: SNAPSHOT_FORMAT_VERSION,
         watermark: 7,
         embedding: SPACE,
         counts: { chunks: 400, documents: 200 },
@@ -288,6 +293,29 @@ describe('snapshot files', () => {
       // A format 3 manifest must list the offsets.
       writeFileSync(join(written, MANIFEST_FILE), JSON.stringify({ ...manifest, formatVersion: 3 }));
       await expect(FileSnapshot.open(written)).rejects.toThrow(/lists no checksum for chunks\.offsets/);
+    });
+
+    it('a format 3 snapshot (no metadata index) answers filters from its records, the same rows', async () => {
+      const { directory: written } = await writeSnapshot(parent, {
+        chunks: chunks.slice(0, 60),
+        space: SPACE,
+      });
+      const current = await FileSnapshot.open(written);
+      const manifest = JSON.parse(readFileSync(join(written, MANIFEST_FILE), 'utf8'));
+      delete manifest.files[SNAPSHOT_FILES.metadataIndex];
+      rmSync(join(written, SNAPSHOT_FILES.metadataIndex));
+      writeFileSync(join(written, MANIFEST_FILE), JSON.stringify({ ...manifest, formatVersion: 3 }));
+      const older = await FileSnapshot.open(written);
+      const keys = Object.keys(chunks[0]?.metadata ?? {});
+      expect(keys.length).toBeGreaterThan(0);
+      for (const key of keys) {
+        const filter = { [key]: { exists: true } };
+        expect([...older.rowsMatching(filter).rows()]).toEqual([...current.rowsMatching(filter).rows()]);
+        expect(current.rowsMatching(filter).count()).toBeGreaterThan(0);
+      }
+      // A format 4 manifest must list the metadata index.
+      writeFileSync(join(written, MANIFEST_FILE), JSON.stringify({ ...manifest, formatVersion: 4 }));
+      await expect(FileSnapshot.open(written)).rejects.toThrow(/lists no checksum for metadata\.index/);
     });
 
     it('another model or dimension count is refused before any file is read', async () => {

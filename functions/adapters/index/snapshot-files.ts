@@ -6,9 +6,12 @@ import { finished } from 'node:stream/promises';
 import type { Chunk } from '../../core/chunking.js';
 import { embeddingInput } from '../../core/chunking.js';
 import type { EmbeddedChunk } from '../../core/delta.js';
+import type { DocumentMetadata } from '../../core/documents.js';
 import { assertSameEmbeddingSpace, type EmbeddingSpace } from '../../core/embedding-space.js';
 import { SnapshotIntegrityError } from '../../core/errors.js';
+import type { MetadataFilter } from '../../core/filters.js';
 import { LexicalIndex, LexicalSegment, LexicalSegmentBuilder } from '../../core/lexical.js';
+import { MetadataIndex, type RowBitset, rowsMatching } from '../../core/metadata-index.js';
 import type { SnapshotView } from '../../core/search-engine.js';
 import {
   defaultHnswMetric,
@@ -118,6 +121,8 @@ export async function writeSortedSnapshot(
     const vectorsOut = createWriteStream(vectorsPath);
     const recordsOut = createWriteStream(join(staging, SNAPSHOT_FILES.chunks));
     const lexical = new LexicalSegmentBuilder();
+    // Metadata objects only (small, usually a few fields), for the metadata index built at the end.
+    const metadata: DocumentMetadata[] = [];
     let starts = new Float64Array(1_024);
     let offset = 0;
     let count = 0;
@@ -157,6 +162,7 @@ export async function writeSortedSnapshot(
       pendingRecords.push(line);
       pendingVectors.push(Buffer.from(vector.buffer, vector.byteOffset, vector.byteLength));
       lexical.add(embeddingInput(chunk));
+      metadata.push(chunk.metadata);
       count += 1;
       if (pendingRecords.length === WRITE_BATCH) await flush();
       if (count % 10_000 === 0) input.onProgress?.(count);
@@ -197,6 +203,7 @@ export async function writeSortedSnapshot(
       new Uint8Array(recordStarts.buffer, recordStarts.byteOffset, recordStarts.byteLength),
     );
     await writeFile(join(staging, SNAPSHOT_FILES.lexical), lexical.finish().toBytes());
+    await writeFile(join(staging, SNAPSHOT_FILES.metadataIndex), MetadataIndex.encode(metadata));
 
     const files: SnapshotManifest['files'] = {};
     for (const name of Object.values(SNAPSHOT_FILES)) files[name] = await fileDigest(join(staging, name));
@@ -448,6 +455,8 @@ export class FileSnapshot implements SnapshotView {
     private readonly records: ChunkRecords,
     private readonly index: HnswIndexFile,
     private readonly lexicalSegment: LexicalSegment,
+    /** Read at open (format 4); built from the records on first use for older formats. */
+    private metadata: MetadataIndex | undefined,
   ) {}
 
   /**
@@ -506,7 +515,31 @@ export class FileSnapshot implements SnapshotView {
       throw new SnapshotIntegrityError(
         `${lexicalPath}: ${lexicalSegment.rowCount} rows, snapshot has ${records.count} chunks`,
       );
-    return new FileSnapshot(directory, manifest, records, index, lexicalSegment);
+    let metadata: MetadataIndex | undefined;
+    if (manifest.files[SNAPSHOT_FILES.metadataIndex]) {
+      const metadataPath = join(directory, SNAPSHOT_FILES.metadataIndex);
+      try {
+        metadata = MetadataIndex.fromBytes(await readWholeFile(metadataPath));
+      } catch (cause) {
+        throw new SnapshotIntegrityError(`${metadataPath}: ${(cause as Error).message}`, { cause });
+      }
+      if (metadata.rowCount !== records.count)
+        throw new SnapshotIntegrityError(
+          `${metadataPath}: ${metadata.rowCount} rows, snapshot has ${records.count} chunks`,
+        );
+    }
+    return new FileSnapshot(directory, manifest, records, index, lexicalSegment, metadata);
+  }
+
+  /**
+   * Rows whose metadata matches `filter`, from the metadata index (no chunk record is read). A
+   * snapshot older than format 4 builds the index from its records on the first call.
+   */
+  rowsMatching(filter: MetadataFilter): RowBitset {
+    this.metadata ??= MetadataIndex.build(
+      Array.from({ length: this.records.count }, (_, row) => this.records.at(row).metadata),
+    );
+    return rowsMatching(filter, this.metadata);
   }
 
   get chunkCount(): number {

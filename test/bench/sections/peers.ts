@@ -513,7 +513,7 @@ export async function benchPeers(options: {
         ...ours,
         notes: [
           'The engine asks HNSW for max(5k, 100) = 100 candidates whatever k is, so ef below 100 behaves like ef 100.',
-          'Filtered search is exact over the matching rows up to 50,000 matches (exactFilterLimit), HNSW with 10× over-fetch above.',
+          'Filtered search finds the matching rows in the metadata index, scores them exactly up to exactFilterLimit (~11k at 100k chunks), and tests HNSW candidates (1.3 × 100 ÷ selectivity) against the bitmap above.',
         ],
       });
 
