@@ -90,6 +90,8 @@ const MAX_STORED_FREQUENCY = 0xffff;
  */
 export class LexicalSegment {
   private readonly termIds: Map<string, number>;
+  /** Per term, its largest BM25 term score at the segment's own average length; −1 until first needed. */
+  private readonly maxFactors: Float64Array;
 
   private constructor(
     readonly bm25: Bm25Parameters,
@@ -105,6 +107,7 @@ export class LexicalSegment {
     private readonly lengths: Uint32Array,
   ) {
     this.termIds = new Map(vocabulary.map((term, id) => [term, id]));
+    this.maxFactors = new Float64Array(vocabulary.length).fill(-1);
   }
 
   /** Index `texts`; the row of a text is its position. */
@@ -229,20 +232,18 @@ export class LexicalSegment {
   }
 
   /**
-   * Add `weight × BM25 term score` of every posting of `term` into `scores` (indexed by row), and
+   * Add `weight × BM25 term score` of every posting of term `id` into `scores` (indexed by row), and
    * append rows scored for the first time to `touched` from `touchedCount` on; returns the new
    * count. `lengthNorms[row]` is BM25's `k1 × (1 − b + b × length / average length)`.
    */
   accumulate(
-    term: string,
+    id: number,
     weight: number,
     scores: Float64Array,
     touched: Uint32Array,
     touchedCount: number,
     lengthNorms: Float64Array,
   ): number {
-    const id = this.termIds.get(term);
-    if (id === undefined) return touchedCount;
     let count = touchedCount;
     const { rows, frequencies } = this;
     const { k1, d } = this.bm25;
@@ -264,6 +265,199 @@ export class LexicalSegment {
     return count;
   }
 
+  /**
+   * Score rows for `terms` (segment term ids with their weights `repetitions × idf`, in the
+   * canonical order of {@link canonicalTermOrder}, which every scorer of this index sums in, so
+   * that a row's score is the same float whichever way it was reached), leaving each scored row's
+   * score in `scratch.scores` and its row in `scratch.touched[0…returned count)`.
+   *
+   * With `keep` set, MaxScore dynamic pruning (Turtle & Flood): terms are scored one at a time
+   * (term-at-a-time, as exhaustively); once the `keep` best eligible partial scores all exceed
+   * what the remaining terms can add at most (their {@link LexicalSegment.upperBound}s), no row
+   * outside the current candidates can reach the `keep`-th best score, so the remaining terms only
+   * add to candidates, looked up by galloping through their (row-sorted) postings; a candidate
+   * that can no longer reach the `keep`-th best partial score is dropped. Every row whose final
+   * score is at least the `keep`-th best eligible score is returned with its exact score; rows
+   * strictly below it may be missing. Without `keep`, every row of every term is scored.
+   *
+   * @param eligible rows that may be returned (not removed, accepted by a filter): only they set
+   *   the pruning threshold; ineligible rows may still be returned and must be dropped by the caller.
+   */
+  scoreRows(
+    terms: readonly { readonly id: number; readonly weight: number }[],
+    lengthNorms: Float64Array,
+    averageLength: number,
+    scratch: { readonly scores: Float64Array; readonly touched: Uint32Array; readonly values: Float64Array },
+    keep: number | undefined,
+    eligible: (row: number) => boolean,
+    stats?: LexicalSearchStats,
+  ): number {
+    const { scores, touched, values } = scratch;
+    let count = 0;
+    let postings = 0;
+    // rest[i]: the most terms i… can add to any row.
+    const rest = new Float64Array(terms.length + 1);
+    // restPostings[i]: postings of terms i…, what switching to candidates-only scoring can save.
+    const restPostings = new Float64Array(terms.length + 1);
+    if (keep !== undefined)
+      for (let i = terms.length - 1; i >= 0; i -= 1) {
+        const term = terms[i] as { id: number; weight: number };
+        rest[i] = (rest[i + 1] as number) + this.upperBound(term.id, term.weight, averageLength);
+        restPostings[i] =
+          (restPostings[i + 1] as number) +
+          (this.offsets[term.id + 1] as number) -
+          (this.offsets[term.id] as number);
+      }
+    let next = 0;
+    let threshold = Number.NaN;
+    for (; next < terms.length; next += 1) {
+      const term = terms[next] as { id: number; weight: number };
+      count = this.accumulate(term.id, term.weight, scores, touched, count, lengthNorms);
+      postings += (this.offsets[term.id + 1] as number) - (this.offsets[term.id] as number);
+      const remaining = rest[next + 1] as number;
+      // The check reads every touched row: only worth it when the remaining postings outnumber them.
+      if (keep === undefined || remaining === 0 || count < keep || (restPostings[next + 1] as number) < count)
+        continue;
+      // Enough eligible rows above what the remaining terms can add? Then the keep-th best of them
+      // is the threshold (a lower bound of the final keep-th best score: scores only grow).
+      let above = 0;
+      for (let i = 0; i < count; i += 1) {
+        const row = touched[i] as number;
+        const score = scores[row] as number;
+        if (score * SAFETY > remaining && eligible(row)) {
+          values[above] = score;
+          above += 1;
+        }
+      }
+      if (above >= keep) {
+        threshold = kthLargest(values, above, keep);
+        next += 1;
+        break;
+      }
+    }
+    if (!Number.isNaN(threshold)) {
+      // `cut` absorbs rounding: a row strictly below it mathematically stays below the threshold in floats.
+      const cut = threshold * SAFETY;
+      let remaining = rest[next] as number;
+      let candidates = 0;
+      for (let i = 0; i < count; i += 1) {
+        const row = touched[i] as number;
+        if ((scores[row] as number) + remaining >= cut && eligible(row)) {
+          touched[candidates] = row;
+          candidates += 1;
+        } else scores[row] = 0;
+      }
+      let sorted = false;
+      const { rows, frequencies } = this;
+      const { k1, d } = this.bm25;
+      for (; next < terms.length && candidates > 0; next += 1) {
+        const { id, weight } = terms[next] as { id: number; weight: number };
+        const start = this.offsets[id] as number;
+        const end = this.offsets[id + 1] as number;
+        if (end - start < 4 * candidates) {
+          // A short list: walk it, adding to the rows that are candidates (non-zero score).
+          postings += end - start;
+          for (let p = start; p < end; p += 1) {
+            const row = rows[p] as number;
+            const previous = scores[row] as number;
+            if (previous === 0) continue;
+            const frequency = frequencies[p] as number;
+            scores[row] =
+              previous + weight * (d + (frequency * (k1 + 1)) / (frequency + (lengthNorms[row] as number)));
+          }
+        } else {
+          // A long list: gallop to each candidate (both sorted by row; filtering keeps the order).
+          if (!sorted) {
+            touched.subarray(0, candidates).sort();
+            sorted = true;
+          }
+          let p = start;
+          for (let i = 0; i < candidates && p < end; i += 1) {
+            const row = touched[i] as number;
+            if ((rows[p] as number) < row) {
+              let low = p;
+              let step = 1;
+              let high = p + 1;
+              while (high < end && (rows[high] as number) < row) {
+                low = high;
+                step *= 2;
+                high = p + step;
+              }
+              if (high > end) high = end;
+              // rows[low] < row ≤ rows[high] (or high = end): binary search the first ≥ row.
+              while (low + 1 < high) {
+                const middle = (low + high) >>> 1;
+                if ((rows[middle] as number) < row) low = middle;
+                else high = middle;
+              }
+              p = high;
+              postings += 1;
+              if (p >= end) break;
+            }
+            if ((rows[p] as number) === row) {
+              const frequency = frequencies[p] as number;
+              const previous = scores[row] as number;
+              scores[row] =
+                previous + weight * (d + (frequency * (k1 + 1)) / (frequency + (lengthNorms[row] as number)));
+              p += 1;
+            }
+          }
+        }
+        remaining = rest[next + 1] as number;
+        // Raise the threshold from the candidates' partial scores when there are many to drop.
+        if (candidates > 2 * (keep as number)) {
+          for (let i = 0; i < candidates; i += 1) values[i] = scores[touched[i] as number] as number;
+          threshold = Math.max(threshold, kthLargest(values, candidates, keep as number));
+        }
+        const newCut = threshold * SAFETY;
+        let kept = 0;
+        for (let i = 0; i < candidates; i += 1) {
+          const row = touched[i] as number;
+          if ((scores[row] as number) + remaining >= newCut) {
+            touched[kept] = row;
+            kept += 1;
+          } else scores[row] = 0;
+        }
+        candidates = kept;
+      }
+      count = candidates;
+    }
+    if (stats) {
+      stats.postings += postings;
+      stats.pruned ||= !Number.isNaN(threshold);
+    }
+    return count;
+  }
+
+  /**
+   * The most term `id` with weight `weight` adds to any row's score at average length
+   * `averageLength`. Computed once per term at the segment's own average length A₀ (one pass over
+   * its postings, on first use) and carried to A: a row's length norm at A is at least
+   * min(1, A₀/A) times its norm at A₀, so its term score at most max(1, A/A₀) times (and never
+   * above k1 + 1).
+   */
+  upperBound(id: number, weight: number, averageLength: number): number {
+    const { k1, b, d } = this.bm25;
+    const ownAverage = this.totalLength / this.rowCount;
+    let factor = this.maxFactors[id] as number;
+    if (factor < 0) {
+      factor = 0;
+      const end = this.offsets[id + 1] as number;
+      for (let p = this.offsets[id] as number; p < end; p += 1) {
+        const frequency = this.frequencies[p] as number;
+        const norm = k1 * (1 - b + (b * (this.lengths[this.rows[p] as number] as number)) / ownAverage);
+        factor = Math.max(factor, (frequency * (k1 + 1)) / (frequency + norm));
+      }
+      this.maxFactors[id] = factor;
+    }
+    return weight * (d + Math.min(k1 + 1, factor * Math.max(1, averageLength / ownAverage)));
+  }
+
+  /** Segment id of `term`, if any row holds it. */
+  termId(term: string): number | undefined {
+    return this.termIds.get(term);
+  }
+
   /** BM25's per-row length normalisation `k1 × (1 − b + b × length / averageLength)`. */
   lengthNorms(averageLength: number): Float64Array {
     const { k1, b } = this.bm25;
@@ -272,6 +466,41 @@ export class LexicalSegment {
       norms[row] = k1 * (1 - b + (b * (this.lengths[row] as number)) / averageLength);
     return norms;
   }
+}
+
+/**
+ * Relative margin of pruning decisions: a row is skipped only when its bound is below the
+ * threshold by more than rounding of a sum of up to 256 terms could move it (~10⁻¹³).
+ */
+const SAFETY = 1 - 1e-9;
+
+/** What one lexical search did, for tests and benchmarks. */
+export interface LexicalSearchStats {
+  /** Segment postings read (scanned, or landed on by galloping). */
+  postings: number;
+  /** Whether dynamic pruning cut the search short. */
+  pruned: boolean;
+}
+
+/**
+ * The query's distinct terms with their weights (repetitions × idf, `documentCount` documents),
+ * in the one order every scorer sums them in: heaviest first (the order pruning wants), ties by
+ * term. Floating-point addition is not associative, so a fixed order is what makes a pruned and
+ * an exhaustive search give bit-identical scores. Terms no document holds are left out.
+ */
+export function canonicalTermOrder(
+  repetitions: ReadonlyMap<string, number>,
+  documentFrequency: (term: string) => number,
+  documentCount: number,
+): { term: string; weight: number }[] {
+  const terms: { term: string; weight: number }[] = [];
+  for (const [term, count] of repetitions) {
+    const frequency = documentFrequency(term);
+    if (frequency === 0) continue;
+    const idf = Math.log(1 + (documentCount - frequency + 0.5) / (frequency + 0.5));
+    terms.push({ term, weight: count * idf });
+  }
+  return terms.sort((x, y) => y.weight - x.weight || (x.term < y.term ? -1 : x.term > y.term ? 1 : 0));
 }
 
 function align4(offset: number): number {
@@ -439,6 +668,11 @@ export class LexicalIndex {
    * The `limit` best chunks, and the score of the `floorRank`-th best match (the lowest match when
    * there are fewer; NaN when none): what min–max fusion of a `floorRank`-long list needs, without
    * materialising that list.
+   *
+   * The frozen segment is searched with MaxScore dynamic pruning (see
+   * {@link LexicalSegment.scoreRows}), which returns exactly what scoring every posting returns
+   * (same chunks, same float scores, same ties); `options.exhaustive` scores every posting, the
+   * reference the property tests compare against.
    * @param accept as in {@link LexicalIndex.search}.
    */
   rank(
@@ -446,6 +680,7 @@ export class LexicalIndex {
     limit: number,
     floorRank: number,
     accept?: (chunkId: string) => boolean,
+    options: { readonly exhaustive?: boolean; readonly stats?: LexicalSearchStats } = {},
   ): { hits: LexicalHit[]; floorScore: number } {
     const none = { hits: [], floorScore: Number.NaN };
     if (limit <= 0) return none;
@@ -473,30 +708,38 @@ export class LexicalIndex {
       const keep = new Set(kept.map((entry) => entry.term));
       for (const term of [...weights.keys()]) if (!keep.has(term)) weights.delete(term);
     }
+    const terms = canonicalTermOrder(weights, frequencyOf, documentCount);
 
     const mutableScores = new Map<string, number>();
-    const scratch = segment ? this.scratch(segment.rowCount) : undefined;
-    let touchedCount = 0;
-    for (const [term, weight] of weights) {
-      const frequency = frequencyOf(term);
-      if (frequency === 0) continue;
-      const idf = Math.log(1 + (documentCount - frequency + 0.5) / (frequency + 0.5));
-      if (segment && scratch)
-        touchedCount = segment.accumulate(
-          term,
-          weight * idf,
-          scratch.scores,
-          scratch.touched,
-          touchedCount,
-          this.norms(segment, averageLength),
-        );
+    for (const { term, weight } of terms)
       for (const [chunkId, termFrequency] of this.postings.get(term) ?? []) {
         const length = this.mutableChunks.get(chunkId)?.length ?? 0;
         mutableScores.set(
           chunkId,
-          (mutableScores.get(chunkId) ?? 0) + weight * idf * termScore(termFrequency, length),
+          (mutableScores.get(chunkId) ?? 0) + weight * termScore(termFrequency, length),
         );
       }
+    const scratch = segment ? this.scratch(segment.rowCount) : undefined;
+    let touchedCount = 0;
+    if (segment && scratch) {
+      const segmentTerms: { id: number; weight: number }[] = [];
+      for (const { term, weight } of terms) {
+        const id = segment.termId(term);
+        if (id !== undefined) segmentTerms.push({ id, weight });
+      }
+      const rows = this.segmentRows;
+      const removed = this.removedRows;
+      const eligible = (row: number) =>
+        removed[row] === 0 && (!accept || !rows || accept(rows.chunkIdOf(row)));
+      touchedCount = segment.scoreRows(
+        segmentTerms,
+        this.norms(segment, averageLength),
+        averageLength,
+        scratch,
+        options.exhaustive ? undefined : Math.max(limit, floorRank),
+        eligible,
+        options.stats,
+      );
     }
 
     const hits: LexicalHit[] = [];
