@@ -1,5 +1,4 @@
 import type { Chunk } from './chunking.js';
-import { embeddingInput } from './chunking.js';
 import type { LexicalIndex } from './lexical.js';
 import { type ScoredRow, TopK } from './vectors.js';
 
@@ -141,7 +140,7 @@ export class DeltaLayer {
     this.chunkCount += chunks.length;
     for (const chunk of chunks) this.remember(chunk);
     this.indexIfLarge();
-    this.lexical.addAll(chunks.map((chunk) => ({ chunkId: chunk.chunkId, text: embeddingInput(chunk) })));
+    this.lexical.addChunks(chunks);
     return true;
   }
 

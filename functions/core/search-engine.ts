@@ -7,7 +7,13 @@ import { assertSameEmbeddingSpace } from './embedding-space.js';
 import { InvalidRequestError } from './errors.js';
 import { type MetadataFilter, matchesFilter, metadataFilterSchema } from './filters.js';
 import { normalizedScoreFusion, type RankedItem, reciprocalRankFusion } from './fusion.js';
-import { analyzeEnglish, LexicalIndex, termHighlights } from './lexical.js';
+import {
+  analyzeEnglish,
+  DEFAULT_LEXICAL_UNIT,
+  LexicalIndex,
+  type LexicalUnit,
+  termHighlights,
+} from './lexical.js';
 import type { SnapshotManifest } from './snapshot-manifest.js';
 import type { ScoredRow } from './vectors.js';
 
@@ -128,12 +134,19 @@ export interface SearchEngineOptions {
   readonly exactFilterLimit?: number;
   /** ANN over a large delta (see {@link DeltaAnnOptions}); brute force always when absent. */
   readonly deltaAnn?: DeltaAnnOptions;
+  /**
+   * What a BM25 entry is before the first snapshot (`DEFAULT_LEXICAL_UNIT`: whole documents);
+   * with a snapshot, the unit its manifest records.
+   */
+  readonly lexicalUnit?: LexicalUnit;
 }
 
 interface Candidate {
   readonly chunk: Chunk;
   readonly score: number;
   readonly scores?: ScoreComponents;
+  /** The chunk stands for a whole-document BM25 match (its document's first chunk), not for itself. */
+  readonly wholeDocument?: boolean;
 }
 
 /**
@@ -173,7 +186,9 @@ export class SearchEngine {
         `snapshot ${snapshot.manifest.version}`,
       );
     this.currentSnapshot = snapshot;
-    this.lexical = snapshot?.loadLexicalIndex() ?? LexicalIndex.create();
+    this.lexical =
+      snapshot?.loadLexicalIndex() ??
+      LexicalIndex.create(undefined, options.lexicalUnit ?? DEFAULT_LEXICAL_UNIT);
     this.currentDelta = this.newDelta(snapshot, this.lexical);
   }
 
@@ -300,6 +315,18 @@ export class SearchEngine {
     else ranked = this.fuse(denseDocuments, lexicalDocuments, lexicalRanking.floorScore);
     const fusionMs = request.mode === 'hybrid' ? performance.now() - fusionStarted : 0;
     const searchMs = performance.now() - searchStarted;
+    // A whole-document BM25 match is shown (and reranked) as its chunk that holds most of the
+    // query's terms, not as its first chunk.
+    const shown = Math.max(request.k, rerank ? (this.options.rerankDepth ?? 20) : 0);
+    const queryTerms = new Set(analyzeEnglish(request.query));
+    ranked = ranked.map((candidate, rank) =>
+      rank < shown && candidate.wholeDocument
+        ? {
+            ...candidate,
+            chunk: bestMatchingChunk(chunksOfDocument(snapshot, delta, candidate.chunk), queryTerms),
+          }
+        : candidate,
+    );
 
     let rerankMs = 0;
     if (rerank && this.reranker && ranked.length > 0) {
@@ -322,7 +349,6 @@ export class SearchEngine {
     }
 
     const hydrateStarted = performance.now();
-    const queryTerms = new Set(analyzeEnglish(request.query));
     const results = ranked.slice(0, request.k).map(({ chunk, score, scores }) => ({
       docId: chunk.docId,
       chunkId: chunk.chunkId,
@@ -418,7 +444,7 @@ export class SearchEngine {
     for (const hit of hits) {
       // A segment hit names its snapshot row: no lookup by id.
       const chunk = hit.row !== undefined && snapshot ? snapshot.chunkAt(hit.row) : resolve(hit.chunkId);
-      if (chunk) candidates.push({ chunk, score: hit.score });
+      if (chunk) candidates.push({ chunk, score: hit.score, wholeDocument: lexical.unit === 'document' });
     }
     return { candidates, floorScore };
   }
@@ -439,7 +465,10 @@ export class SearchEngine {
       dense.map((c, rank) => [c.chunk.docId, { rank, chunk: c.chunk, score: c.score }]),
     );
     const lexicalRank = new Map(
-      lexical.map((c, rank) => [c.chunk.docId, { rank, chunk: c.chunk, score: c.score }]),
+      lexical.map((c, rank) => [
+        c.chunk.docId,
+        { rank, chunk: c.chunk, score: c.score, wholeDocument: c.wholeDocument === true },
+      ]),
     );
     return fused.map(({ id, score }) => {
       const fromDense = denseRank.get(id);
@@ -448,6 +477,7 @@ export class SearchEngine {
         !fromLexical || (fromDense && fromDense.rank <= fromLexical.rank) ? fromDense : fromLexical;
       return {
         chunk: (best as { chunk: Chunk }).chunk,
+        ...(best === fromLexical && fromLexical?.wholeDocument ? { wholeDocument: true } : {}),
         score,
         scores: {
           ...(fromDense ? { dense: fromDense.score } : {}),
@@ -472,6 +502,33 @@ function rowsWhere(
     if (rows.length > limit) return undefined;
   }
   return rows;
+}
+
+/** The visible chunks of `chunk`'s document (the delta's when it changed the document), by ordinal. */
+function chunksOfDocument(
+  snapshot: SnapshotView | undefined,
+  delta: DeltaLayer,
+  chunk: Chunk,
+): readonly Chunk[] {
+  const chunks = delta.hidesSnapshotDocument(chunk.docId)
+    ? delta.chunksOf(chunk.docId)
+    : (snapshot?.rowsOfDocument(chunk.docId).map((row) => snapshot.chunkAt(row)) ?? []);
+  return chunks.length > 0 ? chunks : [chunk];
+}
+
+/** The chunk holding most distinct query terms (title included), the earliest of equals. */
+function bestMatchingChunk(chunks: readonly Chunk[], queryTerms: ReadonlySet<string>): Chunk {
+  let best = chunks[0] as Chunk;
+  let bestCount = -1;
+  for (const chunk of [...chunks].sort((a, b) => a.ordinal - b.ordinal)) {
+    const found = new Set<string>();
+    for (const term of analyzeEnglish(chunk.text)) if (queryTerms.has(term)) found.add(term);
+    if (found.size > bestCount) {
+      best = chunk;
+      bestCount = found.size;
+    }
+  }
+  return best;
 }
 
 /** Keep each document's best chunk, preserving the order of the (best-first) input. */

@@ -18,6 +18,8 @@ const HELP = `Usage: npm run eval -- [options]
   --ann | --exact      dense part by HNSW (default) or brute force
   --chunking KIND      window (default: overlapping windows of the model's max tokens)
                        | truncate (one chunk per document, cut at max tokens: the BEIR convention)
+  --lexical-unit UNIT  document (default: BM25 over whole documents, title weighted twice)
+                       | chunk (BM25 over each chunk, as before)
   --fusion KIND        normalized (default) | rrf
   --dense-weight W     dense weight of normalized fusion, lexical weight 1 (default 0.2)
   --dtype TYPE         HNSW vector type f32 | f16 (default) | i8
@@ -47,6 +49,7 @@ export async function runEvalCommand(argv: string[]): Promise<void> {
       exact: { type: 'boolean', default: false },
       chunking: { type: 'string', default: 'window' },
       fusion: { type: 'string', default: 'normalized' },
+      'lexical-unit': { type: 'string', default: 'document' },
       'dense-weight': { type: 'string' },
       dtype: { type: 'string', default: 'f16' },
       limit: { type: 'string' },
@@ -78,6 +81,8 @@ export async function runEvalCommand(argv: string[]): Promise<void> {
   if (values.ann && values.exact) fail('--ann and --exact exclude each other');
   if (!['window', 'truncate'].includes(values.chunking)) fail(`unknown --chunking ${values.chunking}`);
   if (!['rrf', 'normalized'].includes(values.fusion)) fail(`unknown --fusion ${values.fusion}`);
+  if (!['document', 'chunk'].includes(values['lexical-unit']))
+    fail(`unknown --lexical-unit ${values['lexical-unit']}`);
   if (!['f32', 'f16', 'i8'].includes(values.dtype)) fail(`unknown --dtype ${values.dtype}`);
   const positive = (name: string, value: string | undefined) => {
     if (value === undefined) return undefined;
@@ -108,6 +113,7 @@ export async function runEvalCommand(argv: string[]): Promise<void> {
       search: values.exact ? 'exact' : 'ann',
       chunking: values.chunking as 'window' | 'truncate',
       fusion: values.fusion as 'rrf' | 'normalized',
+      lexicalUnit: values['lexical-unit'] as 'document' | 'chunk',
       ...(denseWeight !== undefined ? { denseWeight } : {}),
       hnsw: { dtype: values.dtype as 'f32' | 'f16' | 'i8' },
       ...(queryLimit !== undefined ? { queryLimit } : {}),

@@ -15,6 +15,7 @@ import {
   type RetrievalMetrics,
 } from '../../functions/core/eval-metrics.js';
 import { chunkDocuments, embedChunks } from '../../functions/core/indexing.js';
+import type { LexicalUnit } from '../../functions/core/lexical.js';
 import {
   DEFAULT_FUSION_WEIGHTS,
   type FusionMethod,
@@ -30,6 +31,8 @@ export interface EvaluationOptions {
   /** `window`: chunk with overlap; `truncate`: one chunk per document, cut by the model (BEIR convention). */
   readonly chunking: 'window' | 'truncate';
   readonly fusion: FusionMethod;
+  /** What a BM25 entry is: a whole document (default) or a chunk. */
+  readonly lexicalUnit?: LexicalUnit;
   /** Dense weight of normalised fusion (lexical weight 1); default the engine's. */
   readonly denseWeight?: number;
   readonly hnsw?: Partial<HnswSettings>;
@@ -116,6 +119,7 @@ export async function evaluate(
     chunks: embedded,
     space: embedder.space,
     ...(options.hnsw ? { hnsw: options.hnsw } : {}),
+    ...(options.lexicalUnit ? { lexicalUnit: options.lexicalUnit } : {}),
   });
   const snapshot = await FileSnapshot.open(directory, { expectedSpace: embedder.space });
   const buildSeconds = (performance.now() - buildStarted) / 1000;

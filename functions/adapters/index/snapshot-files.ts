@@ -12,11 +12,16 @@ import { mkdir, open, readFile, rename, rm, stat, writeFile } from 'node:fs/prom
 import { join } from 'node:path';
 import { finished } from 'node:stream/promises';
 import type { Chunk } from '../../core/chunking.js';
-import { embeddingInput } from '../../core/chunking.js';
 import type { EmbeddedChunk } from '../../core/delta.js';
 import { assertSameEmbeddingSpace, type EmbeddingSpace } from '../../core/embedding-space.js';
 import { SnapshotIntegrityError } from '../../core/errors.js';
-import { LexicalIndex, LexicalSegment } from '../../core/lexical.js';
+import {
+  DEFAULT_LEXICAL_UNIT,
+  LexicalIndex,
+  LexicalSegment,
+  type LexicalUnit,
+  lexicalRowTexts,
+} from '../../core/lexical.js';
 import type { SnapshotView } from '../../core/search-engine.js';
 import {
   defaultHnswMetric,
@@ -39,6 +44,8 @@ export interface WriteSnapshotInput {
   readonly hnsw?: Partial<HnswSettings>;
   /** Build time recorded in the manifest and the version id. Default now. */
   readonly builtAt?: Date;
+  /** What a BM25 entry is. Default `DEFAULT_LEXICAL_UNIT` (whole documents). */
+  readonly lexicalUnit?: LexicalUnit;
 }
 
 /** sha256 and size of a file, streamed (snapshot files can be gigabytes). */
@@ -69,6 +76,7 @@ export async function writeSnapshot(
     ...input.hnsw,
   };
   const { dimensions } = input.space;
+  const lexicalUnit = input.lexicalUnit ?? DEFAULT_LEXICAL_UNIT;
   const chunks = [...input.chunks].sort((a, b) =>
     a.docId < b.docId ? -1 : a.docId > b.docId ? 1 : a.ordinal - b.ordinal,
   );
@@ -98,7 +106,7 @@ export async function writeSnapshot(
     );
     await writeFile(
       join(staging, SNAPSHOT_FILES.lexical),
-      LexicalSegment.build(chunks.map((chunk) => embeddingInput(chunk))).toBytes(),
+      LexicalSegment.build(lexicalRowTexts(chunks, lexicalUnit)).toBytes(),
     );
 
     const files: SnapshotManifest['files'] = {};
@@ -119,6 +127,7 @@ export async function writeSnapshot(
       },
       index: hnsw,
       counts: { chunks: chunks.length, documents: new Set(chunks.map((chunk) => chunk.docId)).size },
+      lexical: { unit: lexicalUnit },
       files,
     };
     await writeFile(join(staging, MANIFEST_FILE), `${JSON.stringify(manifest, null, 2)}\n`);
@@ -440,10 +449,14 @@ export class FileSnapshot implements SnapshotView {
 
   /** A fresh lexical index over the snapshot's BM25 segment (read at open, shared: it is immutable). */
   loadLexicalIndex(): LexicalIndex {
-    return LexicalIndex.over(this.lexicalSegment, {
-      chunkIdOf: (row) => this.chunkAt(row).chunkId,
-      rowOf: (chunkId) => this.rowOfChunk(chunkId),
-    });
+    return LexicalIndex.over(
+      this.lexicalSegment,
+      {
+        chunkIdOf: (row) => this.chunkAt(row).chunkId,
+        rowOf: (chunkId) => this.rowOfChunk(chunkId),
+      },
+      this.manifest.lexical?.unit ?? 'chunk',
+    );
   }
 
   private vectors(): Float32Array {
