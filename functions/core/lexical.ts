@@ -404,14 +404,24 @@ export class LexicalSegment {
       }
     let next = 0;
     let threshold = Number.NaN;
+    // After a failed check, check again only once the remaining bound has fallen by a quarter:
+    // each check reads every touched row, and one that just failed is likely to fail again.
+    let checkBelow = Number.POSITIVE_INFINITY;
     for (; next < terms.length; next += 1) {
       const term = terms[next] as { id: number; weight: number };
       count = this.accumulate(term.id, term.weight, scores, touched, count, lengthNorms);
       postings += (this.offsets[term.id + 1] as number) - (this.offsets[term.id] as number);
       const remaining = rest[next + 1] as number;
       // The check reads every touched row: only worth it when the remaining postings outnumber them.
-      if (keep === undefined || remaining === 0 || count < keep || (restPostings[next + 1] as number) < count)
+      if (
+        keep === undefined ||
+        remaining === 0 ||
+        remaining > checkBelow ||
+        count < keep ||
+        (restPostings[next + 1] as number) < count
+      )
         continue;
+      checkBelow = remaining * 0.75;
       // Enough eligible rows above what the remaining terms can add? Then the keep-th best of them
       // is the threshold (a lower bound of the final keep-th best score: scores only grow).
       let above = 0;
