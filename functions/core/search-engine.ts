@@ -139,6 +139,12 @@ export interface SearchEngineOptions {
    * with a snapshot, the unit its manifest records.
    */
   readonly lexicalUnit?: LexicalUnit;
+  /**
+   * Rank of the BM25 score that is the floor (0 point) of the lexical list's min–max scaling in
+   * `normalized` fusion. Default 10 × the candidate count (1,000 for k ≤ 20). The deeper the
+   * floor, the more BM25 matches a search must rank exactly, which limits dynamic pruning.
+   */
+  readonly lexicalFloorRank?: number;
 }
 
 interface Candidate {
@@ -292,6 +298,9 @@ export class SearchEngine {
     // Hybrid fuses min–max scaled scores, and the lexical scale's floor is the 1,000th chunk's
     // score (the setting tuned on SciFact, README "Hybrid fusion"); only the top of that list can
     // reach the fused top k, so only the top is materialised. Lexical mode returns the long list.
+    // Whole-document entries are one per document; chunk entries need a wider list to yield k documents.
+    const lexicalLimit =
+      request.mode === 'hybrid' || lexical.unit === 'document' ? candidateCount : candidateCount * 10;
     const lexicalRanking =
       request.mode === 'dense'
         ? { candidates: [], floorScore: Number.NaN }
@@ -300,8 +309,8 @@ export class SearchEngine {
             delta,
             lexical,
             request.query,
-            request.mode === 'hybrid' ? candidateCount : candidateCount * 10,
-            candidateCount * 10,
+            lexicalLimit,
+            request.mode === 'hybrid' ? (this.options.lexicalFloorRank ?? candidateCount * 10) : lexicalLimit,
             request.filter,
           );
     const lexicalDocuments = bestChunkPerDocument(lexicalRanking.candidates);

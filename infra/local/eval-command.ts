@@ -22,6 +22,7 @@ const HELP = `Usage: npm run eval -- [options]
                        | chunk (BM25 over each chunk, as before)
   --fusion KIND        normalized (default) | rrf
   --dense-weight W     dense weight of normalized fusion, lexical weight 1 (default 0.2)
+  --lexical-floor N    rank of the BM25 score that is the floor of min–max fusion (default 1000)
   --dtype TYPE         HNSW vector type f32 | f16 (default) | i8
   --limit N            only the first N judged queries
   --corpus-limit N     only N documents (all judged ones for the kept queries, then others)
@@ -50,6 +51,7 @@ export async function runEvalCommand(argv: string[]): Promise<void> {
       chunking: { type: 'string', default: 'window' },
       fusion: { type: 'string', default: 'normalized' },
       'lexical-unit': { type: 'string', default: 'document' },
+      'lexical-floor': { type: 'string' },
       'dense-weight': { type: 'string' },
       dtype: { type: 'string', default: 'f16' },
       limit: { type: 'string' },
@@ -94,6 +96,7 @@ export async function runEvalCommand(argv: string[]): Promise<void> {
   const denseWeight = values['dense-weight'] === undefined ? undefined : Number(values['dense-weight']);
   if (denseWeight !== undefined && !(denseWeight >= 0)) fail('--dense-weight must be a number >= 0');
   const corpusLimit = positive('corpus-limit', values['corpus-limit']);
+  const lexicalFloorRank = positive('lexical-floor', values['lexical-floor']);
 
   let baseline: EvaluationReport | undefined;
   if (values.compare) {
@@ -114,6 +117,7 @@ export async function runEvalCommand(argv: string[]): Promise<void> {
       chunking: values.chunking as 'window' | 'truncate',
       fusion: values.fusion as 'rrf' | 'normalized',
       lexicalUnit: values['lexical-unit'] as 'document' | 'chunk',
+      ...(lexicalFloorRank !== undefined ? { lexicalFloorRank } : {}),
       ...(denseWeight !== undefined ? { denseWeight } : {}),
       hnsw: { dtype: values.dtype as 'f32' | 'f16' | 'i8' },
       ...(queryLimit !== undefined ? { queryLimit } : {}),

@@ -31,6 +31,8 @@ export interface EvaluationOptions {
   /** `window`: chunk with overlap; `truncate`: one chunk per document, cut by the model (BEIR convention). */
   readonly chunking: 'window' | 'truncate';
   readonly fusion: FusionMethod;
+  /** Rank of the BM25 score that is the floor of min–max fusion (default the engine's). */
+  readonly lexicalFloorRank?: number;
   /** What a BM25 entry is: a whole document (default) or a chunk. */
   readonly lexicalUnit?: LexicalUnit;
   /** Dense weight of normalised fusion (lexical weight 1); default the engine's. */
@@ -130,6 +132,7 @@ export async function evaluate(
   const engine = new SearchEngine(snapshot, embedder, undefined, {
     fusion: options.fusion,
     ...(options.denseWeight !== undefined ? { fusionWeights: [options.denseWeight, 1] as const } : {}),
+    ...(options.lexicalFloorRank !== undefined ? { lexicalFloorRank: options.lexicalFloorRank } : {}),
   });
   const queriesStarted = performance.now();
   const runs = new Map<string, Map<string, string[]>>();
