@@ -22,6 +22,7 @@ const HELP = `Usage: npm run eval -- [options]
                        | chunk (BM25 over each chunk, as before)
   --fusion KIND        normalized (default) | rrf
   --dense-weight W     dense weight of normalized fusion, lexical weight 1 (default 0.2)
+  --bm25 K1,B          BM25 parameters (default 0.9,0.4, Anserini's)
   --lexical-floor N    rank of the BM25 score that is the floor of min–max fusion (default 1000)
   --dtype TYPE         HNSW vector type f32 | f16 (default) | i8
   --limit N            only the first N judged queries
@@ -52,6 +53,7 @@ export async function runEvalCommand(argv: string[]): Promise<void> {
       fusion: { type: 'string', default: 'normalized' },
       'lexical-unit': { type: 'string', default: 'document' },
       'lexical-floor': { type: 'string' },
+      bm25: { type: 'string' },
       'dense-weight': { type: 'string' },
       dtype: { type: 'string', default: 'f16' },
       limit: { type: 'string' },
@@ -97,6 +99,10 @@ export async function runEvalCommand(argv: string[]): Promise<void> {
   if (denseWeight !== undefined && !(denseWeight >= 0)) fail('--dense-weight must be a number >= 0');
   const corpusLimit = positive('corpus-limit', values['corpus-limit']);
   const lexicalFloorRank = positive('lexical-floor', values['lexical-floor']);
+  const bm25Values = values.bm25?.split(',').map(Number);
+  if (bm25Values && (bm25Values.length !== 2 || !bm25Values.every((value) => value >= 0)))
+    fail('--bm25 must be K1,B with two numbers >= 0');
+  const bm25 = bm25Values ? { k1: bm25Values[0] as number, b: bm25Values[1] as number } : undefined;
 
   let baseline: EvaluationReport | undefined;
   if (values.compare) {
@@ -118,6 +124,7 @@ export async function runEvalCommand(argv: string[]): Promise<void> {
       fusion: values.fusion as 'rrf' | 'normalized',
       lexicalUnit: values['lexical-unit'] as 'document' | 'chunk',
       ...(lexicalFloorRank !== undefined ? { lexicalFloorRank } : {}),
+      ...(bm25 ? { bm25 } : {}),
       ...(denseWeight !== undefined ? { denseWeight } : {}),
       hnsw: { dtype: values.dtype as 'f32' | 'f16' | 'i8' },
       ...(queryLimit !== undefined ? { queryLimit } : {}),

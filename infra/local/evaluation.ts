@@ -33,6 +33,8 @@ export interface EvaluationOptions {
   readonly fusion: FusionMethod;
   /** Rank of the BM25 score that is the floor of min–max fusion (default the engine's). */
   readonly lexicalFloorRank?: number;
+  /** BM25 k1 and b (default the index's). */
+  readonly bm25?: { k1: number; b: number };
   /** What a BM25 entry is: a whole document (default) or a chunk. */
   readonly lexicalUnit?: LexicalUnit;
   /** Dense weight of normalised fusion (lexical weight 1); default the engine's. */
@@ -122,6 +124,7 @@ export async function evaluate(
     space: embedder.space,
     ...(options.hnsw ? { hnsw: options.hnsw } : {}),
     ...(options.lexicalUnit ? { lexicalUnit: options.lexicalUnit } : {}),
+    ...(options.bm25 ? { bm25: { ...options.bm25, d: 0 } } : {}),
   });
   const snapshot = await FileSnapshot.open(directory, { expectedSpace: embedder.space });
   const buildSeconds = (performance.now() - buildStarted) / 1000;

@@ -16,6 +16,7 @@ import type { EmbeddedChunk } from '../../core/delta.js';
 import { assertSameEmbeddingSpace, type EmbeddingSpace } from '../../core/embedding-space.js';
 import { SnapshotIntegrityError } from '../../core/errors.js';
 import {
+  type Bm25Parameters,
   DEFAULT_LEXICAL_UNIT,
   LexicalIndex,
   LexicalSegment,
@@ -46,6 +47,8 @@ export interface WriteSnapshotInput {
   readonly builtAt?: Date;
   /** What a BM25 entry is. Default `DEFAULT_LEXICAL_UNIT` (whole documents). */
   readonly lexicalUnit?: LexicalUnit;
+  /** BM25 parameters stored in the segment (queries use them). Default `DEFAULT_BM25`. */
+  readonly bm25?: Bm25Parameters;
 }
 
 /** sha256 and size of a file, streamed (snapshot files can be gigabytes). */
@@ -106,7 +109,7 @@ export async function writeSnapshot(
     );
     await writeFile(
       join(staging, SNAPSHOT_FILES.lexical),
-      LexicalSegment.build(lexicalRowTexts(chunks, lexicalUnit)).toBytes(),
+      LexicalSegment.build(lexicalRowTexts(chunks, lexicalUnit), input.bm25).toBytes(),
     );
 
     const files: SnapshotManifest['files'] = {};
