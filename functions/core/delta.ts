@@ -147,7 +147,7 @@ export class DeltaLayer {
     this.chunkCount += chunks.length;
     for (const chunk of chunks) this.remember(chunk);
     this.indexIfLarge();
-    this.lexical.addAll(chunks.map((chunk) => ({ chunkId: chunk.chunkId, text: embeddingInput(chunk) })));
+    this.lexical.addChunks(chunks);
     return true;
   }
 

@@ -7,7 +7,13 @@ import { assertSameEmbeddingSpace } from './embedding-space.js';
 import { InvalidRequestError } from './errors.js';
 import { type MetadataFilter, metadataFilterSchema } from './filters.js';
 import { normalizedScoreFusion, type RankedItem, reciprocalRankFusion } from './fusion.js';
-import { analyzeEnglish, LexicalIndex, termHighlights } from './lexical.js';
+import {
+  analyzeEnglish,
+  DEFAULT_LEXICAL_UNIT,
+  LexicalIndex,
+  type LexicalUnit,
+  termHighlights,
+} from './lexical.js';
 import { RowBitset } from './metadata-index.js';
 import type { SnapshotManifest } from './snapshot-manifest.js';
 import type { ScoredRow } from './vectors.js';
@@ -160,12 +166,25 @@ export interface SearchEngineOptions {
   readonly filteredDenseTarget?: 'candidates' | 'documents';
   /** ANN over a large delta (see {@link DeltaAnnOptions}); brute force always when absent. */
   readonly deltaAnn?: DeltaAnnOptions;
+  /**
+   * What a BM25 entry is before the first snapshot (`DEFAULT_LEXICAL_UNIT`: whole documents);
+   * with a snapshot, the unit its manifest records.
+   */
+  readonly lexicalUnit?: LexicalUnit;
+  /**
+   * Rank of the BM25 score that is the floor (0 point) of the lexical list's min–max scaling in
+   * `normalized` fusion. Default 10 × the candidate count (1,000 for k ≤ 20). The deeper the
+   * floor, the more BM25 matches a search must rank exactly, which limits dynamic pruning.
+   */
+  readonly lexicalFloorRank?: number;
 }
 
 interface Candidate {
   readonly chunk: Chunk;
   readonly score: number;
   readonly scores?: ScoreComponents;
+  /** The chunk stands for a whole-document BM25 match (its document's first chunk), not for itself. */
+  readonly wholeDocument?: boolean;
 }
 
 /**
@@ -205,7 +224,9 @@ export class SearchEngine {
         `snapshot ${snapshot.manifest.version}`,
       );
     this.currentSnapshot = snapshot;
-    this.lexical = snapshot?.loadLexicalIndex() ?? LexicalIndex.create();
+    this.lexical =
+      snapshot?.loadLexicalIndex() ??
+      LexicalIndex.create(undefined, options.lexicalUnit ?? DEFAULT_LEXICAL_UNIT);
     this.currentDelta = this.newDelta(snapshot, this.lexical);
   }
 
@@ -317,6 +338,9 @@ export class SearchEngine {
     // Hybrid fuses min–max scaled scores, and the lexical scale's floor is the 1,000th chunk's
     // score (the setting tuned on SciFact, README "Hybrid fusion"); only the top of that list can
     // reach the fused top k, so only the top is materialised. Lexical mode returns the long list.
+    // Whole-document entries are one per document; chunk entries need a wider list to yield k documents.
+    const lexicalLimit =
+      request.mode === 'hybrid' || lexical.unit === 'document' ? candidateCount : candidateCount * 10;
     const lexicalRanking =
       request.mode === 'dense'
         ? { candidates: [], floorScore: Number.NaN }
@@ -325,8 +349,8 @@ export class SearchEngine {
             delta,
             lexical,
             request.query,
-            request.mode === 'hybrid' ? candidateCount : candidateCount * 10,
-            candidateCount * 10,
+            lexicalLimit,
+            request.mode === 'hybrid' ? (this.options.lexicalFloorRank ?? candidateCount * 10) : lexicalLimit,
             request.filter,
           );
     const lexicalDocuments = bestChunkPerDocument(lexicalRanking.candidates);
@@ -340,6 +364,18 @@ export class SearchEngine {
     else ranked = this.fuse(denseDocuments, lexicalDocuments, lexicalRanking.floorScore);
     const fusionMs = request.mode === 'hybrid' ? performance.now() - fusionStarted : 0;
     const searchMs = performance.now() - searchStarted;
+    // A whole-document BM25 match is shown (and reranked) as its chunk that holds most of the
+    // query's terms, not as its first chunk.
+    const shown = Math.max(request.k, rerank ? (this.options.rerankDepth ?? 20) : 0);
+    const queryTerms = new Set(analyzeEnglish(request.query));
+    ranked = ranked.map((candidate, rank) =>
+      rank < shown && candidate.wholeDocument
+        ? {
+            ...candidate,
+            chunk: bestMatchingChunk(chunksOfDocument(snapshot, delta, candidate.chunk), queryTerms),
+          }
+        : candidate,
+    );
 
     let rerankMs = 0;
     if (rerank && this.reranker && ranked.length > 0) {
@@ -362,7 +398,6 @@ export class SearchEngine {
     }
 
     const hydrateStarted = performance.now();
-    const queryTerms = new Set(analyzeEnglish(request.query));
     const results = ranked.slice(0, request.k).map(({ chunk, score, scores }) => ({
       docId: chunk.docId,
       chunkId: chunk.chunkId,
@@ -495,7 +530,7 @@ export class SearchEngine {
     for (const hit of hits) {
       // A segment hit names its snapshot row: no lookup by id.
       const chunk = hit.row !== undefined && snapshot ? snapshot.chunkAt(hit.row) : resolve(hit.chunkId);
-      if (chunk) candidates.push({ chunk, score: hit.score });
+      if (chunk) candidates.push({ chunk, score: hit.score, wholeDocument: lexical.unit === 'document' });
     }
     return { candidates, floorScore };
   }
@@ -516,7 +551,10 @@ export class SearchEngine {
       dense.map((c, rank) => [c.chunk.docId, { rank, chunk: c.chunk, score: c.score }]),
     );
     const lexicalRank = new Map(
-      lexical.map((c, rank) => [c.chunk.docId, { rank, chunk: c.chunk, score: c.score }]),
+      lexical.map((c, rank) => [
+        c.chunk.docId,
+        { rank, chunk: c.chunk, score: c.score, wholeDocument: c.wholeDocument === true },
+      ]),
     );
     return fused.map(({ id, score }) => {
       const fromDense = denseRank.get(id);
@@ -525,6 +563,7 @@ export class SearchEngine {
         !fromLexical || (fromDense && fromDense.rank <= fromLexical.rank) ? fromDense : fromLexical;
       return {
         chunk: (best as { chunk: Chunk }).chunk,
+        ...(best === fromLexical && fromLexical?.wholeDocument ? { wholeDocument: true } : {}),
         score,
         scores: {
           ...(fromDense ? { dense: fromDense.score } : {}),
@@ -534,6 +573,33 @@ export class SearchEngine {
       };
     });
   }
+}
+
+/** The visible chunks of `chunk`'s document (the delta's when it changed the document), by ordinal. */
+function chunksOfDocument(
+  snapshot: SnapshotView | undefined,
+  delta: DeltaLayer,
+  chunk: Chunk,
+): readonly Chunk[] {
+  const chunks = delta.hidesSnapshotDocument(chunk.docId)
+    ? delta.chunksOf(chunk.docId)
+    : (snapshot?.rowsOfDocument(chunk.docId).map((row) => snapshot.chunkAt(row)) ?? []);
+  return chunks.length > 0 ? chunks : [chunk];
+}
+
+/** The chunk holding most distinct query terms (title included), the earliest of equals. */
+function bestMatchingChunk(chunks: readonly Chunk[], queryTerms: ReadonlySet<string>): Chunk {
+  let best = chunks[0] as Chunk;
+  let bestCount = -1;
+  for (const chunk of [...chunks].sort((a, b) => a.ordinal - b.ordinal)) {
+    const found = new Set<string>();
+    for (const term of analyzeEnglish(chunk.text)) if (queryTerms.has(term)) found.add(term);
+    if (found.size > bestCount) {
+      best = chunk;
+      bestCount = found.size;
+    }
+  }
+  return best;
 }
 
 /** Keep each document's best chunk, preserving the order of the (best-first) input. */

@@ -142,6 +142,11 @@ export const snapshotManifestSchema = z.object({
    */
   recall: recallTuningSchema.optional(),
   counts: z.object({ chunks: z.number().int().nonnegative(), documents: z.number().int().nonnegative() }),
+  /**
+   * What one BM25 entry of `lexical.bm25` is (see `LexicalUnit`); absent in snapshots written
+   * before documents were indexed whole, which are chunk-level.
+   */
+  lexical: z.object({ unit: z.enum(['chunk', 'document']) }).optional(),
   files: z.record(z.string(), fileEntrySchema),
 });
 

@@ -18,8 +18,12 @@ const HELP = `Usage: npm run eval -- [options]
   --ann | --exact      dense part by HNSW (default) or brute force
   --chunking KIND      window (default: overlapping windows of the model's max tokens)
                        | truncate (one chunk per document, cut at max tokens: the BEIR convention)
+  --lexical-unit UNIT  document (default: BM25 over whole documents, title weighted twice)
+                       | chunk (BM25 over each chunk, as before)
   --fusion KIND        normalized (default) | rrf
   --dense-weight W     dense weight of normalized fusion, lexical weight 1 (default 0.2)
+  --bm25 K1,B          BM25 parameters (default 0.9,0.4, Anserini's)
+  --lexical-floor N    rank of the BM25 score that is the floor of min–max fusion (default 1000)
   --dtype TYPE         HNSW vector type f32 | f16 (default) | i8
   --limit N            only the first N judged queries
   --corpus-limit N     only N documents (all judged ones for the kept queries, then others)
@@ -47,6 +51,9 @@ export async function runEvalCommand(argv: string[]): Promise<void> {
       exact: { type: 'boolean', default: false },
       chunking: { type: 'string', default: 'window' },
       fusion: { type: 'string', default: 'normalized' },
+      'lexical-unit': { type: 'string', default: 'document' },
+      'lexical-floor': { type: 'string' },
+      bm25: { type: 'string' },
       'dense-weight': { type: 'string' },
       dtype: { type: 'string', default: 'f16' },
       limit: { type: 'string' },
@@ -78,6 +85,8 @@ export async function runEvalCommand(argv: string[]): Promise<void> {
   if (values.ann && values.exact) fail('--ann and --exact exclude each other');
   if (!['window', 'truncate'].includes(values.chunking)) fail(`unknown --chunking ${values.chunking}`);
   if (!['rrf', 'normalized'].includes(values.fusion)) fail(`unknown --fusion ${values.fusion}`);
+  if (!['document', 'chunk'].includes(values['lexical-unit']))
+    fail(`unknown --lexical-unit ${values['lexical-unit']}`);
   if (!['f32', 'f16', 'i8'].includes(values.dtype)) fail(`unknown --dtype ${values.dtype}`);
   const positive = (name: string, value: string | undefined) => {
     if (value === undefined) return undefined;
@@ -89,6 +98,11 @@ export async function runEvalCommand(argv: string[]): Promise<void> {
   const denseWeight = values['dense-weight'] === undefined ? undefined : Number(values['dense-weight']);
   if (denseWeight !== undefined && !(denseWeight >= 0)) fail('--dense-weight must be a number >= 0');
   const corpusLimit = positive('corpus-limit', values['corpus-limit']);
+  const lexicalFloorRank = positive('lexical-floor', values['lexical-floor']);
+  const bm25Values = values.bm25?.split(',').map(Number);
+  if (bm25Values && (bm25Values.length !== 2 || !bm25Values.every((value) => value >= 0)))
+    fail('--bm25 must be K1,B with two numbers >= 0');
+  const bm25 = bm25Values ? { k1: bm25Values[0] as number, b: bm25Values[1] as number } : undefined;
 
   let baseline: EvaluationReport | undefined;
   if (values.compare) {
@@ -108,6 +122,9 @@ export async function runEvalCommand(argv: string[]): Promise<void> {
       search: values.exact ? 'exact' : 'ann',
       chunking: values.chunking as 'window' | 'truncate',
       fusion: values.fusion as 'rrf' | 'normalized',
+      lexicalUnit: values['lexical-unit'] as 'document' | 'chunk',
+      ...(lexicalFloorRank !== undefined ? { lexicalFloorRank } : {}),
+      ...(bm25 ? { bm25 } : {}),
       ...(denseWeight !== undefined ? { denseWeight } : {}),
       hnsw: { dtype: values.dtype as 'f32' | 'f16' | 'i8' },
       ...(queryLimit !== undefined ? { queryLimit } : {}),

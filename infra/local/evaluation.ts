@@ -15,6 +15,7 @@ import {
   type RetrievalMetrics,
 } from '../../functions/core/eval-metrics.js';
 import { chunkDocuments, embedChunks } from '../../functions/core/indexing.js';
+import type { LexicalUnit } from '../../functions/core/lexical.js';
 import {
   DEFAULT_FUSION_WEIGHTS,
   type FusionMethod,
@@ -30,6 +31,12 @@ export interface EvaluationOptions {
   /** `window`: chunk with overlap; `truncate`: one chunk per document, cut by the model (BEIR convention). */
   readonly chunking: 'window' | 'truncate';
   readonly fusion: FusionMethod;
+  /** Rank of the BM25 score that is the floor of min–max fusion (default the engine's). */
+  readonly lexicalFloorRank?: number;
+  /** BM25 k1 and b (default the index's). */
+  readonly bm25?: { k1: number; b: number };
+  /** What a BM25 entry is: a whole document (default) or a chunk. */
+  readonly lexicalUnit?: LexicalUnit;
   /** Dense weight of normalised fusion (lexical weight 1); default the engine's. */
   readonly denseWeight?: number;
   readonly hnsw?: Partial<HnswSettings>;
@@ -130,6 +137,8 @@ export async function evaluate(
     chunks: embedded,
     space: embedder.space,
     ...(options.hnsw ? { hnsw: options.hnsw } : {}),
+    ...(options.lexicalUnit ? { lexicalUnit: options.lexicalUnit } : {}),
+    ...(options.bm25 ? { bm25: { ...options.bm25, d: 0 } } : {}),
   });
   const snapshot = await FileSnapshot.open(directory, { expectedSpace: embedder.space });
   const buildSeconds = (performance.now() - buildStarted) / 1000;
@@ -140,6 +149,7 @@ export async function evaluate(
   const engine = new SearchEngine(snapshot, embedder, undefined, {
     fusion: options.fusion,
     ...(options.denseWeight !== undefined ? { fusionWeights: [options.denseWeight, 1] as const } : {}),
+    ...(options.lexicalFloorRank !== undefined ? { lexicalFloorRank: options.lexicalFloorRank } : {}),
   });
   const queriesStarted = performance.now();
   const runs = new Map<string, Map<string, string[]>>();

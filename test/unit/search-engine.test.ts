@@ -63,6 +63,31 @@ describe('SearchEngine over a snapshot and its delta (USE-lite, usearch, BM25 fo
     },
   );
 
+  it('BM25 ranks whole documents and shows the chunk that holds the query terms, in lexical and hybrid mode', async () => {
+    const sentences = Array.from(
+      { length: 40 },
+      (_, i) => `Sentence ${i} describes the weather station on the island in some detail.`,
+    );
+    sentences.push('The final remark names the zanzibarquartz sensor.');
+    const chunks = await embedDocument({
+      id: 'long-manual',
+      title: 'Station manual',
+      text: sentences.join(' '),
+      metadata: {},
+    });
+    expect(chunks.length).toBeGreaterThan(2);
+    // Its own engine: the shared one's delta sequences are asserted by the tests below.
+    const own = new SearchEngine(snapshot, embedder);
+    own.delta.applyDocument('long-manual', chunks, 900);
+    for (const mode of ['lexical', 'hybrid'] as const) {
+      const [top] = (await own.search({ query: 'zanzibarquartz sensor', mode, k: 1 })).results;
+      expect(top?.docId).toBe('long-manual');
+      expect(top?.chunkId).toBe(chunks.at(-1)?.chunkId);
+      expect(top?.text).toContain('zanzibarquartz');
+      expect(top?.highlights.length).toBeGreaterThan(0);
+    }
+  });
+
   it('each result carries its score components: dense cosine, BM25 and the fused score, each where it applies', async () => {
     const query = 'I forgot my password, how do I reset it?';
     const hybrid = (await engine.search({ query, mode: 'hybrid', k: 3 })).results;

@@ -132,7 +132,9 @@ describe('snapshot files', () => {
       expect(snapshot.rowsOfDocument('doc-0')).toEqual([0, 1]);
       const restoredVector = snapshot.vectorAt(snapshot.rowOfChunk('doc-0#1') as number);
       expect(Array.from(restoredVector)).toEqual(Array.from((chunks[1] as EmbeddedChunk).vector));
-      expect(snapshot.loadLexicalIndex().search('chunk 17', 1)[0]?.chunkId).toBe(chunks[17]?.chunkId);
+      // BM25 indexes whole documents by default: the hit names the document's first chunk.
+      expect(snapshot.manifest.lexical?.unit).toBe('document');
+      expect(snapshot.loadLexicalIndex().search('chunk 17', 1)[0]?.chunkId).toBe(`${chunks[17]?.docId}#0`);
     },
   );
 

@@ -4,13 +4,20 @@ import { mkdir, open, readFile, rename, rm, stat, writeFile } from 'node:fs/prom
 import { join } from 'node:path';
 import { finished } from 'node:stream/promises';
 import type { Chunk } from '../../core/chunking.js';
-import { embeddingInput } from '../../core/chunking.js';
 import type { EmbeddedChunk } from '../../core/delta.js';
 import type { DocumentMetadata } from '../../core/documents.js';
 import { assertSameEmbeddingSpace, type EmbeddingSpace } from '../../core/embedding-space.js';
 import { SnapshotIntegrityError } from '../../core/errors.js';
 import type { MetadataFilter } from '../../core/filters.js';
-import { LexicalIndex, LexicalSegment, LexicalSegmentBuilder } from '../../core/lexical.js';
+import {
+  type Bm25Parameters,
+  DEFAULT_LEXICAL_UNIT,
+  LexicalIndex,
+  LexicalSegment,
+  LexicalSegmentBuilder,
+  type LexicalUnit,
+  lexicalRowTexts,
+} from '../../core/lexical.js';
 import { MetadataIndex, type RowBitset, rowsMatching } from '../../core/metadata-index.js';
 import type { SnapshotView } from '../../core/search-engine.js';
 import {
@@ -51,6 +58,10 @@ export interface WriteSnapshotInput {
    * `hnsw.expansionSearch` is measured, not changed. Default `{}` (tune with the defaults).
    */
   readonly recall?: Partial<RecallTargetOptions> | false;
+  /** What a BM25 entry is. Default `DEFAULT_LEXICAL_UNIT` (whole documents). */
+  readonly lexicalUnit?: LexicalUnit;
+  /** BM25 parameters stored in the segment (queries use them). Default `DEFAULT_BM25`. */
+  readonly bm25?: Bm25Parameters;
 }
 
 /** sha256 and size of a file, streamed (snapshot files can be gigabytes). */
@@ -113,6 +124,7 @@ export async function writeSortedSnapshot(
     ...input.hnsw,
   };
   const { dimensions } = input.space;
+  const lexicalUnit = input.lexicalUnit ?? DEFAULT_LEXICAL_UNIT;
   await mkdir(parent, { recursive: true });
   const staging = join(parent, `.staging-${randomUUID()}`);
   await mkdir(staging);
@@ -121,6 +133,11 @@ export async function writeSortedSnapshot(
     const vectorsOut = createWriteStream(vectorsPath);
     const recordsOut = createWriteStream(join(staging, SNAPSHOT_FILES.chunks));
     const lexical = new LexicalSegmentBuilder();
+    let documentChunks: Pick<Chunk, 'chunkId' | 'docId' | 'ordinal' | 'title' | 'text'>[] = [];
+    const addDocumentTexts = () => {
+      for (const text of lexicalRowTexts(documentChunks, lexicalUnit)) lexical.add(text);
+      documentChunks = [];
+    };
     // Metadata objects only (small, usually a few fields), for the metadata index built at the end.
     const metadata: DocumentMetadata[] = [];
     let starts = new Float64Array(1_024);
@@ -161,12 +178,21 @@ export async function writeSortedSnapshot(
       offset += Buffer.byteLength(line);
       pendingRecords.push(line);
       pendingVectors.push(Buffer.from(vector.buffer, vector.byteOffset, vector.byteLength));
-      lexical.add(embeddingInput(chunk));
+      // BM25 rows per document: a document's texts are added once its last chunk has arrived.
+      if (documentChunks.length > 0 && documentChunks[0]?.docId !== chunk.docId) addDocumentTexts();
+      documentChunks.push({
+        chunkId: chunk.chunkId,
+        docId: chunk.docId,
+        ordinal: chunk.ordinal,
+        title: chunk.title,
+        text: chunk.text,
+      });
       metadata.push(chunk.metadata);
       count += 1;
       if (pendingRecords.length === WRITE_BATCH) await flush();
       if (count % 10_000 === 0) input.onProgress?.(count);
     }
+    addDocumentTexts();
     starts[count] = offset;
     await flush();
     vectorsOut.end();
@@ -202,7 +228,7 @@ export async function writeSortedSnapshot(
       join(staging, SNAPSHOT_FILES.chunkOffsets),
       new Uint8Array(recordStarts.buffer, recordStarts.byteOffset, recordStarts.byteLength),
     );
-    await writeFile(join(staging, SNAPSHOT_FILES.lexical), lexical.finish().toBytes());
+    await writeFile(join(staging, SNAPSHOT_FILES.lexical), lexical.finish(input.bm25).toBytes());
     await writeFile(join(staging, SNAPSHOT_FILES.metadataIndex), MetadataIndex.encode(metadata));
 
     const files: SnapshotManifest['files'] = {};
@@ -224,6 +250,7 @@ export async function writeSortedSnapshot(
       index: hnsw,
       ...(recall ? { recall } : {}),
       counts: { chunks: count, documents },
+      lexical: { unit: lexicalUnit },
       files,
     };
     await writeFile(join(staging, MANIFEST_FILE), `${JSON.stringify(manifest, null, 2)}\n`);
@@ -654,10 +681,14 @@ export class FileSnapshot implements SnapshotView {
 
   /** A fresh lexical index over the snapshot's BM25 segment (read at open, shared: it is immutable). */
   loadLexicalIndex(): LexicalIndex {
-    return LexicalIndex.over(this.lexicalSegment, {
-      chunkIdOf: (row) => this.chunkAt(row).chunkId,
-      rowOf: (chunkId) => this.rowOfChunk(chunkId),
-    });
+    return LexicalIndex.over(
+      this.lexicalSegment,
+      {
+        chunkIdOf: (row) => this.chunkAt(row).chunkId,
+        rowOf: (chunkId) => this.rowOfChunk(chunkId),
+      },
+      this.manifest.lexical?.unit ?? 'chunk',
+    );
   }
 }
 
