@@ -1,5 +1,4 @@
 import type { Chunk } from './chunking.js';
-import { embeddingInput } from './chunking.js';
 import type { MetadataFilter } from './filters.js';
 import type { LexicalIndex } from './lexical.js';
 import { LiveMetadataIndex, rowsMatching } from './metadata-index.js';
