@@ -610,6 +610,16 @@ export interface operations {
                             vectors: number;
                             builtAt: string | null;
                             deltaSize: number;
+                            /** @description the served version's HNSW search ef, chosen at build for its recall target */
+                            expansionSearch: number | null;
+                            /** @description ANN recall@k against exact search, as the version's build measured it on held-out queries; null for versions built before tuning */
+                            recall: {
+                                target: number;
+                                k: number;
+                                measured: number;
+                                reached: boolean;
+                                connectivity: number;
+                            } | null;
                         };
                         model: {
                             id: string;

@@ -119,6 +119,23 @@ export const healthResponseSchema = z
         vectors: z.number().int(),
         builtAt: z.string().nullable(),
         deltaSize: z.number().int(),
+        expansionSearch: z.number().int().nullable().meta({
+          description: "the served version's HNSW search ef, chosen at build for its recall target",
+        }),
+        recall: z
+          .object({
+            target: z.number(),
+            k: z.number().int(),
+            measured: z.number(),
+            reached: z.boolean(),
+            connectivity: z.number().int(),
+          })
+          .strict()
+          .nullable()
+          .meta({
+            description:
+              "ANN recall@k against exact search, as the version's build measured it on held-out queries; null for versions built before tuning",
+          }),
       })
       .strict(),
     model: z

@@ -1,6 +1,7 @@
 import { stemmer } from 'stemmer';
 import { eng as englishStopWords } from 'stopword';
 import type { Chunk } from './chunking.js';
+import { RowBitset } from './metadata-index.js';
 
 /**
  * BM25 parameters. Defaults are Anserini's (k1 = 0.9, b = 0.4), the settings behind the published
@@ -557,6 +558,26 @@ export class LexicalSegment {
     return this.termIds.get(term);
   }
 
+  /**
+   * Per row, the nearest row at or before it that holds terms (−1 when none): in a document-level
+   * segment, the row of the entry that stands for the row's document (rows without terms are its
+   * other chunks, or a document without terms, which callers tell apart). Built on first use.
+   */
+  entryRows(): Int32Array {
+    if (!this.entryRowsCache) {
+      const entries = new Int32Array(this.rowCount);
+      let last = -1;
+      for (let row = 0; row < this.rowCount; row += 1) {
+        if ((this.lengths[row] as number) > 0) last = row;
+        entries[row] = last;
+      }
+      this.entryRowsCache = entries;
+    }
+    return this.entryRowsCache;
+  }
+
+  private entryRowsCache: Int32Array | undefined;
+
   /** BM25's per-row length normalisation `k1 × (1 − b + b × length / averageLength)`. */
   lengthNorms(averageLength: number): Float64Array {
     const { k1, b } = this.bm25;
@@ -565,6 +586,12 @@ export class LexicalSegment {
       norms[row] = k1 * (1 - b + (b * (this.lengths[row] as number)) / averageLength);
     return norms;
   }
+}
+
+/** Whether two chunk ids (`<docId>#<n>`) name chunks of one document. */
+function sameDocument(a: string, b: string): boolean {
+  const separator = a.lastIndexOf('#');
+  return separator === b.lastIndexOf('#') && a.slice(0, separator) === b.slice(0, separator);
 }
 
 /**
@@ -911,6 +938,35 @@ export class LexicalIndex {
     }
     hits.sort((x, y) => y.score - x.score || (x.chunkId < y.chunkId ? -1 : x.chunkId > y.chunkId ? 1 : 0));
     return { hits: hits.slice(0, limit), floorScore };
+  }
+
+  /**
+   * The segment rows to score for a filter that matched the snapshot rows `matching`: the rows
+   * themselves for chunk entries; for document entries, the entry row of every document with at
+   * least one matching chunk (a filter on chunk metadata such as a PDF's `page` matches chunks
+   * other than the first, whose row holds the document's entry). Costs one pass over the matches
+   * and two record reads per document admitted through a chunk other than its first.
+   */
+  entryRowsMatching(matching: RowBitset): RowBitset {
+    const segment = this.segment;
+    if (this.unit === 'chunk' || !segment || !this.segmentRows) return matching;
+    const entries = segment.entryRows();
+    const admitted = new RowBitset(matching.size);
+    const { words } = matching;
+    for (let i = 0; i < words.length; i += 1) {
+      let word = words[i] as number;
+      while (word !== 0) {
+        const row = i * 32 + (31 - Math.clz32(word & -word));
+        word &= word - 1;
+        const entry = row < entries.length ? (entries[row] as number) : -1;
+        if (entry < 0 || admitted.has(entry)) continue;
+        // A row without terms after an entry is that document's chunk, unless it belongs to a
+        // document without terms (which no query matches): compare the documents.
+        if (entry === row || sameDocument(this.segmentRows.chunkIdOf(row), this.segmentRows.chunkIdOf(entry)))
+          admitted.add(entry);
+      }
+    }
+    return admitted;
   }
 
   private segmentRowOf(chunkId: string): number | undefined {

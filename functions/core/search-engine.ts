@@ -5,7 +5,7 @@ import { type DeltaAnnOptions, DeltaLayer } from './delta.js';
 import type { PairScorer, TextEmbedder } from './embedding-space.js';
 import { assertSameEmbeddingSpace } from './embedding-space.js';
 import { InvalidRequestError } from './errors.js';
-import { type MetadataFilter, metadataFilterSchema } from './filters.js';
+import { type MetadataFilter, matchesFilter, metadataFilterSchema } from './filters.js';
 import { normalizedScoreFusion, type RankedItem, reciprocalRankFusion } from './fusion.js';
 import {
   analyzeEnglish,
@@ -372,7 +372,10 @@ export class SearchEngine {
       rank < shown && candidate.wholeDocument
         ? {
             ...candidate,
-            chunk: bestMatchingChunk(chunksOfDocument(snapshot, delta, candidate.chunk), queryTerms),
+            chunk: bestMatchingChunk(
+              chunksOfDocument(snapshot, delta, candidate.chunk, request.filter),
+              queryTerms,
+            ),
           }
         : candidate,
     );
@@ -519,10 +522,19 @@ export class SearchEngine {
     };
     // Both parts answer the filter from their metadata index: the delta's matching chunk ids, the
     // snapshot's matching rows as a bitmap the BM25 segment tests per scored row.
+    // Document entries stand on their first chunk: a document is admitted when any of its chunks
+    // matches (a filter on chunk metadata, e.g. a PDF's pages), and its shown chunk is a matching one.
     const deltaMatches = filter
-      ? new Set(Array.from(delta.chunksMatching(filter), (chunk) => chunk.chunkId))
+      ? new Set(
+          Array.from(delta.chunksMatching(filter), (chunk) =>
+            lexical.unit === 'document'
+              ? firstChunkOf(delta.chunksOf(chunk.docId), chunk).chunkId
+              : chunk.chunkId,
+          ),
+        )
       : undefined;
-    const snapshotMatches = filter && snapshot ? snapshot.rowsMatching(filter) : undefined;
+    const snapshotMatches =
+      filter && snapshot ? lexical.entryRowsMatching(snapshot.rowsMatching(filter)) : undefined;
     const accept = deltaMatches ? (chunkId: string) => deltaMatches.has(chunkId) : undefined;
     const acceptRow = snapshotMatches ? (row: number) => snapshotMatches.has(row) : undefined;
     const candidates: Candidate[] = [];
@@ -580,11 +592,20 @@ function chunksOfDocument(
   snapshot: SnapshotView | undefined,
   delta: DeltaLayer,
   chunk: Chunk,
+  filter?: MetadataFilter,
 ): readonly Chunk[] {
-  const chunks = delta.hidesSnapshotDocument(chunk.docId)
+  const all = delta.hidesSnapshotDocument(chunk.docId)
     ? delta.chunksOf(chunk.docId)
     : (snapshot?.rowsOfDocument(chunk.docId).map((row) => snapshot.chunkAt(row)) ?? []);
+  const chunks = filter ? all.filter((each) => matchesFilter(each.metadata, filter)) : all;
   return chunks.length > 0 ? chunks : [chunk];
+}
+
+/** The chunk of lowest ordinal among `chunks` (`fallback` when there are none). */
+function firstChunkOf<C extends Chunk>(chunks: readonly C[], fallback: C): C {
+  let first = fallback;
+  for (const chunk of chunks) if (chunk.ordinal < first.ordinal) first = chunk;
+  return first;
 }
 
 /** The chunk holding most distinct query terms (title included), the earliest of equals. */

@@ -10,6 +10,7 @@ import { verifySnapshotFiles } from '../../functions/adapters/index/snapshot-fil
 import { OnnxEmbedder } from '../../functions/adapters/model/onnx-embedder.js';
 import type { ReindexState } from '../../functions/adapters/services/reindex-steps.js';
 import { SearchRuntime } from '../../functions/adapters/services/search-runtime.js';
+import { healthResponseSchema, searchResponseSchema } from '../../functions/core/api-contract.js';
 import { EmbeddingSpaceMismatchError } from '../../functions/core/errors.js';
 import { MANIFEST_FILE, SNAPSHOT_FILES } from '../../functions/core/snapshot-manifest.js';
 import { apiGatewayEvent } from '../../infra/local/api-gateway-event.js';
@@ -373,7 +374,10 @@ describe('reindex state machine as synthesized, with the real step handlers on e
       });
       const runtime = await start(modelLoaded, 'overlap');
       expect(runtime.health().index.version).toBe(serving.version);
+      // What the runtime reports is what the API contract publishes (strict: no undeclared keys).
+      expect(healthResponseSchema.parse(runtime.health()).index.recall).not.toBeUndefined();
       const answer = await runtime.search({ query: 'crimson kestrel', mode: 'lexical', k: 3 });
+      searchResponseSchema.parse(answer);
       expect(answer.results[0]?.docId).toBe('a');
 
       await expect(start(Promise.resolve(tinyBert), 'other-space')).rejects.toBeInstanceOf(
