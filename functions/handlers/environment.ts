@@ -25,6 +25,12 @@ const environmentSchema = z.object({
   BISEARCH_RERANKER_DIR: z.string().optional(),
   /** onnxruntime threads per operator; Lambda's vCPUs by default. */
   BISEARCH_INTRA_OP_THREADS: z.coerce.number().int().min(1).optional(),
+  /**
+   * Largest share of the current version's documents a reindex re-exports incrementally (changed
+   * since its watermark) before it rebuilds from every stored chunk instead; 0 makes every
+   * reindex a full rebuild.
+   */
+  BISEARCH_INCREMENTAL_MAX_CHANGED_FRACTION: z.coerce.number().min(0).max(1).default(0.2),
   /** Snapshot versions kept by the prune step (current and previous at least). */
   BISEARCH_KEEP_VERSIONS: z.coerce.number().int().min(2).default(3),
   /** Floor of HNSW recall@10 against exact search for a version to be swapped in (also without a target). */

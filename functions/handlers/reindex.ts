@@ -8,7 +8,7 @@ import { Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
 import { connectionFromEnvironment, dynamoDocumentClient, s3Client } from '../adapters/aws/aws-clients.js';
 import { IndexBucket } from '../adapters/aws/index-bucket.js';
 import { SearchTable } from '../adapters/aws/search-table.js';
-import { type ReindexState, ReindexSteps } from '../adapters/services/reindex-steps.js';
+import { type ReindexRequest, type ReindexState, ReindexSteps } from '../adapters/services/reindex-steps.js';
 import { METRICS_NAMESPACE, readEnvironment } from './environment.js';
 
 const environment = readEnvironment();
@@ -21,6 +21,10 @@ const steps = new ReindexSteps({
   indexBucket: new IndexBucket(s3Client(connection), environment.INDEX_BUCKET),
   workDirectory: `${environment.BISEARCH_WORK_DIR}/reindex`,
   keepVersions: environment.BISEARCH_KEEP_VERSIONS,
+  incremental:
+    environment.BISEARCH_INCREMENTAL_MAX_CHANGED_FRACTION > 0
+      ? { maxChangedFraction: environment.BISEARCH_INCREMENTAL_MAX_CHANGED_FRACTION }
+      : false,
   minRecall: environment.BISEARCH_MIN_RECALL,
   log: (message, fields) => logger.info(message, fields),
   recallTarget:
@@ -60,9 +64,7 @@ function step<Input, Output>(
   };
 }
 
-export const snapshotHandler = step('snapshot', (input: Pick<ReindexState, 'executionName'>) =>
-  steps.snapshot(input),
-);
+export const snapshotHandler = step('snapshot', (input: ReindexRequest) => steps.snapshot(input));
 export const buildHandler = step('build', (input: ReindexState) => steps.build(input));
 export const validateHandler = step('validate', async (input: ReindexState) => {
   const output = await steps.validate(input);

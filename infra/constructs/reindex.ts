@@ -186,7 +186,11 @@ export class ReindexWorkflow extends Construct {
       'snapshotHandler',
       3008,
       heavy,
-      TaskInput.fromObject({ executionName: JsonPath.stringAt('$$.Execution.Name') }),
+      // The execution input rides along as `request` (`{"full": true}` forces a full rebuild).
+      TaskInput.fromObject({
+        executionName: JsonPath.stringAt('$$.Execution.Name'),
+        request: JsonPath.objectAt('$'),
+      }),
     )
       .next(task(REINDEX_STATES.build, 'Build', 'buildHandler', 10240, heavy))
       .next(task(REINDEX_STATES.validate, 'Validate', 'validateHandler', 10240, heavy))

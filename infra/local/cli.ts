@@ -39,7 +39,7 @@ interface Target {
    * SigV4-signed for a deployed (IAM-authorised) API: the CLI cannot drift from the API.
    */
   readonly api: BisearchClient;
-  reindex(wait: boolean): Promise<unknown>;
+  reindex(wait: boolean, full: boolean): Promise<unknown>;
   status(): Promise<unknown>;
   /** The local stack's own control routes (`/_local/…`, no part of the HTTP API); local only. */
   local?(path: string, init?: { method?: string; body?: unknown }): Promise<{ status: number; body: Json }>;
@@ -93,8 +93,10 @@ async function localTarget(dataDirectory: string): Promise<Target> {
       },
     }),
     local,
-    reindex: async (wait) =>
-      (await local(`/_local/reindex${wait ? '?wait=1' : ''}`, { method: 'POST' })).body,
+    reindex: async (wait, full) => {
+      const query = [wait ? 'wait=1' : '', full ? 'full=1' : ''].filter(Boolean).join('&');
+      return (await local(`/_local/reindex${query ? `?${query}` : ''}`, { method: 'POST' })).body;
+    },
     status: async () => (await local('/_local/status')).body,
   };
 }
@@ -121,11 +123,11 @@ async function awsTarget(stackName: string): Promise<Target> {
     documentsBucket: output('DocumentsBucketName'),
     s3: new S3Client({}),
     api,
-    reindex: async () => {
+    reindex: async (_wait, full) => {
       const started = await new SFNClient({}).send(
         new StartExecutionCommand({
           stateMachineArn: output('ReindexStateMachineArn'),
-          input: '{"trigger":"cli"}',
+          input: JSON.stringify({ trigger: 'cli', ...(full ? { full: true } : {}) }),
         }),
       );
       return { started: true, executionArn: started.executionArn };
@@ -437,13 +439,16 @@ program
 
 program
   .command('reindex')
-  .description('build a new index version from every stored chunk and swap it in')
+  .description(
+    'build a new index version and swap it in: from the current one plus the documents changed since, or from every stored chunk',
+  )
   .option('--wait', 'wait for the result')
-  .action(async (options: { wait?: boolean }) => {
-    const result = (await (await target()).reindex(Boolean(options.wait))) as {
+  .option('--full', 'rebuild from every stored chunk, not from the current version')
+  .action(async (options: { wait?: boolean; full?: boolean }) => {
+    const result = (await (await target()).reindex(Boolean(options.wait), Boolean(options.full))) as {
       status?: string;
       executionName?: string;
-      output?: { version?: string };
+      output?: { version?: string; mode?: string; changedDocuments?: number; fullReason?: string };
       error?: { message: string };
     };
     if (!options.wait) {
@@ -451,7 +456,13 @@ program
       return;
     }
     if (result.status === 'SUCCEEDED')
-      process.stdout.write(`reindex ${result.executionName} succeeded: version ${result.output?.version}\n`);
+      process.stdout.write(
+        `reindex ${result.executionName} succeeded: version ${result.output?.version} (${
+          result.output?.mode === 'incremental'
+            ? `incremental, ${result.output.changedDocuments} changed documents`
+            : `full${result.output?.fullReason ? `: ${result.output.fullReason}` : ''}`
+        })\n`,
+      );
     else
       throw new CliError(
         `reindex ${result.executionName ?? ''} failed: ${result.error?.message ?? 'unknown error'}`,

@@ -264,7 +264,8 @@ export class LocalStack {
       return c.json({ objects: answers });
     });
     app.post('/_local/reindex', async (c) => {
-      const running = (stack as LocalStack).reindex();
+      const full = c.req.query('full') !== undefined;
+      const running = (stack as LocalStack).reindex(full ? { full } : {});
       if (c.req.query('wait') === undefined) {
         running.catch(() => {});
         return c.json({ started: true }, 202);
@@ -474,14 +475,17 @@ export class LocalStack {
     return events.length;
   }
 
-  /** Run the reindex state machine now (one at a time: a second call joins the running one). */
-  reindex(): Promise<ReindexExecution & { executionName: string }> {
+  /**
+   * Run the reindex state machine now (one at a time: a second call joins the running one).
+   * Incremental from the current version unless `full` (or the reindex decides it needs one).
+   */
+  reindex(options: { readonly full?: boolean } = {}): Promise<ReindexExecution & { executionName: string }> {
     this.reindexing ??= (async () => {
       try {
         const executionName = `local-${new Date().toISOString().replace(/[:.]/g, '-')}`;
         const execution = await runStateMachine(this.machine, this.steps, {
           executionName,
-          input: { trigger: 'local' },
+          input: { trigger: 'local', ...(options.full ? { full: true } : {}) },
           retryDelayMs: 1_000,
         });
         return { ...execution, executionName };

@@ -6,6 +6,7 @@ import { GetObjectCommand, ListObjectsV2Command, PutObjectCommand } from '@aws-s
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { s3Client } from '../../functions/adapters/aws/aws-clients.js';
 import { IndexBucket } from '../../functions/adapters/aws/index-bucket.js';
+import type { IndexVersionRecord } from '../../functions/adapters/aws/search-table.js';
 import { verifySnapshotFiles } from '../../functions/adapters/index/snapshot-files.js';
 import { OnnxEmbedder } from '../../functions/adapters/model/onnx-embedder.js';
 import type { ReindexState } from '../../functions/adapters/services/reindex-steps.js';
@@ -43,7 +44,11 @@ beforeAll(async () => {
   // The definition is the one `cdk synth` produces, not a hand-written copy.
   template = synthesizeStack({}, { nag: false }).json;
   machine = stateMachineFromTemplate(template);
-  stack = await startHandlerStack({ BISEARCH_POINTER_CHECK_MS: '0' });
+  // Every run may be incremental in this small corpus (the default re-exports at most 20%).
+  stack = await startHandlerStack({
+    BISEARCH_POINTER_CHECK_MS: '0',
+    BISEARCH_INCREMENTAL_MAX_CHANGED_FRACTION: '1',
+  });
   steps = (await import('../../functions/handlers/reindex.js')) as unknown as Record<string, StepHandler>;
   indexBucket = new IndexBucket(s3Client(stack.aws.connection), stack.aws.names.indexBucket);
   await stack.upload('docs/a.md', '# Passwords\n\nReset a forgotten password with the crimson-kestrel link.');
@@ -53,13 +58,25 @@ beforeAll(async () => {
 });
 afterAll(() => stack?.stop());
 
-function reindex(overrides: Record<string, StepHandler> = {}): Promise<ReindexExecution> {
+function reindex(
+  overrides: Record<string, StepHandler> = {},
+  input: Record<string, unknown> = { trigger: 'test' },
+): Promise<ReindexExecution> {
   runs += 1;
   return runStateMachine(
     machine,
     { ...steps, ...overrides },
-    { executionName: `run-${runs}`, input: { trigger: 'test' }, retryDelayMs: 0 },
+    { executionName: `run-${runs}`, input, retryDelayMs: 0 },
   );
+}
+
+/** A published version's chunk records (row order) and its files' checksums. */
+async function versionContents(prefix: string) {
+  const records: Array<{ chunkId: string; text: string }> = [];
+  for await (const line of indexBucket.readLines(`${prefix}${SNAPSHOT_FILES.chunks}`))
+    records.push(JSON.parse(line));
+  const manifest = JSON.parse(await indexBucket.getText(`${prefix}${MANIFEST_FILE}`));
+  return { records, files: manifest.files as Record<string, { sha256: string }>, counts: manifest.counts };
 }
 
 const search = async (query: string) =>
@@ -267,7 +284,8 @@ describe('reindex state machine as synthesized, with the real step handlers on e
       }) as StepHandler,
     });
     const executionName = `run-${runs}`;
-    expect(exportKey).toBe(`exports/${executionName}/chunks.jsonl`);
+    // Incremental here (a version is current): the changes since it.
+    expect(exportKey).toBe(`exports/${executionName}/changes.jsonl`);
     expect(execution.status).toBe('FAILED');
     expect(attempts).toBe(1);
     expect(execution.retries).toEqual([]);
@@ -432,6 +450,98 @@ describe('reindex state machine as synthesized, with the real step handlers on e
     expect(versions.length).toBeLessThanOrEqual(3);
     expect(versions).toContain(current?.version);
     expect(versions).toContain(previous?.version);
+  });
+
+  it('incremental: exports only the documents changed since the current version and merges them into its rows; the result equals a full rebuild', async () => {
+    const base = (await pointer()).current as IndexVersionRecord;
+    const before = await versionContents(base.prefix);
+    expect(before.records.map((record) => record.chunkId)).toEqual(expect.arrayContaining(['b#0', 'c#0']));
+    // Since the base: f is added, b changes, c is deleted.
+    await stack.upload('docs/f.md', '# Warranty\n\nThe amber-osprey warranty covers two years.');
+    await stack.upload(
+      'docs/b.md',
+      '# Invoices\n\nDownload invoices and credit notes from the billing page.',
+    );
+    await stack.remove('docs/c.md');
+    await stack.drainIngest();
+    const incremental = await reindex();
+    expect(incremental.status).toBe('SUCCEEDED');
+    const expectedIds = [
+      ...before.records.map((record) => record.chunkId).filter((id) => id !== 'c#0'),
+      'f#0',
+    ].sort();
+    expect(incremental.output).toMatchObject({
+      mode: 'incremental',
+      base: { version: base.version, watermark: base.watermark },
+      changedDocuments: 3,
+      chunks: expectedIds.length,
+    });
+    const merged = await versionContents((await pointer()).current?.prefix as string);
+    expect(merged.records.map((record) => record.chunkId)).toEqual(expectedIds);
+    expect(merged.records.find((record) => record.chunkId === 'b#0')?.text).toContain('credit notes');
+    expect((await search('amber osprey')).results[0]).toMatchObject({ docId: 'f' });
+    expect((await search('credit notes')).results[0]).toMatchObject({ docId: 'b' });
+    expect((await search('parcels shipping')).results).toEqual([]);
+
+    // Forced full rebuild of the same state: the same rows, byte for byte.
+    const full = await reindex({}, { trigger: 'test', full: true });
+    expect(full.output).toMatchObject({ mode: 'full', fullReason: 'requested', chunks: expectedIds.length });
+    const rebuilt = await versionContents((await pointer()).current?.prefix as string);
+    expect(rebuilt.records).toEqual(merged.records);
+    for (const file of [SNAPSHOT_FILES.chunks, SNAPSHOT_FILES.vectors, SNAPSHOT_FILES.lexical])
+      expect(rebuilt.files[file]?.sha256).toBe(merged.files[file]?.sha256);
+  });
+
+  it('incremental runs fall back to full rebuilds: too many changes, a change log that may have expired; a damaged base fails Build', async () => {
+    const { ReindexSteps } = await import('../../functions/adapters/services/reindex-steps.js');
+    const current = (await pointer()).current as IndexVersionRecord;
+    let now = Date.parse(current.builtAt);
+    const stepsWith = (incremental: { maxChangedFraction: number }) =>
+      new ReindexSteps({
+        table: stack.table,
+        indexBucket,
+        workDirectory: mkdtempSync(join(tmpdir(), 'bisearch-incremental-')),
+        incremental,
+        clock: () => now,
+      });
+    await stack.upload('docs/e.md', '# Returns\n\nReturn an item within thirty days.');
+    await stack.drainIngest();
+    // One changed document of the version's n: incremental at a share of 1/n, full below it.
+    const { documents } = (await versionContents(current.prefix)).counts as { documents: number };
+    expect(
+      await stepsWith({ maxChangedFraction: 1 / documents }).snapshot({ executionName: 'plan-1' }),
+    ).toMatchObject({ mode: 'incremental', changedDocuments: 1 });
+    expect(
+      await stepsWith({ maxChangedFraction: 0.99 / documents }).snapshot({ executionName: 'plan-2' }),
+    ).toMatchObject({
+      mode: 'full',
+      fullReason: `more than 0 of version ${current.version}'s ${documents} documents changed`,
+      documents: documents + 1,
+    });
+    // Six days and a bit later the change log may have expired past the watermark (TTL 7 days).
+    now += 6 * 24 * 3600 * 1000 + 1;
+    expect(await stepsWith({ maxChangedFraction: 1 }).snapshot({ executionName: 'plan-3' })).toMatchObject({
+      mode: 'full',
+      fullReason: `version ${current.version} is older than the change log's retention`,
+    });
+    now = Date.parse(current.builtAt);
+    // A base whose vectors were damaged after publication: Build fails, nothing is uploaded.
+    const steps = stepsWith({ maxChangedFraction: 1 });
+    const planned = await steps.snapshot({ executionName: 'plan-4' });
+    await tamper(current.prefix, SNAPSHOT_FILES.vectors, (bytes) => {
+      const copy = Uint8Array.from(bytes);
+      copy[5] = (copy[5] as number) ^ 0xff;
+      return copy;
+    });
+    try {
+      await expect(steps.build(planned)).rejects.toThrow(/differ from its manifest/);
+    } finally {
+      await tamper(current.prefix, SNAPSHOT_FILES.vectors, (bytes) => {
+        const copy = Uint8Array.from(bytes);
+        copy[5] = (copy[5] as number) ^ 0xff;
+        return copy;
+      });
+    }
   });
 });
 

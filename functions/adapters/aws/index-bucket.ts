@@ -237,6 +237,12 @@ export class IndexBucket {
     for await (const line of lines) if (line) yield line;
   }
 
+  /** The bytes of an object, streamed from S3 in the pieces the response delivers (nothing on disk). */
+  async *readBytes(key: string): AsyncGenerator<Buffer> {
+    const response = await this.s3.send(new GetObjectCommand({ Bucket: this.bucketName, Key: key }));
+    for await (const piece of response.Body as Readable) yield piece as Buffer;
+  }
+
   /** Download a whole object to a local file. */
   async getFile(key: string, path: string): Promise<void> {
     await this.downloadRanged(key, undefined, path);

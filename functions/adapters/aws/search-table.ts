@@ -94,7 +94,7 @@ export class PointerConflictError extends Error {
 
 const SEQUENCE_DIGITS = 16;
 /** Change-log entries are kept this long (DynamoDB TTL on AWS), well past the nightly reindex. */
-const CHANGE_LOG_RETENTION_SECONDS = 7 * 24 * 3600;
+export const CHANGE_LOG_RETENTION_SECONDS = 7 * 24 * 3600;
 /** Saved embedding progress of an unfinished document outlives any retry schedule by far (DynamoDB TTL). */
 export const EMBEDDING_PROGRESS_RETENTION_SECONDS = 24 * 3600;
 /** Vector bytes per progress item, well under DynamoDB's 400 KB item limit. */

@@ -1,15 +1,29 @@
+import { createHash } from 'node:crypto';
 import { mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
+import type { Chunk } from '../../core/chunking.js';
 import type { EmbeddedChunk } from '../../core/delta.js';
-import type { EmbeddingSpace } from '../../core/embedding-space.js';
-import { SNAPSHOT_FILES } from '../../core/snapshot-manifest.js';
+import { assertSameEmbeddingSpace, type EmbeddingSpace } from '../../core/embedding-space.js';
+import { SnapshotIntegrityError } from '../../core/errors.js';
+import {
+  MANIFEST_FILE,
+  parseSnapshotManifest,
+  SNAPSHOT_FILES,
+  type SnapshotManifest,
+} from '../../core/snapshot-manifest.js';
+import { type DocumentChange, mergeDocumentChanges } from '../../core/snapshot-merge.js';
 import {
   DEFAULT_RECALL_TARGET,
   type RecallTargetOptions,
   recallVerdict,
 } from '../../core/snapshot-validation.js';
 import { EXPORTS_PREFIX, IndexBucket } from '../aws/index-bucket.js';
-import { type IndexVersionRecord, PointerConflictError, type SearchTable } from '../aws/search-table.js';
+import {
+  CHANGE_LOG_RETENTION_SECONDS,
+  type IndexVersionRecord,
+  PointerConflictError,
+  type SearchTable,
+} from '../aws/search-table.js';
 import { measureServingRecall } from '../index/recall-tuning.js';
 import { FileSnapshot, readAllRows, writeSortedSnapshot } from '../index/snapshot-files.js';
 import type { HnswSettings } from '../index/usearch-index.js';
@@ -78,7 +92,31 @@ export interface ReindexState {
   /** The recall@10 target Build tuned for; absent when tuning was off. */
   readonly recallTarget?: number;
   readonly pruned?: string[];
+  /**
+   * `incremental`: the export holds only the documents changed since `base`'s watermark, and
+   * Build merges them into `base`'s rows; `full`: the export holds every live document.
+   */
+  readonly mode?: 'full' | 'incremental';
+  /** Why this run is a full rebuild (forced, no previous version, too many changes, …). */
+  readonly fullReason?: string;
+  /** The version an incremental run starts from. */
+  readonly base?: { readonly version: string; readonly prefix: string; readonly watermark: number };
+  /** Documents in an incremental export (changed, added or removed since the base). */
+  readonly changedDocuments?: number;
 }
+
+/** What starts a reindex: the state machine passes its execution input as `request`. */
+export interface ReindexRequest {
+  readonly executionName: string;
+  /** The execution input: `{"full": true}` forces a full rebuild. */
+  readonly request?: { readonly full?: boolean } | null;
+}
+
+/**
+ * Largest share of the base version's documents an incremental run may re-export (default 0.2):
+ * past it a full export costs about the same, and a full rebuild starts from the table alone.
+ */
+export const DEFAULT_INCREMENTAL_MAX_CHANGED_FRACTION = 0.2;
 
 export interface ReindexStepOptions {
   readonly table: SearchTable;
@@ -103,6 +141,14 @@ export interface ReindexStepOptions {
   readonly recallSamples?: number;
   /** Parallel scan segments of the export's id listing. Default 8. */
   readonly scanSegments?: number;
+  /**
+   * Incremental reindex: when a current version exists, export only the documents changed since
+   * its watermark and merge them into its rows (`false`: every run is a full rebuild).
+   * `maxChangedFraction` default {@link DEFAULT_INCREMENTAL_MAX_CHANGED_FRACTION}.
+   */
+  readonly incremental?: { readonly maxChangedFraction?: number } | false;
+  /** Milliseconds since the epoch (tests advance it); default `Date.now`. */
+  readonly clock?: () => number;
   /** Progress lines of long steps (the handler passes its logger). */
   readonly log?: (message: string, fields: Record<string, unknown>) => void;
 }
@@ -119,11 +165,76 @@ function exportLine(chunk: EmbeddedChunk): string {
 }
 
 function parseExportLine(line: string): EmbeddedChunk {
-  const { vector, ...record } = JSON.parse(line) as Omit<EmbeddedChunk, 'vector'> & { vector: string };
+  return parseExportedChunk(JSON.parse(line) as ExportedChunk);
+}
+
+type ExportedChunk = Omit<EmbeddedChunk, 'vector'> & { vector: string };
+
+function parseExportedChunk({ vector, ...record }: ExportedChunk): EmbeddedChunk {
   const bytes = Buffer.from(vector, 'base64');
   const floats = new Float32Array(bytes.byteLength / 4);
   new Uint8Array(floats.buffer).set(bytes);
   return { ...record, vector: floats };
+}
+
+/** One document of an incremental export: `{"docId", "chunks": [exported chunk…]}` (no chunks: removed). */
+function changeLine(docId: string, chunks: readonly EmbeddedChunk[]): string {
+  const exported = chunks.map((chunk) => JSON.parse(exportLine(chunk)) as ExportedChunk);
+  return `${JSON.stringify({ docId, chunks: exported })}\n`;
+}
+
+function parseChangeLine(line: string): DocumentChange {
+  const { docId, chunks } = JSON.parse(line) as { docId: string; chunks: ExportedChunk[] };
+  return { docId, chunks: chunks.map(parseExportedChunk) };
+}
+
+/**
+ * The chunks of a published version in row order, streamed from S3: `chunks.jsonl` and
+ * `vectors.f32` read side by side (nothing on `/tmp`), both hashed on the way and checked against
+ * the manifest at the end, so a damaged base fails the build instead of reaching a new version.
+ */
+async function* versionChunks(
+  indexBucket: IndexBucket,
+  prefix: string,
+  manifest: SnapshotManifest,
+): AsyncGenerator<EmbeddedChunk> {
+  const rowBytes = manifest.embedding.dimensions * 4;
+  const recordsHash = createHash('sha256');
+  const vectorsHash = createHash('sha256');
+  const vectors = indexBucket.readBytes(`${prefix}${SNAPSHOT_FILES.vectors}`);
+  let pending: Buffer = Buffer.alloc(0);
+  const nextVector = async (): Promise<Float32Array> => {
+    while (pending.length < rowBytes) {
+      const piece = await vectors.next();
+      if (piece.done) throw new SnapshotIntegrityError(`${prefix}: ${SNAPSHOT_FILES.vectors} ends early`);
+      vectorsHash.update(piece.value);
+      pending = pending.length === 0 ? piece.value : Buffer.concat([pending, piece.value]);
+    }
+    const vector = new Float32Array(manifest.embedding.dimensions);
+    new Uint8Array(vector.buffer).set(pending.subarray(0, rowBytes));
+    pending = pending.subarray(rowBytes);
+    return vector;
+  };
+  let rows = 0;
+  for await (const line of indexBucket.readLines(`${prefix}${SNAPSHOT_FILES.chunks}`)) {
+    recordsHash.update(`${line}\n`);
+    yield { ...(JSON.parse(line) as Chunk), vector: await nextVector() };
+    rows += 1;
+  }
+  for (let piece = await vectors.next(); !piece.done; piece = await vectors.next()) {
+    vectorsHash.update(piece.value);
+    pending = Buffer.concat([pending, piece.value]);
+  }
+  const expected = manifest.files;
+  if (
+    rows !== manifest.counts.chunks ||
+    pending.length !== 0 ||
+    recordsHash.digest('hex') !== expected[SNAPSHOT_FILES.chunks]?.sha256 ||
+    vectorsHash.digest('hex') !== expected[SNAPSHOT_FILES.vectors]?.sha256
+  )
+    throw new SnapshotIntegrityError(
+      `${prefix}: the base version's records or vectors differ from its manifest (${rows} rows read)`,
+    );
 }
 
 function required<T>(value: T | undefined | null, name: string): T {
@@ -139,17 +250,19 @@ export class ReindexSteps {
   constructor(private readonly options: ReindexStepOptions) {}
 
   /**
-   * Freeze a watermark (the latest change-log sequence) and export every live document's chunks to
-   * S3, sorted by document id then ordinal (the snapshot's row order, so Build streams). Every
-   * change up to the watermark is in the export (statuses are written before the entries that
-   * announce them); later changes may be too, and the delta re-applies them.
+   * Freeze a watermark (the latest change-log sequence) and export what the new version needs:
+   * with a current version to start from ({@link ReindexSteps.incrementalBase}), only the
+   * documents the change log names since its watermark (`mode: 'incremental'`, cost proportional
+   * to the changes); otherwise every live document's chunks (`mode: 'full'`, and `fullReason`
+   * says why). Every change up to the watermark is in the export (statuses are written before
+   * the entries that announce them); later changes may be too, and the delta re-applies them.
    *
-   * Cost: a parallel scan of the status items for the ids, then batches of
+   * Full export cost: a parallel scan of the status items for the ids, then batches of
    * {@link EXPORT_BATCH_DOCUMENTS} documents read with BatchGetItem and
    * {@link EXPORT_READ_PARALLELISM} parallel chunk queries, the next batch read while the current
-   * one is written. The export streams to S3 as a multipart upload: no `/tmp`.
+   * one is written. Either export streams to S3 as a multipart upload: no `/tmp`.
    */
-  async snapshot(input: Pick<ReindexState, 'executionName'>): Promise<ReindexState> {
+  async snapshot(input: ReindexRequest): Promise<ReindexState> {
     const { table, indexBucket } = this.options;
     const space = await table.embeddingSpace();
     if (!space) throw new NothingToIndex('no document has been embedded yet; upload documents first');
@@ -157,6 +270,49 @@ export class ReindexSteps {
     // Covers an entry whose writer died before raising the mark: TTL can never reach below it.
     await table.raiseSequenceHighWater(watermark);
     const pointer = await table.readPointer();
+    const frozen = {
+      executionName: input.executionName,
+      watermark,
+      space,
+      expectedCurrent: pointer.current ?? null,
+    };
+    const plan = await this.incrementalBase(input, pointer.current, watermark, space);
+    if ('changed' in plan) {
+      const exportKey = `${EXPORTS_PREFIX}${input.executionName}/changes.jsonl`;
+      const ids = [...plan.changed].sort();
+      const read = (start: number) =>
+        start < ids.length
+          ? table.readDocuments(ids.slice(start, start + EXPORT_BATCH_DOCUMENTS), EXPORT_READ_PARALLELISM)
+          : undefined;
+      await indexBucket.putStream(exportKey, async (out) => {
+        let next = read(0);
+        for (let start = 0; next; start += EXPORT_BATCH_DOCUMENTS) {
+          const versions = await next;
+          next = read(start + EXPORT_BATCH_DOCUMENTS);
+          const lines: string[] = [];
+          for (const docId of ids.slice(start, start + EXPORT_BATCH_DOCUMENTS)) {
+            // Deleted, failed before any chunks, or never indexed: the base's copy goes.
+            const version = versions.get(docId);
+            const live = version && version.status.status !== 'deleted' ? version.chunks : [];
+            lines.push(changeLine(docId, live));
+          }
+          if (!out.write(lines.join('')))
+            await new Promise<void>((resolve) => out.once('drain', () => resolve()));
+        }
+      });
+      this.options.log?.('reindex snapshot incremental', {
+        base: plan.base.version,
+        changedDocuments: ids.length,
+      });
+      return {
+        ...frozen,
+        mode: 'incremental',
+        exportKey,
+        base: plan.base,
+        changedDocuments: ids.length,
+      };
+    }
+
     const ids = await table.liveDocumentIds(this.options.scanSegments ?? 8);
     const exportKey = `${EXPORTS_PREFIX}${input.executionName}/chunks.jsonl`;
     let chunks = 0;
@@ -188,14 +344,60 @@ export class ReindexSteps {
           this.options.log?.('reindex snapshot progress', { documents, chunks, of: ids.length });
       }
     });
+    this.options.log?.('reindex snapshot full', { reason: plan.fullReason, documents, chunks });
+    return { ...frozen, mode: 'full', fullReason: plan.fullReason, exportKey, chunks, documents };
+  }
+
+  /**
+   * Whether this run can start from the current version, and the documents changed since its
+   * watermark when it can. A full rebuild instead when: the request says `full`; incremental
+   * runs are off; there is no current version; its embedding space is not the table's; the change
+   * log no longer reaches back to its watermark (entries expire after 7 days: a version built
+   * more than 6 days ago); or more than `maxChangedFraction` of its documents changed.
+   */
+  private async incrementalBase(
+    input: ReindexRequest,
+    current: IndexVersionRecord | undefined,
+    watermark: number,
+    space: EmbeddingSpace,
+  ): Promise<{ changed: Set<string>; base: NonNullable<ReindexState['base']> } | { fullReason: string }> {
+    const { table, indexBucket } = this.options;
+    const settings = this.options.incremental;
+    if (input.request?.full === true) return { fullReason: 'requested' };
+    if (settings === false) return { fullReason: 'incremental reindex is off' };
+    if (!current) return { fullReason: 'no current version' };
+    const now = (this.options.clock ?? Date.now)();
+    const reach = (CHANGE_LOG_RETENTION_SECONDS - 24 * 3600) * 1000;
+    if (now - Date.parse(current.builtAt) > reach)
+      return { fullReason: `version ${current.version} is older than the change log's retention` };
+    let manifest: SnapshotManifest;
+    try {
+      manifest = parseSnapshotManifest(
+        await indexBucket.getText(`${current.prefix}${MANIFEST_FILE}`),
+        current.prefix,
+      );
+      assertSameEmbeddingSpace(space, manifest.embedding, `version ${current.version}`);
+    } catch (error) {
+      return { fullReason: (error as Error).message };
+    }
+    const limit = Math.floor(
+      manifest.counts.documents *
+        ((settings ? settings.maxChangedFraction : undefined) ?? DEFAULT_INCREMENTAL_MAX_CHANGED_FRACTION),
+    );
+    const changed = new Set<string>();
+    for (let after = current.watermark; after < watermark; ) {
+      const entries = await table.changesAfter(after, 1_000);
+      if (entries.length === 0) break;
+      for (const entry of entries) if (entry.sequence <= watermark) changed.add(entry.docId);
+      if (changed.size > limit)
+        return {
+          fullReason: `more than ${limit} of version ${current.version}'s ${manifest.counts.documents} documents changed`,
+        };
+      after = (entries[entries.length - 1] as { sequence: number }).sequence;
+    }
     return {
-      executionName: input.executionName,
-      watermark,
-      exportKey,
-      chunks,
-      documents,
-      space,
-      expectedCurrent: pointer.current ?? null,
+      changed,
+      base: { version: current.version, prefix: current.prefix, watermark: current.watermark },
     };
   }
 
@@ -213,9 +415,21 @@ export class ReindexSteps {
     async function* chunksOfExport(): AsyncGenerator<EmbeddedChunk> {
       for await (const line of indexBucket.readLines(exportKey)) yield parseExportLine(line);
     }
+    async function* changesOfExport(): AsyncGenerator<DocumentChange> {
+      for await (const line of indexBucket.readLines(exportKey)) yield parseChangeLine(line);
+    }
+    const chunks = async (): Promise<AsyncIterable<EmbeddedChunk>> => {
+      if (input.mode !== 'incremental') return chunksOfExport();
+      const base = required(input.base, 'base');
+      const manifest = parseSnapshotManifest(
+        await indexBucket.getText(`${base.prefix}${MANIFEST_FILE}`),
+        base.prefix,
+      );
+      return mergeDocumentChanges(versionChunks(indexBucket, base.prefix, manifest), changesOfExport());
+    };
     try {
       const { directory, manifest } = await writeSortedSnapshot(join(scratch, 'snapshots'), {
-        chunks: chunksOfExport(),
+        chunks: await chunks(),
         space,
         watermark: required(input.watermark, 'watermark'),
         ...(this.options.hnsw ? { hnsw: this.options.hnsw } : {}),
@@ -228,6 +442,11 @@ export class ReindexSteps {
         version: manifest.version,
         prefix,
         builtAt: manifest.builtAt,
+        // An incremental export counts changes; the version's counts are the merge's (a full
+        // export's count stays, for Validate to check the version against).
+        ...(input.mode === 'incremental'
+          ? { chunks: manifest.counts.chunks, documents: manifest.counts.documents }
+          : {}),
         expansionSearch: manifest.index.expansionSearch,
         ...(manifest.recall ? { recallTarget: manifest.recall.target } : {}),
       };
