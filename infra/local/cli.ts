@@ -543,6 +543,13 @@ program
     await runEvalCommand(args);
   });
 
+// `bisearch documents | head`: a reader that has seen enough closes the pipe, and the next write
+// fails with EPIPE. That ends the output, as in any Unix tool; it is no error of ours.
+process.stdout.on('error', (error: NodeJS.ErrnoException) => {
+  if (error.code === 'EPIPE') process.exit(0);
+  throw error;
+});
+
 program.parseAsync(process.argv).catch((error: Error) => {
   process.stderr.write(
     `bisearch: ${error instanceof CliError ? error.message : (error.stack ?? error.message)}\n`,

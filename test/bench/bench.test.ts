@@ -52,6 +52,7 @@ it('npm run bench -- --quick measures every section and writes JSON, markdown an
       /embedding path adds ≤ 10%/,
       /no slower than @huggingface\/transformers/,
       /announced by 32 concurrent encoders/,
+      /incremental reindex after 1% changes/,
       /query p99 during a bulk load/,
       /peers: bisearch ÷ LanceDB/,
       /peers: bisearch ÷ Orama/,

@@ -1,3 +1,4 @@
+import { execFile } from 'node:child_process';
 import {
   copyFileSync,
   existsSync,
@@ -10,6 +11,7 @@ import {
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createBisearchClient } from '../../functions/client/index.js';
 import { BisearchRetriever } from '../../functions/client/langchain.js';
@@ -208,6 +210,14 @@ describe('npm start: the whole system on one machine', () => {
     const { indexed, failed, deleted } = (await status()).documents;
     expect(lines.length).toBe(indexed + failed + deleted);
     expect(lines.find((line) => line.endsWith(' good'))).toMatch(/^indexed +1 chunks/);
+    // Piped into a reader that stops early (a page per document: writes go on after it left).
+    const piped = await promisify(execFile)(
+      'bash',
+      ['-o', 'pipefail', '-c', `node infra/local/bin/bisearch.mjs documents --page-size 1 | head -n 1`],
+      { cwd: process.cwd(), env: { ...process.env, BISEARCH_DATA_DIR: dataDirectory } },
+    );
+    expect(piped.stdout.trim().split('\n')).toHaveLength(1);
+    expect(piped.stderr).not.toMatch(/EPIPE/);
   });
 
   it('GET /openapi.json is the contract; the client types regenerate from it unchanged; every route answers as documented', async () => {

@@ -1,8 +1,14 @@
 import { existsSync, readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-/** `../shared` next to the project checkout: models and datasets (read-only). */
-export const SHARED_DIR = fileURLToPath(new URL('../../../shared/', import.meta.url));
+/**
+ * `../shared` next to the project checkout: models and datasets (read-only); `BISEARCH_SHARED_DIR`
+ * points elsewhere. Without it, vitest.config.ts leaves out the test files that import this module.
+ */
+export const SHARED_DIR = process.env.BISEARCH_SHARED_DIR
+  ? `${resolve(process.env.BISEARCH_SHARED_DIR)}/`
+  : fileURLToPath(new URL('../../../shared/', import.meta.url));
 export const MODELS_DIR = `${SHARED_DIR}models/`;
 export const USE_LITE_DIR = `${MODELS_DIR}use-lite`;
 export const TINY_BERT_BIENCODER_DIR = `${MODELS_DIR}tiny-bert-biencoder`;
