@@ -578,6 +578,18 @@ export class LexicalSegment {
 
   private entryRowsCache: Int32Array | undefined;
 
+  /** The rows holding terms, as a bitset (built on first use). */
+  entryRowBits(): RowBitset {
+    if (!this.entryBitsCache) {
+      const bits = new RowBitset(this.rowCount);
+      for (let row = 0; row < this.rowCount; row += 1) if ((this.lengths[row] as number) > 0) bits.add(row);
+      this.entryBitsCache = bits;
+    }
+    return this.entryBitsCache;
+  }
+
+  private entryBitsCache: RowBitset | undefined;
+
   /** BM25's per-row length normalisation `k1 × (1 − b + b × length / averageLength)`. */
   lengthNorms(averageLength: number): Float64Array {
     const { k1, b } = this.bm25;
@@ -944,17 +956,24 @@ export class LexicalIndex {
    * The segment rows to score for a filter that matched the snapshot rows `matching`: the rows
    * themselves for chunk entries; for document entries, the entry row of every document with at
    * least one matching chunk (a filter on chunk metadata such as a PDF's `page` matches chunks
-   * other than the first, whose row holds the document's entry). Costs one pass over the matches
-   * and two record reads per document admitted through a chunk other than its first.
+   * other than the first, whose row holds the document's entry). Costs a word-wise AND with the
+   * entry rows, a look at each matching row that is no entry, and two record reads per document
+   * admitted only through such a row.
    */
   entryRowsMatching(matching: RowBitset): RowBitset {
     const segment = this.segment;
     if (this.unit === 'chunk' || !segment || !this.segmentRows) return matching;
     const entries = segment.entryRows();
+    const entryBits = segment.entryRowBits();
+    // Entry rows that match themselves, a word at a time (all of them for a filter on document
+    // metadata); then only the matching rows that are no entry are looked at one by one.
     const admitted = new RowBitset(matching.size);
     const { words } = matching;
+    const count = Math.min(words.length, entryBits.words.length);
+    for (let i = 0; i < count; i += 1)
+      admitted.words[i] = (words[i] as number) & (entryBits.words[i] as number);
     for (let i = 0; i < words.length; i += 1) {
-      let word = words[i] as number;
+      let word = (words[i] as number) & ~(i < count ? (entryBits.words[i] as number) : 0);
       while (word !== 0) {
         const row = i * 32 + (31 - Math.clz32(word & -word));
         word &= word - 1;
@@ -962,7 +981,7 @@ export class LexicalIndex {
         if (entry < 0 || admitted.has(entry)) continue;
         // A row without terms after an entry is that document's chunk, unless it belongs to a
         // document without terms (which no query matches): compare the documents.
-        if (entry === row || sameDocument(this.segmentRows.chunkIdOf(row), this.segmentRows.chunkIdOf(entry)))
+        if (sameDocument(this.segmentRows.chunkIdOf(row), this.segmentRows.chunkIdOf(entry)))
           admitted.add(entry);
       }
     }
