@@ -459,7 +459,7 @@ program
       process.stdout.write(
         `reindex ${result.executionName} succeeded: version ${result.output?.version} (${
           result.output?.mode === 'incremental'
-            ? `incremental, ${result.output.changedDocuments} changed documents`
+            ? `incremental, ${result.output.changedDocuments} changed document${result.output.changedDocuments === 1 ? '' : 's'}`
             : `full${result.output?.fullReason ? `: ${result.output.fullReason}` : ''}`
         })\n`,
       );
