@@ -20,6 +20,7 @@ import {
 import { EXPORTS_PREFIX, IndexBucket } from '../aws/index-bucket.js';
 import {
   CHANGE_LOG_RETENTION_SECONDS,
+  type DocumentVersion,
   type IndexVersionRecord,
   PointerConflictError,
   type SearchTable,
@@ -263,7 +264,7 @@ export class ReindexSteps {
    * one is written. Either export streams to S3 as a multipart upload: no `/tmp`.
    */
   async snapshot(input: ReindexRequest): Promise<ReindexState> {
-    const { table, indexBucket } = this.options;
+    const { table } = this.options;
     const space = await table.embeddingSpace();
     if (!space) throw new NothingToIndex('no document has been embedded yet; upload documents first');
     const watermark = await table.latestSequence();
@@ -280,25 +281,10 @@ export class ReindexSteps {
     if ('changed' in plan) {
       const exportKey = `${EXPORTS_PREFIX}${input.executionName}/changes.jsonl`;
       const ids = [...plan.changed].sort();
-      const read = (start: number) =>
-        start < ids.length
-          ? table.readDocuments(ids.slice(start, start + EXPORT_BATCH_DOCUMENTS), EXPORT_READ_PARALLELISM)
-          : undefined;
-      await indexBucket.putStream(exportKey, async (out) => {
-        let next = read(0);
-        for (let start = 0; next; start += EXPORT_BATCH_DOCUMENTS) {
-          const versions = await next;
-          next = read(start + EXPORT_BATCH_DOCUMENTS);
-          const lines: string[] = [];
-          for (const docId of ids.slice(start, start + EXPORT_BATCH_DOCUMENTS)) {
-            // Deleted, failed before any chunks, or never indexed: the base's copy goes.
-            const version = versions.get(docId);
-            const live = version && version.status.status !== 'deleted' ? version.chunks : [];
-            lines.push(changeLine(docId, live));
-          }
-          if (!out.write(lines.join('')))
-            await new Promise<void>((resolve) => out.once('drain', () => resolve()));
-        }
+      await this.exportDocuments(exportKey, ids, (docId, version) => {
+        // Deleted, failed before any chunks, or never indexed: the base's copy goes.
+        const live = version && version.status.status !== 'deleted' ? version.chunks : [];
+        return changeLine(docId, live);
       });
       this.options.log?.('reindex snapshot incremental', {
         base: plan.base.version,
@@ -317,6 +303,37 @@ export class ReindexSteps {
     const exportKey = `${EXPORTS_PREFIX}${input.executionName}/chunks.jsonl`;
     let chunks = 0;
     let documents = 0;
+    await this.exportDocuments(
+      exportKey,
+      ids,
+      (_docId, version) => {
+        // Read again with its chunks, consistently: deleted since the scan, or never indexed.
+        if (!version || version.status.status === 'deleted' || version.chunks.length === 0) return '';
+        documents += 1;
+        chunks += version.chunks.length;
+        return [...version.chunks]
+          .sort((a, b) => a.ordinal - b.ordinal)
+          .map(exportLine)
+          .join('');
+      },
+      () => ({ documents, chunks }),
+    );
+    this.options.log?.('reindex snapshot full', { reason: plan.fullReason, documents, chunks });
+    return { ...frozen, mode: 'full', fullReason: plan.fullReason, exportKey, chunks, documents };
+  }
+
+  /**
+   * Stream `ids`' current versions to `exportKey` as the lines `lineOf` makes of each: batches of
+   * {@link EXPORT_BATCH_DOCUMENTS} read with {@link EXPORT_READ_PARALLELISM} chunk queries in
+   * flight, the next batch read while one is written, a progress line per ~10,000 documents.
+   */
+  private async exportDocuments(
+    exportKey: string,
+    ids: readonly string[],
+    lineOf: (docId: string, version: DocumentVersion | undefined) => string,
+    counts: () => Record<string, number> = () => ({}),
+  ): Promise<void> {
+    const { table, indexBucket } = this.options;
     const read = (start: number) =>
       start < ids.length
         ? table.readDocuments(ids.slice(start, start + EXPORT_BATCH_DOCUMENTS), EXPORT_READ_PARALLELISM)
@@ -326,26 +343,19 @@ export class ReindexSteps {
       for (let start = 0; next; start += EXPORT_BATCH_DOCUMENTS) {
         const versions = await next;
         next = read(start + EXPORT_BATCH_DOCUMENTS);
-        const lines: string[] = [];
-        for (const docId of ids.slice(start, start + EXPORT_BATCH_DOCUMENTS)) {
-          // Read again with its chunks, consistently: deleted since the scan, or never indexed.
-          const version = versions.get(docId);
-          if (!version || version.status.status === 'deleted' || version.chunks.length === 0) continue;
-          documents += 1;
-          for (const chunk of [...version.chunks].sort((a, b) => a.ordinal - b.ordinal)) {
-            lines.push(exportLine(chunk));
-            chunks += 1;
-          }
-        }
-        if (!out.write(lines.join('')))
-          await new Promise<void>((resolve) => out.once('drain', () => resolve()));
-        // A line per ~10,000 documents: long exports show progress without flooding the log.
+        const text = ids
+          .slice(start, start + EXPORT_BATCH_DOCUMENTS)
+          .map((docId) => lineOf(docId, versions.get(docId)))
+          .join('');
+        if (!out.write(text)) await new Promise<void>((resolve) => out.once('drain', () => resolve()));
         if ((start / EXPORT_BATCH_DOCUMENTS) % 20 === 19)
-          this.options.log?.('reindex snapshot progress', { documents, chunks, of: ids.length });
+          this.options.log?.('reindex snapshot progress', {
+            ...counts(),
+            read: start + EXPORT_BATCH_DOCUMENTS,
+            of: ids.length,
+          });
       }
     });
-    this.options.log?.('reindex snapshot full', { reason: plan.fullReason, documents, chunks });
-    return { ...frozen, mode: 'full', fullReason: plan.fullReason, exportKey, chunks, documents };
   }
 
   /**
