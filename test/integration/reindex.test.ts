@@ -492,7 +492,7 @@ describe('reindex state machine as synthesized, with the real step handlers on e
       expect(rebuilt.files[file]?.sha256).toBe(merged.files[file]?.sha256);
   });
 
-  it('incremental runs fall back to full rebuilds: too many changes, a change log that may have expired; a damaged base fails Build', async () => {
+  it('incremental runs fall back to full rebuilds: too many changes, a change log that may have expired, a hole in it; a damaged base fails Build', async () => {
     const { ReindexSteps } = await import('../../functions/adapters/services/reindex-steps.js');
     const current = (await pointer()).current as IndexVersionRecord;
     let now = Date.parse(current.builtAt);
@@ -542,6 +542,22 @@ describe('reindex state machine as synthesized, with the real step handlers on e
         return copy;
       });
     }
+    // A sequence taken whose entry never comes (its writer died): that change is unknown.
+    const lost = await stack.table.takeSequence();
+    const afterHole = new ReindexSteps({
+      table: stack.table,
+      indexBucket,
+      workDirectory: mkdtempSync(join(tmpdir(), 'bisearch-incremental-')),
+      incremental: { maxChangedFraction: 1 },
+      changeLogHoleGraceMs: 50,
+      clock: () => now,
+    });
+    expect(await afterHole.snapshot({ executionName: 'plan-hole' })).toMatchObject({
+      mode: 'full',
+      fullReason: expect.stringContaining(
+        `no entry for 1 sequence(s) since version ${current.version} (first ${lost})`,
+      ),
+    });
   });
 });
 

@@ -148,6 +148,11 @@ export interface ReindexStepOptions {
    * `maxChangedFraction` default {@link DEFAULT_INCREMENTAL_MAX_CHANGED_FRACTION}.
    */
   readonly incremental?: { readonly maxChangedFraction?: number } | false;
+  /**
+   * How long an incremental Snapshot waits for change-log entries whose sequence was taken but
+   * not yet written, before it rebuilds in full. Default 5,000 ms.
+   */
+  readonly changeLogHoleGraceMs?: number;
   /** Milliseconds since the epoch (tests advance it); default `Date.now`. */
   readonly clock?: () => number;
   /** Progress lines of long steps (the handler passes its logger). */
@@ -395,15 +400,43 @@ export class ReindexSteps {
         ((settings ? settings.maxChangedFraction : undefined) ?? DEFAULT_INCREMENTAL_MAX_CHANGED_FRACTION),
     );
     const changed = new Set<string>();
-    for (let after = current.watermark; after < watermark; ) {
-      const entries = await table.changesAfter(after, 1_000);
-      if (entries.length === 0) break;
-      for (const entry of entries) if (entry.sequence <= watermark) changed.add(entry.docId);
-      if (changed.size > limit)
+    const seen = new Set<number>();
+    const readEntries = async (from: number, to: number) => {
+      for (let after = from; after < to; ) {
+        const entries = await table.changesAfter(after, 1_000);
+        if (entries.length === 0) break;
+        for (const entry of entries)
+          if (entry.sequence <= to) {
+            changed.add(entry.docId);
+            seen.add(entry.sequence);
+          }
+        after = (entries[entries.length - 1] as { sequence: number }).sequence;
+        if (changed.size > limit) return false;
+      }
+      return true;
+    };
+    const tooMany = {
+      fullReason: `more than ${limit} of version ${current.version}'s ${manifest.counts.documents} documents changed`,
+    };
+    if (!(await readEntries(current.watermark, watermark))) return tooMany;
+    // A sequence below the watermark without its entry: a writer between taking it and writing
+    // the entry, or one that died there. Its document is unknown, so it cannot be left out: wait
+    // for late writers, then rebuild in full if the hole stays (the next run starts above it).
+    const missing = () => {
+      const holes: number[] = [];
+      for (let sequence = current.watermark + 1; sequence <= watermark; sequence += 1)
+        if (!seen.has(sequence)) holes.push(sequence);
+      return holes;
+    };
+    let holes = missing();
+    if (holes.length > 0) {
+      await new Promise((resolve) => setTimeout(resolve, this.options.changeLogHoleGraceMs ?? 5_000));
+      for (const hole of holes) if (!(await readEntries(hole - 1, hole))) return tooMany;
+      holes = missing();
+      if (holes.length > 0)
         return {
-          fullReason: `more than ${limit} of version ${current.version}'s ${manifest.counts.documents} documents changed`,
+          fullReason: `the change log has no entry for ${holes.length} sequence(s) since version ${current.version} (first ${holes[0]}): a writer died between taking a sequence and writing it`,
         };
-      after = (entries[entries.length - 1] as { sequence: number }).sequence;
     }
     return {
       changed,
