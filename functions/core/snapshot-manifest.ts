@@ -14,7 +14,7 @@ export const SNAPSHOT_FORMAT_VERSION = 4;
  * their record offsets are found by reading `chunks.jsonl` whole, as before. Formats 2 and 3 have
  * no `metadata.index`: it is built from the chunk records on the first filtered query.
  */
-export const READABLE_SNAPSHOT_FORMATS: readonly number[] = [2, 3, 4];
+export const READABLE_SNAPSHOT_FORMATS: readonly number[] = [2, 3, 4, 5];
 
 /** Storage precision of the HNSW vectors. `f32` exact, `f16` half, `i8` scalar-quantised. */
 export type VectorDtype = 'f32' | 'f16' | 'i8';
@@ -59,6 +59,16 @@ export const SNAPSHOT_FILES = {
 } as const;
 
 export const MANIFEST_FILE = 'manifest.json';
+
+/**
+ * The usearch key of each row (`chunks` little-endian u32), in a snapshot whose HNSW graph was
+ * updated from the previous version's rather than built afresh: its keys are no longer its rows.
+ * Listed in `files` and described by `hnswKeys` (format 5); absent otherwise (key = row).
+ */
+export const HNSW_KEYS_FILE = 'index.keys';
+
+/** Format of a snapshot with {@link HNSW_KEYS_FILE}: older readers must refuse it, not misread keys as rows. */
+export const KEYED_SNAPSHOT_FORMAT_VERSION = 5;
 
 const fileEntrySchema = z.object({
   bytes: z.number().int().nonnegative(),
@@ -108,7 +118,7 @@ export type RecallTuning = z.infer<typeof recallTuningSchema>;
 
 /** Schema of `manifest.json`. */
 export const snapshotManifestSchema = z.object({
-  formatVersion: z.union([z.literal(2), z.literal(3), z.literal(4)]),
+  formatVersion: z.union([z.literal(2), z.literal(3), z.literal(4), z.literal(5)]),
   /** Sortable, unique version id, e.g. `20261123T181500Z-3fa2c1`. */
   version: z.string().min(1),
   /** ISO-8601 build time. */
@@ -142,6 +152,18 @@ export const snapshotManifestSchema = z.object({
    */
   recall: recallTuningSchema.optional(),
   counts: z.object({ chunks: z.number().int().nonnegative(), documents: z.number().int().nonnegative() }),
+  /**
+   * Present when the HNSW graph was updated from the previous version's (format 5): keys are below
+   * `keySpace`, and `removedSinceRebuild` keys were removed since the graph was last built afresh
+   * (their nodes stay as routing points; a build starts a fresh graph past a share of the rows).
+   */
+  hnswKeys: z
+    .object({
+      keySpace: z.number().int().nonnegative(),
+      removedSinceRebuild: z.number().int().nonnegative(),
+      baseVersion: z.string(),
+    })
+    .optional(),
   /**
    * What one BM25 entry of `lexical.bm25` is (see `LexicalUnit`); absent in snapshots written
    * before documents were indexed whole, which are chunk-level.
@@ -178,6 +200,8 @@ export function parseSnapshotManifest(json: string, where: string): SnapshotMani
     if (!parsed.data.files[name])
       throw new SnapshotIntegrityError(`${where}: manifest lists no checksum for ${name}`);
   }
+  if (parsed.data.hnswKeys && !parsed.data.files[HNSW_KEYS_FILE])
+    throw new SnapshotIntegrityError(`${where}: manifest lists no checksum for ${HNSW_KEYS_FILE}`);
   return parsed.data;
 }
 

@@ -31,6 +31,11 @@ const environmentSchema = z.object({
    * reindex a full rebuild.
    */
   BISEARCH_INCREMENTAL_MAX_CHANGED_FRACTION: z.coerce.number().min(0).max(1).default(0.2),
+  /**
+   * Share of the rows whose graph keys were removed since the last fresh HNSW graph past which an
+   * incremental reindex builds a fresh graph instead of updating the previous version's.
+   */
+  BISEARCH_MAX_REMOVED_FRACTION: z.coerce.number().min(0).max(1).default(0.2),
   /** Snapshot versions kept by the prune step (current and previous at least). */
   BISEARCH_KEEP_VERSIONS: z.coerce.number().int().min(2).default(3),
   /** Floor of HNSW recall@10 against exact search for a version to be swapped in (also without a target). */

@@ -21,6 +21,7 @@ const steps = new ReindexSteps({
   indexBucket: new IndexBucket(s3Client(connection), environment.INDEX_BUCKET),
   workDirectory: `${environment.BISEARCH_WORK_DIR}/reindex`,
   keepVersions: environment.BISEARCH_KEEP_VERSIONS,
+  maxRemovedFraction: environment.BISEARCH_MAX_REMOVED_FRACTION,
   incremental:
     environment.BISEARCH_INCREMENTAL_MAX_CHANGED_FRACTION > 0
       ? { maxChangedFraction: environment.BISEARCH_INCREMENTAL_MAX_CHANGED_FRACTION }

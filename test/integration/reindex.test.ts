@@ -48,6 +48,7 @@ beforeAll(async () => {
   stack = await startHandlerStack({
     BISEARCH_POINTER_CHECK_MS: '0',
     BISEARCH_INCREMENTAL_MAX_CHANGED_FRACTION: '1',
+    BISEARCH_MAX_REMOVED_FRACTION: '1',
   });
   steps = (await import('../../functions/handlers/reindex.js')) as unknown as Record<string, StepHandler>;
   indexBucket = new IndexBucket(s3Client(stack.aws.connection), stack.aws.names.indexBucket);
@@ -475,6 +476,8 @@ describe('reindex state machine as synthesized, with the real step handlers on e
       base: { version: base.version, watermark: base.watermark },
       changedDocuments: 3,
       chunks: expectedIds.length,
+      // The base's graph, updated: b and c removed, b and f added.
+      graph: 'updated',
     });
     const merged = await versionContents((await pointer()).current?.prefix as string);
     expect(merged.records.map((record) => record.chunkId)).toEqual(expectedIds);
@@ -485,7 +488,12 @@ describe('reindex state machine as synthesized, with the real step handlers on e
 
     // Forced full rebuild of the same state: the same rows, byte for byte.
     const full = await reindex({}, { trigger: 'test', full: true });
-    expect(full.output).toMatchObject({ mode: 'full', fullReason: 'requested', chunks: expectedIds.length });
+    expect(full.output).toMatchObject({
+      mode: 'full',
+      fullReason: 'requested',
+      chunks: expectedIds.length,
+      graph: 'built',
+    });
     const rebuilt = await versionContents((await pointer()).current?.prefix as string);
     expect(rebuilt.records).toEqual(merged.records);
     for (const file of [SNAPSHOT_FILES.chunks, SNAPSHOT_FILES.vectors, SNAPSHOT_FILES.lexical])

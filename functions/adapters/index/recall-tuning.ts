@@ -101,6 +101,7 @@ function servingSearch(
   dimensions: number,
   settings: HnswSettings,
   expansionSearch: number,
+  keyToRow?: Int32Array,
 ): (query: Float32Array, k: number) => ScoredRow[] {
   const count = vectors.length / dimensions;
   const index = HnswIndexFile.open(
@@ -108,6 +109,7 @@ function servingSearch(
     { dimensions, dtype: settings.dtype, count, metric: settings.metric },
     { ...settings, expansionSearch },
     'view',
+    keyToRow,
   );
   if (settings.dtype !== 'i8') return (query, k) => index.search(query, k);
   return (query, k) =>
@@ -216,6 +218,48 @@ export function writeTunedHnswIndex(
       seed: options.seed,
       seconds: Math.round(performance.now() - started) / 1000,
     },
+  };
+}
+
+/**
+ * The recall section of an index updated from a tuned one ({@link updateHnswIndex}): its ef and
+ * connectivity are the previous version's, measured again on held-out queries (the previous
+ * tuning's rows, noise and seed, over the new rows). `reached` says whether the updated graph
+ * still clears the target; a build that gets `false` builds and tunes a fresh graph instead.
+ */
+export function measureUpdatedHnswIndex(
+  path: string,
+  vectors: Float32Array,
+  dimensions: number,
+  settings: HnswSettings,
+  keyToRow: Int32Array,
+  previous: RecallTuning,
+  queryCount: number = DEFAULT_RECALL_TARGET.queries,
+): RecallTuning {
+  const started = performance.now();
+  const rows = vectors.length / dimensions;
+  const random = seededRandom(previous.seed);
+  const sample = sampleQueryRows(rows, Math.min(queryCount, rows), random);
+  // Drawn as Build draws them, so these are its held-out rows for this corpus.
+  queriesFrom(vectors, dimensions, sample.tuning, previous.noise, random);
+  const queries = queriesFrom(vectors, dimensions, sample.heldOut, previous.noise, random);
+  const exact = exactNeighbours(vectors, dimensions, queries, previous.k, settings.metric);
+  const heldOut = recallEstimate(
+    perQueryRecall(
+      servingSearch(path, vectors, dimensions, settings, settings.expansionSearch, keyToRow),
+      queries,
+      dimensions,
+      exact,
+      previous.k,
+    ),
+  );
+  return {
+    ...previous,
+    expansionSearch: settings.expansionSearch,
+    connectivity: settings.connectivity,
+    reached: heldOut.recall - CONFIDENCE_STANDARD_ERRORS * heldOut.standardError >= previous.target,
+    heldOut,
+    seconds: Math.round(performance.now() - started) / 1000,
   };
 }
 

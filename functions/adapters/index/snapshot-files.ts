@@ -22,8 +22,11 @@ import { MetadataIndex, type RowBitset, rowsMatching } from '../../core/metadata
 import type { SnapshotView } from '../../core/search-engine.js';
 import {
   defaultHnswMetric,
+  HNSW_KEYS_FILE,
+  KEYED_SNAPSHOT_FORMAT_VERSION,
   MANIFEST_FILE,
   parseSnapshotManifest,
+  type RecallTuning,
   SNAPSHOT_FILES,
   SNAPSHOT_FORMAT_VERSION,
   type SnapshotManifest,
@@ -31,13 +34,14 @@ import {
 } from '../../core/snapshot-manifest.js';
 import type { RecallTargetOptions } from '../../core/snapshot-validation.js';
 import { dot, offerRows, type ScoredRow, TopK } from '../../core/vectors.js';
-import { writeTunedHnswIndex } from './recall-tuning.js';
+import { measureUpdatedHnswIndex, writeTunedHnswIndex } from './recall-tuning.js';
 import {
   BUILD_BLOCK_ROWS,
   DEFAULT_HNSW,
   HnswIndexFile,
   type HnswSettings,
   I8_RESCORE_FACTOR,
+  updateHnswIndex,
   writeHnswIndexFromBlocks,
 } from './usearch-index.js';
 
@@ -98,7 +102,34 @@ export interface WriteSortedSnapshotInput extends Omit<WriteSnapshotInput, 'chun
   readonly chunks: AsyncIterable<EmbeddedChunk> | Iterable<EmbeddedChunk>;
   /** Called every 10,000 chunks written, with the count so far (progress of long builds). */
   readonly onProgress?: (chunks: number) => void;
+  /**
+   * Update the previous version's HNSW graph instead of building one (incremental reindex):
+   * unchanged chunks keep their key, removed ones are removed, new ones are added. A fresh graph
+   * is built instead when removed keys since the last fresh one would pass `maxRemovedFraction`
+   * of the rows, when its settings are not this build's, or when the updated graph's held-out
+   * recall misses the target.
+   */
+  readonly reuseGraph?: GraphReuse;
 }
+
+/** The previous version's graph, for {@link WriteSortedSnapshotInput.reuseGraph}. */
+export interface GraphReuse {
+  /** Its `index.usearch`, on local disk (verified). */
+  readonly indexPath: string;
+  readonly manifest: SnapshotManifest;
+  /** Its row → key ({@link HNSW_KEYS_FILE}); undefined when its keys are its rows. */
+  readonly rowKeys: Uint32Array | undefined;
+  /** The previous version's row of a chunk streamed unchanged from it; undefined for new chunks. */
+  readonly baseRowOf: (chunk: EmbeddedChunk) => number | undefined;
+  /** Default {@link DEFAULT_MAX_REMOVED_FRACTION}. */
+  readonly maxRemovedFraction?: number;
+}
+
+/**
+ * Removed keys (since the last fresh graph) past which an incremental build starts a fresh graph:
+ * removed nodes stay as routing points, and a graph of many of them searches worse.
+ */
+export const DEFAULT_MAX_REMOVED_FRACTION = 0.2;
 
 /** Records and vectors buffered before a write to their files. */
 const WRITE_BATCH = 1_000;
@@ -145,6 +176,15 @@ export async function writeSortedSnapshot(
     let count = 0;
     let documents = 0;
     let previous: EmbeddedChunk | undefined;
+    // Graph reuse: each row's key, the base rows kept, and the new rows' keys and vectors.
+    const reuse = input.reuseGraph;
+    const baseCount = reuse?.manifest.counts.chunks ?? 0;
+    const baseKeyOf = (row: number) => (reuse?.rowKeys ? (reuse.rowKeys[row] as number) : row);
+    let nextKey = reuse ? (reuse.manifest.hnswKeys?.keySpace ?? baseCount) : 0;
+    let rowKeys = new Uint32Array(reuse ? 1_024 : 0);
+    const keptBase = new Uint8Array(baseCount);
+    const addedKeys: number[] = [];
+    const addedVectors: Float32Array[] = [];
     let pendingRecords: string[] = [];
     let pendingVectors: Buffer[] = [];
     const write = async (stream: NodeJS.WritableStream, data: string | Buffer) => {
@@ -188,6 +228,23 @@ export async function writeSortedSnapshot(
         text: chunk.text,
       });
       metadata.push(chunk.metadata);
+      if (reuse) {
+        if (count >= rowKeys.length) {
+          const grown = new Uint32Array(rowKeys.length * 2);
+          grown.set(rowKeys);
+          rowKeys = grown;
+        }
+        const baseRow = reuse.baseRowOf(chunk);
+        if (baseRow !== undefined && baseRow < baseCount && keptBase[baseRow] === 0) {
+          keptBase[baseRow] = 1;
+          rowKeys[count] = baseKeyOf(baseRow);
+        } else {
+          rowKeys[count] = nextKey;
+          addedKeys.push(nextKey);
+          addedVectors.push(Float32Array.from(chunk.vector));
+          nextKey += 1;
+        }
+      }
       count += 1;
       if (pendingRecords.length === WRITE_BATCH) await flush();
       if (count % 10_000 === 0) input.onProgress?.(count);
@@ -203,7 +260,30 @@ export async function writeSortedSnapshot(
     const target = input.recall === false ? undefined : (input.recall ?? {});
     let hnsw = configured;
     let recall: Awaited<ReturnType<typeof writeTunedHnswIndex>>['recall'];
-    if (target && count > 0) {
+    let hnswKeys: SnapshotManifest['hnswKeys'];
+    const updated = reuse
+      ? updateGraph(reuse, {
+          indexPath,
+          vectorsPath,
+          dimensions,
+          count,
+          configured,
+          target,
+          keptBase,
+          baseKeyOf,
+          added: { keys: addedKeys, vectors: addedVectors },
+          keySpace: nextKey,
+          rowKeys: rowKeys.subarray(0, count),
+        })
+      : undefined;
+    if (updated) {
+      ({ hnsw, recall, hnswKeys } = updated);
+      const keys = rowKeys.subarray(0, count);
+      await writeFile(
+        join(staging, HNSW_KEYS_FILE),
+        new Uint8Array(keys.buffer, keys.byteOffset, keys.byteLength),
+      );
+    } else if (target && count > 0) {
       // Tuning measures exact neighbours over every row, so it needs the matrix (2 GiB at 1M × 512,
       // read with pread into one typed array: no fs 2 GiB limit). Without a target, blocks suffice.
       ({ settings: hnsw, recall } = writeTunedHnswIndex(
@@ -232,11 +312,12 @@ export async function writeSortedSnapshot(
     await writeFile(join(staging, SNAPSHOT_FILES.metadataIndex), MetadataIndex.encode(metadata));
 
     const files: SnapshotManifest['files'] = {};
-    for (const name of Object.values(SNAPSHOT_FILES)) files[name] = await fileDigest(join(staging, name));
+    for (const name of [...Object.values(SNAPSHOT_FILES), ...(hnswKeys ? [HNSW_KEYS_FILE] : [])])
+      files[name] = await fileDigest(join(staging, name));
     const builtAt = input.builtAt ?? new Date();
 
     const manifest: SnapshotManifest = {
-      formatVersion: SNAPSHOT_FORMAT_VERSION,
+      formatVersion: hnswKeys ? KEYED_SNAPSHOT_FORMAT_VERSION : SNAPSHOT_FORMAT_VERSION,
       version: snapshotVersionId(builtAt, randomBytes(4).toString('hex')),
       builtAt: builtAt.toISOString(),
       watermark: input.watermark ?? 0,
@@ -250,6 +331,7 @@ export async function writeSortedSnapshot(
       index: hnsw,
       ...(recall ? { recall } : {}),
       counts: { chunks: count, documents },
+      ...(hnswKeys ? { hnswKeys } : {}),
       lexical: { unit: lexicalUnit },
       files,
     };
@@ -263,6 +345,100 @@ export async function writeSortedSnapshot(
     await rm(staging, { recursive: true, force: true });
     throw error;
   }
+}
+
+/**
+ * The graph of an incremental build from the previous version's ({@link GraphReuse}), or undefined
+ * when a fresh one must be built (the caller then builds and tunes as for a full rebuild).
+ */
+function updateGraph(
+  reuse: GraphReuse,
+  build: {
+    readonly indexPath: string;
+    readonly vectorsPath: string;
+    readonly dimensions: number;
+    readonly count: number;
+    readonly configured: HnswSettings;
+    readonly target: Partial<RecallTargetOptions> | undefined;
+    readonly keptBase: Uint8Array;
+    readonly baseKeyOf: (row: number) => number;
+    readonly added: { readonly keys: number[]; readonly vectors: Float32Array[] };
+    readonly keySpace: number;
+    readonly rowKeys: Uint32Array;
+  },
+):
+  | {
+      hnsw: HnswSettings;
+      recall: RecallTuning | undefined;
+      hnswKeys: NonNullable<SnapshotManifest['hnswKeys']>;
+    }
+  | undefined {
+  const base = reuse.manifest;
+  const settings: HnswSettings = { ...base.index };
+  const removeKeys: number[] = [];
+  for (let row = 0; row < build.keptBase.length; row += 1)
+    if (build.keptBase[row] === 0) removeKeys.push(build.baseKeyOf(row));
+  const removedSinceRebuild = (base.hnswKeys?.removedSinceRebuild ?? 0) + removeKeys.length;
+  const sameSettings =
+    settings.dtype === build.configured.dtype &&
+    settings.metric === build.configured.metric &&
+    base.embedding.dimensions === build.dimensions;
+  if (
+    build.count === 0 ||
+    !sameSettings ||
+    (build.target && !base.recall) ||
+    removedSinceRebuild > (reuse.maxRemovedFraction ?? DEFAULT_MAX_REMOVED_FRACTION) * build.count
+  )
+    return undefined;
+  const vectors = new Float32Array(build.added.keys.length * build.dimensions);
+  build.added.vectors.forEach((vector, i) => {
+    vectors.set(vector, i * build.dimensions);
+  });
+  updateHnswIndex(reuse.indexPath, build.indexPath, build.dimensions, settings, removeKeys, {
+    keys: build.added.keys,
+    vectors,
+  });
+  const hnswKeys = { keySpace: build.keySpace, removedSinceRebuild, baseVersion: base.version };
+  if (!build.target || !base.recall) return { hnsw: settings, recall: undefined, hnswKeys };
+  const recall = measureUpdatedHnswIndex(
+    build.indexPath,
+    readAllRows(build.vectorsPath, build.dimensions, build.count),
+    build.dimensions,
+    settings,
+    keyToRowMap(build.rowKeys, build.keySpace, build.indexPath),
+    base.recall,
+    build.target.queries,
+  );
+  return recall.reached ? { hnsw: settings, recall, hnswKeys } : undefined;
+}
+
+/** The usearch key of every row, from a snapshot's {@link HNSW_KEYS_FILE} (u32 little-endian). */
+export async function readRowKeys(path: string, rows: number): Promise<Uint32Array> {
+  const bytes = await readWholeFile(path);
+  if (bytes.byteLength !== rows * 4)
+    throw new SnapshotIntegrityError(
+      `${path}: ${bytes.byteLength} bytes, expected ${rows * 4} (a u32 key per row)`,
+    );
+  const keys = new Uint32Array(rows);
+  new Uint8Array(keys.buffer).set(bytes);
+  return keys;
+}
+
+/**
+ * The row of each key below `keySpace` (−1 for none), from the key of each row; throws
+ * SnapshotIntegrityError on a key out of range or given to two rows.
+ */
+export function keyToRowMap(rowKeys: Uint32Array, keySpace: number, where: string): Int32Array {
+  const rows = new Int32Array(keySpace).fill(-1);
+  for (let row = 0; row < rowKeys.length; row += 1) {
+    const key = rowKeys[row] as number;
+    if (key >= keySpace)
+      throw new SnapshotIntegrityError(`${where}: row ${row} has key ${key}, beyond ${keySpace}`);
+    if (rows[key] !== -1)
+      throw new SnapshotIntegrityError(`${where}: key ${key} belongs to rows ${rows[key]} and ${row}`);
+    rows[key] = row;
+  }
+  return rows;
 }
 
 /** Every row of a float32 vectors file in one typed array, read block by block (any size). */
@@ -531,6 +707,13 @@ export class FileSnapshot implements SnapshotView {
       },
       { ...manifest.index, ...(options.expansionSearch ? { expansionSearch: options.expansionSearch } : {}) },
       options.indexMode ?? 'view',
+      manifest.hnswKeys
+        ? keyToRowMap(
+            await readRowKeys(join(directory, HNSW_KEYS_FILE), manifest.counts.chunks),
+            manifest.hnswKeys.keySpace,
+            directory,
+          )
+        : undefined,
     );
     let lexicalSegment: LexicalSegment;
     try {

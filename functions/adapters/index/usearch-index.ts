@@ -131,6 +131,34 @@ export function writeHnswIndexFromBlocks(
 }
 
 /**
+ * Update a saved HNSW index in place of a rebuild: load `basePath`, remove `removeKeys`, add
+ * `added` vectors under their keys, and save to `path`. The graph keeps its links among the rows
+ * that stay, so the cost follows the changes, not the corpus (plus reading and writing the file).
+ * Removed keys leave their nodes as routing points; callers rebuild once they pass a share.
+ */
+export function updateHnswIndex(
+  basePath: string,
+  path: string,
+  dimensions: number,
+  settings: HnswSettings,
+  removeKeys: readonly number[],
+  added: { readonly keys: readonly number[]; readonly vectors: Float32Array },
+): void {
+  const index = newIndex(dimensions, settings);
+  index.load(basePath);
+  if (removeKeys.length > 0) index.remove(BigUint64Array.from(removeKeys, (key) => BigInt(key)));
+  if (added.keys.length > 0) {
+    if (settings.metric === 'ip') assertInnerProductRows(added.vectors, dimensions, settings.dtype);
+    index.add(
+      BigUint64Array.from(added.keys, (key) => BigInt(key)),
+      settings.dtype === 'i8' ? quantizedForInt8(added.vectors, dimensions) : added.vectors,
+      added.keys.length < SINGLE_THREADED_BUILD_BELOW ? 1 : 0,
+    );
+  }
+  index.save(path);
+}
+
+/**
  * `ip` is only cosine when every row has unit length, and i8 rows are rescaled one by one, so
  * refuse anything else rather than build an index that ranks wrongly.
  */
@@ -221,16 +249,21 @@ export class HnswIndexFile {
     readonly dimensions: number,
     readonly dtype: VectorDtype,
     readonly metric: HnswMetric,
+    /** Row of each key (−1: no row); absent when every key is its row. */
+    private readonly keyToRow: Int32Array | undefined,
   ) {}
 
   /**
    * @param mode `view` (memory-map, default) or `load` (read into RAM; faster first queries, more memory).
+   * @param keyToRow the row of each key, for an index whose keys are not its rows (one updated
+   *   in place by an incremental build, see {@link updateHnswIndex}); −1 for a key of no row.
    */
   static open(
     path: string,
     expected: { dimensions: number; dtype: VectorDtype; count: number; metric: HnswMetric },
     settings: Pick<HnswSettings, 'connectivity' | 'expansionAdd' | 'expansionSearch'>,
     mode: 'view' | 'load' = 'view',
+    keyToRow?: Int32Array,
   ): HnswIndexFile {
     const header = readHnswHeader(path);
     const problems: string[] = [];
@@ -258,7 +291,14 @@ export class HnswIndexFile {
         { cause },
       );
     }
-    return new HnswIndexFile(index, index.size(), index.dimensions(), expected.dtype, expected.metric);
+    return new HnswIndexFile(
+      index,
+      index.size(),
+      index.dimensions(),
+      expected.dtype,
+      expected.metric,
+      keyToRow,
+    );
   }
 
   /**
@@ -278,12 +318,15 @@ export class HnswIndexFile {
       1,
     );
     const rows: ScoredRow[] = [];
-    const size = BigInt(this.size);
+    const keyToRow = this.keyToRow;
+    const limitKey = BigInt(keyToRow ? keyToRow.length : this.size);
     for (let i = 0; i < matches.keys.length; i += 1) {
       const key = matches.keys[i] as bigint;
       // Unfilled slots come back as the reserved key (2^64 − 1); never a row of ours.
-      if (key >= size) continue;
-      rows.push({ row: Number(key), similarity: 1 - (matches.distances[i] as number) });
+      if (key >= limitKey) continue;
+      const row = keyToRow ? (keyToRow[Number(key)] as number) : Number(key);
+      if (row < 0) continue;
+      rows.push({ row, similarity: 1 - (matches.distances[i] as number) });
     }
     return rows;
   }

@@ -6,6 +6,7 @@ import type { EmbeddedChunk } from '../../core/delta.js';
 import { assertSameEmbeddingSpace, type EmbeddingSpace } from '../../core/embedding-space.js';
 import { SnapshotIntegrityError } from '../../core/errors.js';
 import {
+  HNSW_KEYS_FILE,
   MANIFEST_FILE,
   parseSnapshotManifest,
   SNAPSHOT_FILES,
@@ -26,7 +27,13 @@ import {
   type SearchTable,
 } from '../aws/search-table.js';
 import { measureServingRecall } from '../index/recall-tuning.js';
-import { FileSnapshot, readAllRows, writeSortedSnapshot } from '../index/snapshot-files.js';
+import {
+  FileSnapshot,
+  type GraphReuse,
+  readAllRows,
+  readRowKeys,
+  writeSortedSnapshot,
+} from '../index/snapshot-files.js';
 import type { HnswSettings } from '../index/usearch-index.js';
 
 /** A version failed validation (checksums, embedding space, counts or recall). Not retried. */
@@ -104,6 +111,12 @@ export interface ReindexState {
   readonly base?: { readonly version: string; readonly prefix: string; readonly watermark: number };
   /** Documents in an incremental export (changed, added or removed since the base). */
   readonly changedDocuments?: number;
+  /**
+   * How Build made the HNSW graph: `updated` from the base version's (incremental, see
+   * GraphReuse), or `built` afresh (every full rebuild, and incremental ones past the removed
+   * share or whose updated graph missed the recall target).
+   */
+  readonly graph?: 'updated' | 'built';
 }
 
 /** What starts a reindex: the state machine passes its execution input as `request`. */
@@ -153,6 +166,11 @@ export interface ReindexStepOptions {
    * not yet written, before it rebuilds in full. Default 5,000 ms.
    */
   readonly changeLogHoleGraceMs?: number;
+  /**
+   * Share of removed graph keys (since the last fresh graph) past which an incremental Build
+   * builds a fresh HNSW graph instead of updating the previous one. Default 0.2.
+   */
+  readonly maxRemovedFraction?: number;
   /** Milliseconds since the epoch (tests advance it); default `Date.now`. */
   readonly clock?: () => number;
   /** Progress lines of long steps (the handler passes its logger). */
@@ -203,6 +221,7 @@ async function* versionChunks(
   indexBucket: IndexBucket,
   prefix: string,
   manifest: SnapshotManifest,
+  rowOf?: WeakMap<EmbeddedChunk, number>,
 ): AsyncGenerator<EmbeddedChunk> {
   const rowBytes = manifest.embedding.dimensions * 4;
   const recordsHash = createHash('sha256');
@@ -224,7 +243,10 @@ async function* versionChunks(
   let rows = 0;
   for await (const line of indexBucket.readLines(`${prefix}${SNAPSHOT_FILES.chunks}`)) {
     recordsHash.update(`${line}\n`);
-    yield { ...(JSON.parse(line) as Chunk), vector: await nextVector() };
+    const chunk: EmbeddedChunk = { ...(JSON.parse(line) as Chunk), vector: await nextVector() };
+    // The merge passes an unchanged chunk on as this very object: its row is found again by it.
+    rowOf?.set(chunk, rows);
+    yield chunk;
     rows += 1;
   }
   for (let piece = await vectors.next(); !piece.done; piece = await vectors.next()) {
@@ -461,18 +483,51 @@ export class ReindexSteps {
     async function* changesOfExport(): AsyncGenerator<DocumentChange> {
       for await (const line of indexBucket.readLines(exportKey)) yield parseChangeLine(line);
     }
-    const chunks = async (): Promise<AsyncIterable<EmbeddedChunk>> => {
-      if (input.mode !== 'incremental') return chunksOfExport();
+    // Incremental: the base's rows merged with the changes, and its graph (downloaded, verified)
+    // updated rather than rebuilt.
+    const source = async (): Promise<{ chunks: AsyncIterable<EmbeddedChunk>; reuseGraph?: GraphReuse }> => {
+      if (input.mode !== 'incremental') return { chunks: chunksOfExport() };
       const base = required(input.base, 'base');
       const manifest = parseSnapshotManifest(
         await indexBucket.getText(`${base.prefix}${MANIFEST_FILE}`),
         base.prefix,
       );
-      return mergeDocumentChanges(versionChunks(indexBucket, base.prefix, manifest), changesOfExport());
+      const baseDirectory = join(scratch, 'base');
+      await mkdir(baseDirectory, { recursive: true });
+      const fetchVerified = async (name: string) => {
+        const expected = manifest.files[name];
+        const path = join(baseDirectory, name);
+        const actual = await indexBucket.downloadRanged(`${base.prefix}${name}`, expected?.bytes, path);
+        if (!expected || actual.sha256 !== expected.sha256 || actual.bytes !== expected.bytes)
+          throw new SnapshotIntegrityError(`${base.prefix}: ${name} differs from its manifest`);
+        return path;
+      };
+      const indexPath = await fetchVerified(SNAPSHOT_FILES.vectorIndex);
+      const rowKeys = manifest.hnswKeys
+        ? await readRowKeys(await fetchVerified(HNSW_KEYS_FILE), manifest.counts.chunks)
+        : undefined;
+      const rowOf = new WeakMap<EmbeddedChunk, number>();
+      return {
+        chunks: mergeDocumentChanges(
+          versionChunks(indexBucket, base.prefix, manifest, rowOf),
+          changesOfExport(),
+        ),
+        reuseGraph: {
+          indexPath,
+          manifest,
+          rowKeys,
+          baseRowOf: (chunk) => rowOf.get(chunk),
+          ...(this.options.maxRemovedFraction !== undefined
+            ? { maxRemovedFraction: this.options.maxRemovedFraction }
+            : {}),
+        },
+      };
     };
     try {
+      const { chunks, reuseGraph } = await source();
       const { directory, manifest } = await writeSortedSnapshot(join(scratch, 'snapshots'), {
-        chunks: await chunks(),
+        chunks,
+        ...(reuseGraph ? { reuseGraph } : {}),
         space,
         watermark: required(input.watermark, 'watermark'),
         ...(this.options.hnsw ? { hnsw: this.options.hnsw } : {}),
@@ -485,6 +540,8 @@ export class ReindexSteps {
         version: manifest.version,
         prefix,
         builtAt: manifest.builtAt,
+        graph:
+          manifest.hnswKeys && manifest.hnswKeys.baseVersion === input.base?.version ? 'updated' : 'built',
         // An incremental export counts changes; the version's counts are the merge's (a full
         // export's count stays, for Validate to check the version against).
         ...(input.mode === 'incremental'
