@@ -107,6 +107,29 @@ describe('incremental build: the previous version’s HNSW graph updated, not re
     base = { directory, rows: next };
   });
 
+  it('an updated graph below the target at the previous ef widens the search before it would rebuild', async () => {
+    const manifest = JSON.parse(readFileSync(join(base.directory, MANIFEST_FILE), 'utf8'));
+    // As if the previous version had been tuned to a much narrower search than this corpus needs.
+    const narrow = { ...manifest, index: { ...manifest.index, expansionSearch: 2 } };
+    const next = base.rows.slice(10);
+    const { chunks, baseRowOf } = tagged(next, base.rows);
+    const widened = await writeSortedSnapshot(join(parent, 'v2b'), {
+      chunks,
+      space: SPACE,
+      reuseGraph: {
+        indexPath: join(base.directory, SNAPSHOT_FILES.vectorIndex),
+        manifest: narrow,
+        rowKeys: await readRowKeys(join(base.directory, HNSW_KEYS_FILE), base.rows.length),
+        baseRowOf,
+      },
+    });
+    expect(widened.manifest.hnswKeys).toMatchObject({ removedSinceRebuild: 210 });
+    expect(widened.manifest.index.expansionSearch).toBeGreaterThan(2);
+    expect(widened.manifest.recall?.trials[0]).toMatchObject({ expansionSearch: 2 });
+    expect(widened.manifest.recall?.reached).toBe(true);
+    expect(widened.manifest.recall?.expansionSearch).toBe(widened.manifest.index.expansionSearch);
+  });
+
   it('past the removed share it builds a fresh graph (format 4, keys are rows again)', async () => {
     const manifest = JSON.parse(readFileSync(join(base.directory, MANIFEST_FILE), 'utf8'));
     const next = base.rows.slice(50);

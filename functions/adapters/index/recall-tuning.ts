@@ -224,9 +224,9 @@ export function writeTunedHnswIndex(
 /**
  * The recall section of an index updated from a tuned one ({@link updateHnswIndex}): its ef and
  * connectivity are the previous version's, measured again on held-out queries (the previous
- * tuning's rows, noise and seed, over the new rows). `reached` says whether the updated graph is
- * not significantly below the target (Validate's test); a build that gets `false` builds and
- * tunes a fresh graph instead.
+ * tuning's rows, noise and seed, over the new rows), with the ef doubled (up to the previous
+ * tuning's largest) while the updated graph is significantly below the target. `reached` uses
+ * Validate's test; a build that gets `false` builds and tunes a fresh graph instead.
  */
 export function measureUpdatedHnswIndex(
   path: string,
@@ -245,25 +245,41 @@ export function measureUpdatedHnswIndex(
   queriesFrom(vectors, dimensions, sample.tuning, previous.noise, random);
   const queries = queriesFrom(vectors, dimensions, sample.heldOut, previous.noise, random);
   const exact = exactNeighbours(vectors, dimensions, queries, previous.k, settings.metric);
-  const heldOut = recallEstimate(
-    perQueryRecall(
-      servingSearch(path, vectors, dimensions, settings, settings.expansionSearch, keyToRow),
-      queries,
-      dimensions,
-      exact,
-      previous.k,
-    ),
-  );
-  return {
-    ...previous,
-    expansionSearch: settings.expansionSearch,
-    connectivity: settings.connectivity,
+  const trials: RecallTuning['trials'] = [];
+  // The previous ef first; doubled (up to the previous tuning's largest) while the updated graph
+  // is significantly below the target: widening the search is far cheaper than a fresh graph.
+  for (let expansionSearch = settings.expansionSearch; ; ) {
+    const heldOut = recallEstimate(
+      perQueryRecall(
+        servingSearch(path, vectors, dimensions, settings, expansionSearch, keyToRow),
+        queries,
+        dimensions,
+        exact,
+        previous.k,
+      ),
+    );
+    trials.push({
+      expansionSearch,
+      recall: heldOut.recall,
+      standardError: heldOut.standardError,
+      connectivity: settings.connectivity,
+    });
     // Validate's test (not significantly below the target): the ef was chosen with margin on the
     // previous rows, and a fresh graph at that ef measures the same within its error.
-    reached: heldOut.recall + CONFIDENCE_STANDARD_ERRORS * heldOut.standardError >= previous.target,
-    heldOut,
-    seconds: Math.round(performance.now() - started) / 1000,
-  };
+    const reached = heldOut.recall + CONFIDENCE_STANDARD_ERRORS * heldOut.standardError >= previous.target;
+    const next = expansionSearch * 2;
+    if (reached || next > previous.maxExpansionSearch)
+      return {
+        ...previous,
+        expansionSearch,
+        connectivity: settings.connectivity,
+        reached,
+        heldOut,
+        trials,
+        seconds: Math.round(performance.now() - started) / 1000,
+      };
+    expansionSearch = next;
+  }
 }
 
 /**

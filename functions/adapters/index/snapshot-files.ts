@@ -409,7 +409,9 @@ function updateGraph(
     base.recall,
     build.target.queries,
   );
-  return recall.reached ? { hnsw: settings, recall, hnswKeys } : undefined;
+  return recall.reached
+    ? { hnsw: { ...settings, expansionSearch: recall.expansionSearch }, recall, hnswKeys }
+    : undefined;
 }
 
 /** The usearch key of every row, from a snapshot's {@link HNSW_KEYS_FILE} (u32 little-endian). */
