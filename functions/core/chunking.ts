@@ -40,6 +40,12 @@ export interface Chunk {
   readonly contentHash: string;
 }
 
+/** The document id in a chunk id (`<docId>#<ordinal>`); undefined when it holds no `#`. */
+export function documentIdOfChunk(chunkId: string): string | undefined {
+  const separator = chunkId.lastIndexOf('#');
+  return separator < 0 ? undefined : chunkId.slice(0, separator);
+}
+
 /** Text that is fed to the embedding model for a chunk: the title carried into every chunk. */
 export function embeddingInput(chunk: Pick<Chunk, 'title' | 'text'>): string {
   return chunk.title ? `${chunk.title} ${chunk.text}` : chunk.text;

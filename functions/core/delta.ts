@@ -1,4 +1,4 @@
-import type { Chunk } from './chunking.js';
+import { type Chunk, documentIdOfChunk } from './chunking.js';
 import type { MetadataFilter } from './filters.js';
 import type { LexicalIndex } from './lexical.js';
 import { LiveMetadataIndex, rowsMatching } from './metadata-index.js';
@@ -185,7 +185,8 @@ export class DeltaLayer {
 
   /** A chunk held by the delta. */
   chunk(chunkId: string): EmbeddedChunk | undefined {
-    const docId = chunkId.slice(0, chunkId.lastIndexOf('#'));
+    const docId = documentIdOfChunk(chunkId);
+    if (docId === undefined) return undefined;
     return this.chunksByDocument.get(docId)?.find((chunk) => chunk.chunkId === chunkId);
   }
 

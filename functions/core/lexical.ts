@@ -1,6 +1,6 @@
 import { stemmer } from 'stemmer';
 import { eng as englishStopWords } from 'stopword';
-import type { Chunk } from './chunking.js';
+import { type Chunk, documentIdOfChunk } from './chunking.js';
 import { RowBitset } from './metadata-index.js';
 
 /**
@@ -559,36 +559,29 @@ export class LexicalSegment {
   }
 
   /**
-   * Per row, the nearest row at or before it that holds terms (−1 when none): in a document-level
-   * segment, the row of the entry that stands for the row's document (rows without terms are its
-   * other chunks, or a document without terms, which callers tell apart). Built on first use.
+   * Where the entries are, built on first use: per row, the nearest row at or before it that holds
+   * terms (−1 when none), and the rows holding terms as a bitset. In a document-level segment the
+   * first is the row of the entry that stands for the row's document (rows without terms are its
+   * other chunks, or a document without terms, which callers tell apart).
    */
-  entryRows(): Int32Array {
+  entryRows(): { readonly entryOf: Int32Array; readonly entries: RowBitset } {
     if (!this.entryRowsCache) {
-      const entries = new Int32Array(this.rowCount);
+      const entryOf = new Int32Array(this.rowCount);
+      const entries = new RowBitset(this.rowCount);
       let last = -1;
       for (let row = 0; row < this.rowCount; row += 1) {
-        if ((this.lengths[row] as number) > 0) last = row;
-        entries[row] = last;
+        if ((this.lengths[row] as number) > 0) {
+          last = row;
+          entries.add(row);
+        }
+        entryOf[row] = last;
       }
-      this.entryRowsCache = entries;
+      this.entryRowsCache = { entryOf, entries };
     }
     return this.entryRowsCache;
   }
 
-  private entryRowsCache: Int32Array | undefined;
-
-  /** The rows holding terms, as a bitset (built on first use). */
-  entryRowBits(): RowBitset {
-    if (!this.entryBitsCache) {
-      const bits = new RowBitset(this.rowCount);
-      for (let row = 0; row < this.rowCount; row += 1) if ((this.lengths[row] as number) > 0) bits.add(row);
-      this.entryBitsCache = bits;
-    }
-    return this.entryBitsCache;
-  }
-
-  private entryBitsCache: RowBitset | undefined;
+  private entryRowsCache: { readonly entryOf: Int32Array; readonly entries: RowBitset } | undefined;
 
   /** BM25's per-row length normalisation `k1 × (1 − b + b × length / averageLength)`. */
   lengthNorms(averageLength: number): Float64Array {
@@ -598,12 +591,6 @@ export class LexicalSegment {
       norms[row] = k1 * (1 - b + (b * (this.lengths[row] as number)) / averageLength);
     return norms;
   }
-}
-
-/** Whether two chunk ids (`<docId>#<n>`) name chunks of one document. */
-function sameDocument(a: string, b: string): boolean {
-  const separator = a.lastIndexOf('#');
-  return separator === b.lastIndexOf('#') && a.slice(0, separator) === b.slice(0, separator);
 }
 
 /**
@@ -963,8 +950,7 @@ export class LexicalIndex {
   entryRowsMatching(matching: RowBitset): RowBitset {
     const segment = this.segment;
     if (this.unit === 'chunk' || !segment || !this.segmentRows) return matching;
-    const entries = segment.entryRows();
-    const entryBits = segment.entryRowBits();
+    const { entryOf: entries, entries: entryBits } = segment.entryRows();
     // Entry rows that match themselves, a word at a time (all of them for a filter on document
     // metadata); then only the matching rows that are no entry are looked at one by one.
     const admitted = new RowBitset(matching.size);
@@ -981,7 +967,10 @@ export class LexicalIndex {
         if (entry < 0 || admitted.has(entry)) continue;
         // A row without terms after an entry is that document's chunk, unless it belongs to a
         // document without terms (which no query matches): compare the documents.
-        if (sameDocument(this.segmentRows.chunkIdOf(row), this.segmentRows.chunkIdOf(entry)))
+        if (
+          documentIdOfChunk(this.segmentRows.chunkIdOf(row)) ===
+          documentIdOfChunk(this.segmentRows.chunkIdOf(entry))
+        )
           admitted.add(entry);
       }
     }

@@ -9,7 +9,12 @@ import {
 } from '../../functions/adapters/index/snapshot-files.js';
 import type { EmbeddedChunk } from '../../functions/core/delta.js';
 import type { EmbeddingSpace } from '../../functions/core/embedding-space.js';
-import { HNSW_KEYS_FILE, MANIFEST_FILE, SNAPSHOT_FILES } from '../../functions/core/snapshot-manifest.js';
+import {
+  HNSW_KEYS_FILE,
+  MANIFEST_FILE,
+  SNAPSHOT_FILES,
+  type SnapshotManifest,
+} from '../../functions/core/snapshot-manifest.js';
 import { clusteredVector } from '../support/synthetic-documents.js';
 
 const DIMENSIONS = 64;
@@ -40,6 +45,28 @@ function tagged(rows: EmbeddedChunk[], base: readonly EmbeddedChunk[]) {
     rowOf.set(chunk, row);
   });
   return { chunks: rows, baseRowOf: (chunk: EmbeddedChunk) => rowOf.get(chunk) };
+}
+
+/** Rebuild from the keyed version `base` with `next` as its rows, its graph reused (`manifest` as given). */
+async function rebuildFrom(
+  base: { directory: string; rows: EmbeddedChunk[] },
+  next: EmbeddedChunk[],
+  name: string,
+  change: { manifest?: (manifest: SnapshotManifest) => SnapshotManifest; maxRemovedFraction?: number } = {},
+) {
+  const manifest = JSON.parse(readFileSync(join(base.directory, MANIFEST_FILE), 'utf8')) as SnapshotManifest;
+  const { chunks, baseRowOf } = tagged(next, base.rows);
+  return writeSortedSnapshot(join(parent, name), {
+    chunks,
+    space: SPACE,
+    reuseGraph: {
+      indexPath: join(base.directory, SNAPSHOT_FILES.vectorIndex),
+      manifest: change.manifest ? change.manifest(manifest) : manifest,
+      rowKeys: await readRowKeys(join(base.directory, HNSW_KEYS_FILE), base.rows.length),
+      baseRowOf,
+      ...(change.maxRemovedFraction !== undefined ? { maxRemovedFraction: change.maxRemovedFraction } : {}),
+    },
+  });
 }
 
 async function open(directory: string) {
@@ -108,20 +135,9 @@ describe('incremental build: the previous version’s HNSW graph updated, not re
   });
 
   it('an updated graph below the target at the previous ef widens the search before it would rebuild', async () => {
-    const manifest = JSON.parse(readFileSync(join(base.directory, MANIFEST_FILE), 'utf8'));
     // As if the previous version had been tuned to a much narrower search than this corpus needs.
-    const narrow = { ...manifest, index: { ...manifest.index, expansionSearch: 2 } };
-    const next = base.rows.slice(10);
-    const { chunks, baseRowOf } = tagged(next, base.rows);
-    const widened = await writeSortedSnapshot(join(parent, 'v2b'), {
-      chunks,
-      space: SPACE,
-      reuseGraph: {
-        indexPath: join(base.directory, SNAPSHOT_FILES.vectorIndex),
-        manifest: narrow,
-        rowKeys: await readRowKeys(join(base.directory, HNSW_KEYS_FILE), base.rows.length),
-        baseRowOf,
-      },
+    const widened = await rebuildFrom(base, base.rows.slice(10), 'v2b', {
+      manifest: (manifest) => ({ ...manifest, index: { ...manifest.index, expansionSearch: 2 } }),
     });
     expect(widened.manifest.hnswKeys).toMatchObject({ removedSinceRebuild: 210 });
     expect(widened.manifest.index.expansionSearch).toBeGreaterThan(2);
@@ -131,20 +147,7 @@ describe('incremental build: the previous version’s HNSW graph updated, not re
   });
 
   it('past the removed share it builds a fresh graph (format 4, keys are rows again)', async () => {
-    const manifest = JSON.parse(readFileSync(join(base.directory, MANIFEST_FILE), 'utf8'));
-    const next = base.rows.slice(50);
-    const { chunks, baseRowOf } = tagged(next, base.rows);
-    const rebuilt = await writeSortedSnapshot(join(parent, 'v3'), {
-      chunks,
-      space: SPACE,
-      reuseGraph: {
-        indexPath: join(base.directory, SNAPSHOT_FILES.vectorIndex),
-        manifest,
-        rowKeys: await readRowKeys(join(base.directory, HNSW_KEYS_FILE), base.rows.length),
-        baseRowOf,
-        maxRemovedFraction: 0.05,
-      },
-    });
+    const rebuilt = await rebuildFrom(base, base.rows.slice(50), 'v3', { maxRemovedFraction: 0.05 });
     // 200 removed before + 50 now = 250 > 5% of 2,950.
     expect(rebuilt.manifest.hnswKeys).toBeUndefined();
     expect(rebuilt.manifest.formatVersion).toBe(4);

@@ -85,22 +85,40 @@ export class IndexBucket {
     const manifestJson = await this.getText(manifestObject.key);
     const manifest = parseSnapshotManifest(manifestJson, where);
     const sizes = new Map(listed.map((object) => [object.key.slice(prefix.length), object.size]));
-    for (const [name, expected] of Object.entries(manifest.files)) {
+    for (const name of Object.keys(manifest.files)) {
       if (!sizes.has(name)) throw new SnapshotIntegrityError(`${where}: ${name} is missing`);
-      const actual = await this.downloadRanged(
-        `${prefix}${name}`,
-        sizes.get(name),
-        join(directory, name),
-        options,
-      );
-      if (actual.bytes !== expected.bytes || actual.sha256 !== expected.sha256) {
-        throw new SnapshotIntegrityError(
-          `${where}: checksum mismatch for ${name} (expected ${expected.bytes} bytes sha256 ${expected.sha256.slice(0, 12)}…, downloaded ${actual.bytes} bytes ${actual.sha256.slice(0, 12)}…)`,
-        );
-      }
+      await this.downloadSnapshotFile(prefix, manifest, name, directory, options, sizes.get(name));
     }
     await writeFile(join(directory, MANIFEST_FILE), manifestJson);
     return manifest;
+  }
+
+  /**
+   * Download one file of the snapshot at `prefix` into `directory` (ranged GETs, hashed while
+   * they arrive) and check it against `manifest`.
+   * @param size the object's size when a listing gave it (else the manifest's, or a HEAD).
+   * @returns its local path.
+   * @throws SnapshotIntegrityError when the manifest does not list it or it differs.
+   */
+  async downloadSnapshotFile(
+    prefix: string,
+    manifest: SnapshotManifest,
+    name: string,
+    directory: string,
+    options: DownloadOptions = {},
+    size?: number,
+  ): Promise<string> {
+    const where = `s3://${this.bucketName}/${prefix}`;
+    const expected = manifest.files[name];
+    if (!expected) throw new SnapshotIntegrityError(`${where}: the manifest lists no ${name}`);
+    const path = join(directory, name);
+    const actual = await this.downloadRanged(`${prefix}${name}`, size ?? expected.bytes, path, options);
+    if (actual.bytes !== expected.bytes || actual.sha256 !== expected.sha256) {
+      throw new SnapshotIntegrityError(
+        `${where}: checksum mismatch for ${name} (expected ${expected.bytes} bytes sha256 ${expected.sha256.slice(0, 12)}…, downloaded ${actual.bytes} bytes ${actual.sha256.slice(0, 12)}…)`,
+      );
+    }
+    return path;
   }
 
   /**

@@ -3,7 +3,7 @@ import { closeSync, createReadStream, createWriteStream, existsSync, openSync, r
 import { mkdir, open, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { finished } from 'node:stream/promises';
-import type { Chunk } from '../../core/chunking.js';
+import { type Chunk, documentIdOfChunk } from '../../core/chunking.js';
 import type { EmbeddedChunk } from '../../core/delta.js';
 import type { DocumentMetadata } from '../../core/documents.js';
 import { assertSameEmbeddingSpace, type EmbeddingSpace } from '../../core/embedding-space.js';
@@ -184,7 +184,7 @@ export async function writeSortedSnapshot(
     let rowKeys = new Uint32Array(reuse ? 1_024 : 0);
     const keptBase = new Uint8Array(baseCount);
     const addedKeys: number[] = [];
-    const addedVectors: Float32Array[] = [];
+    let addedVectors = new Float32Array(0);
     let pendingRecords: string[] = [];
     let pendingVectors: Buffer[] = [];
     const write = async (stream: NodeJS.WritableStream, data: string | Buffer) => {
@@ -240,8 +240,15 @@ export async function writeSortedSnapshot(
           rowKeys[count] = baseKeyOf(baseRow);
         } else {
           rowKeys[count] = nextKey;
+          if ((addedKeys.length + 1) * dimensions > addedVectors.length) {
+            const grown = new Float32Array(
+              Math.max(1_024, (addedVectors.length / dimensions) * 2) * dimensions,
+            );
+            grown.set(addedVectors);
+            addedVectors = grown;
+          }
+          addedVectors.set(chunk.vector, addedKeys.length * dimensions);
           addedKeys.push(nextKey);
-          addedVectors.push(Float32Array.from(chunk.vector));
           nextKey += 1;
         }
       }
@@ -261,6 +268,7 @@ export async function writeSortedSnapshot(
     let hnsw = configured;
     let recall: Awaited<ReturnType<typeof writeTunedHnswIndex>>['recall'];
     let hnswKeys: SnapshotManifest['hnswKeys'];
+    const keys = rowKeys.subarray(0, count);
     const updated = reuse
       ? updateGraph(reuse, {
           indexPath,
@@ -271,14 +279,13 @@ export async function writeSortedSnapshot(
           target,
           keptBase,
           baseKeyOf,
-          added: { keys: addedKeys, vectors: addedVectors },
+          added: { keys: addedKeys, vectors: addedVectors.subarray(0, addedKeys.length * dimensions) },
           keySpace: nextKey,
-          rowKeys: rowKeys.subarray(0, count),
+          rowKeys: keys,
         })
       : undefined;
     if (updated) {
       ({ hnsw, recall, hnswKeys } = updated);
-      const keys = rowKeys.subarray(0, count);
       await writeFile(
         join(staging, HNSW_KEYS_FILE),
         new Uint8Array(keys.buffer, keys.byteOffset, keys.byteLength),
@@ -362,7 +369,8 @@ function updateGraph(
     readonly target: Partial<RecallTargetOptions> | undefined;
     readonly keptBase: Uint8Array;
     readonly baseKeyOf: (row: number) => number;
-    readonly added: { readonly keys: number[]; readonly vectors: Float32Array[] };
+    /** New rows' keys, and their vectors row-major. */
+    readonly added: { readonly keys: number[]; readonly vectors: Float32Array };
     readonly keySpace: number;
     readonly rowKeys: Uint32Array;
   },
@@ -390,14 +398,7 @@ function updateGraph(
     removedSinceRebuild > (reuse.maxRemovedFraction ?? DEFAULT_MAX_REMOVED_FRACTION) * build.count
   )
     return undefined;
-  const vectors = new Float32Array(build.added.keys.length * build.dimensions);
-  build.added.vectors.forEach((vector, i) => {
-    vectors.set(vector, i * build.dimensions);
-  });
-  updateHnswIndex(reuse.indexPath, build.indexPath, build.dimensions, settings, removeKeys, {
-    keys: build.added.keys,
-    vectors,
-  });
+  updateHnswIndex(reuse.indexPath, build.indexPath, build.dimensions, settings, removeKeys, build.added);
   const hnswKeys = { keySpace: build.keySpace, removedSinceRebuild, baseVersion: base.version };
   if (!build.target || !base.recall) return { hnsw: settings, recall: undefined, hnswKeys };
   const recall = measureUpdatedHnswIndex(
@@ -629,9 +630,9 @@ export class ChunkRecords {
   }
 
   rowOf(chunkId: string): number | undefined {
-    const separator = chunkId.lastIndexOf('#');
-    if (separator < 0) return undefined;
-    return this.rowsOf(chunkId.slice(0, separator)).find((row) => this.at(row).chunkId === chunkId);
+    const docId = documentIdOfChunk(chunkId);
+    if (docId === undefined) return undefined;
+    return this.rowsOf(docId).find((row) => this.at(row).chunkId === chunkId);
   }
 }
 

@@ -184,8 +184,15 @@ export const EXPORT_READ_PARALLELISM = 32;
 
 /** One chunk of the export: its record with the float32 vector in base64. */
 function exportLine(chunk: EmbeddedChunk): string {
-  const { vector, ...record } = chunk;
-  return `${JSON.stringify({ ...record, vector: Buffer.from(vector.buffer, vector.byteOffset, vector.byteLength).toString('base64') })}\n`;
+  return `${JSON.stringify(exportedChunk(chunk))}\n`;
+}
+
+/** A chunk as the export holds it: its record with the float32 vector in base64. */
+function exportedChunk({ vector, ...record }: EmbeddedChunk): ExportedChunk {
+  return {
+    ...record,
+    vector: Buffer.from(vector.buffer, vector.byteOffset, vector.byteLength).toString('base64'),
+  };
 }
 
 function parseExportLine(line: string): EmbeddedChunk {
@@ -203,8 +210,7 @@ function parseExportedChunk({ vector, ...record }: ExportedChunk): EmbeddedChunk
 
 /** One document of an incremental export: `{"docId", "chunks": [exported chunk…]}` (no chunks: removed). */
 function changeLine(docId: string, chunks: readonly EmbeddedChunk[]): string {
-  const exported = chunks.map((chunk) => JSON.parse(exportLine(chunk)) as ExportedChunk);
-  return `${JSON.stringify({ docId, chunks: exported })}\n`;
+  return `${JSON.stringify({ docId, chunks: chunks.map(exportedChunk) })}\n`;
 }
 
 function parseChangeLine(line: string): DocumentChange {
@@ -494,14 +500,8 @@ export class ReindexSteps {
       );
       const baseDirectory = join(scratch, 'base');
       await mkdir(baseDirectory, { recursive: true });
-      const fetchVerified = async (name: string) => {
-        const expected = manifest.files[name];
-        const path = join(baseDirectory, name);
-        const actual = await indexBucket.downloadRanged(`${base.prefix}${name}`, expected?.bytes, path);
-        if (!expected || actual.sha256 !== expected.sha256 || actual.bytes !== expected.bytes)
-          throw new SnapshotIntegrityError(`${base.prefix}: ${name} differs from its manifest`);
-        return path;
-      };
+      const fetchVerified = (name: string) =>
+        indexBucket.downloadSnapshotFile(base.prefix, manifest, name, baseDirectory);
       const indexPath = await fetchVerified(SNAPSHOT_FILES.vectorIndex);
       const rowKeys = manifest.hnswKeys
         ? await readRowKeys(await fetchVerified(HNSW_KEYS_FILE), manifest.counts.chunks)
