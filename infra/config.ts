@@ -43,6 +43,29 @@ export const stackConfigSchema = z
      * 0 turns tuning off.
      */
     recallTarget: z.coerce.number().min(0).max(1).default(0.98),
+    /**
+     * The reindex's Fargate build task (ECS, started by the state machine with `.sync`): Build
+     * and Validate move to it for versions that would not fit a Lambda with 2× margin. Costs
+     * nothing between runs (no NAT gateway); `false` keeps every build in the Lambdas.
+     */
+    fargateBuild: z
+      .union([z.boolean(), z.enum(['true', 'false']).transform((value) => value === 'true')])
+      .default(true),
+    /** vCPU units of the Fargate build task (1024 = 1 vCPU; Fargate's values 1024–16384). */
+    fargateBuildCpu: z.coerce
+      .number()
+      .int()
+      .refine((cpu) => [1024, 2048, 4096, 8192, 16384].includes(cpu), 'one of 1024, 2048, 4096, 8192, 16384')
+      .default(8192),
+    /** Memory of the Fargate build task (MiB), within what Fargate allows for its vCPUs. */
+    fargateBuildMemoryMb: z.coerce.number().int().min(2048).max(122_880).default(32_768),
+    /** Ephemeral storage of the Fargate build task (GiB, 21–200). */
+    fargateBuildStorageGib: z.coerce.number().int().min(21).max(200).default(100),
+    /**
+     * Most chunks a reindex builds in the Lambdas before it moves Build and Validate to the
+     * Fargate task (also moved when twice the estimated snapshot exceeds their `/tmp`).
+     */
+    lambdaBuildMaxChunks: z.coerce.number().int().min(1).default(1_000_000),
     /** Snapshot versions kept besides current and previous. */
     keepVersions: z.coerce.number().int().min(1).max(50).default(3),
     /** HTTP API authorisation: AWS IAM (SigV4) by default, or a JWT authoriser. */

@@ -34,9 +34,12 @@ export interface NativeLayerReport {
   readonly binaries: Array<{ path: string; glibc?: string; glibcxx?: string }>;
 }
 
+/** usearch and what it loads its binary with: all the reindex build task needs. */
+export const USEARCH_PACKAGES = ['usearch', 'node-gyp-build', 'bindings', 'file-uri-to-path'] as const;
+
 /**
  * Assemble the native runtime layer (`nodejs/node_modules/…`: onnxruntime-node and usearch with
- * only the Linux binaries of `architecture`) from the project's pinned, installed versions, and
+ * only the Linux binaries of `architecture`; `packages` keeps only those named) from the project's pinned, installed versions, and
  * check it: no binary may need GLIBC/GLIBCXX symbols newer than Amazon Linux 2023 provides.
  * Throws, naming the offending file, when the check fails.
  */
@@ -44,11 +47,13 @@ export function buildNativeLayer(
   architecture: LambdaArchitecture,
   outputDirectory: string,
   projectRoot = PROJECT_ROOT,
+  packages: readonly string[] = Object.keys(LAYER_PACKAGES),
 ): NativeLayerReport {
   const arch = architecture === 'arm64' ? 'arm64' : 'x64';
   rmSync(outputDirectory, { recursive: true, force: true });
   const modules = join(outputDirectory, 'nodejs', 'node_modules');
   for (const [name, entries] of Object.entries(LAYER_PACKAGES)) {
+    if (!packages.includes(name)) continue;
     const source = join(projectRoot, 'node_modules', name);
     if (!existsSync(source)) throw new Error(`native layer: ${name} is not installed (run npm ci)`);
     for (const entry of entries) {

@@ -9,12 +9,13 @@
  * entry points. Types come from `import type`, which emits nothing.
  */
 import { createRequire } from 'node:module';
-import type * as OnnxRuntime from 'onnxruntime-node';
 import type * as Usearch from 'usearch';
 
 const require = createRequire(import.meta.url);
 
-/** onnxruntime-node, as its CommonJS entry point exports it. */
-export const ort = require('onnxruntime-node') as typeof OnnxRuntime;
-/** usearch, as its CommonJS entry point exports it (`Index`, `MetricKind`, …). */
+/**
+ * usearch, as its CommonJS entry point exports it (`Index`, `MetricKind`, …). onnxruntime-node
+ * is loaded the same way in model/onnxruntime.ts: a module of its own, so that code without a
+ * model (the reindex steps, the Fargate build task, whose image ships usearch only) never loads it.
+ */
 export const usearch = require('usearch') as typeof Usearch;

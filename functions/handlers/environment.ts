@@ -51,6 +51,18 @@ const environmentSchema = z.object({
   BISEARCH_MAX_CONNECTIVITY: z.coerce.number().int().min(2).max(128).default(32),
   /** Sampled queries for choosing ef, and as many held out for reporting it (Build, Validate). */
   BISEARCH_RECALL_QUERIES: z.coerce.number().int().min(10).max(10_000).default(500),
+  /**
+   * The Build Lambda's `/tmp` (MB): with it set, Snapshot chooses where Build and Validate run
+   * (see chooseBuildCompute); unset, they always run in the Lambdas.
+   */
+  BISEARCH_BUILD_TMP_MB: z.coerce.number().int().min(512).max(10_240).optional(),
+  /** Most chunks a Lambda build takes before Build and Validate move to the Fargate task. */
+  BISEARCH_LAMBDA_BUILD_MAX_CHUNKS: z.coerce.number().int().min(1).default(1_000_000),
+  /** Whether the deployment has the Fargate build task (`true`/`false`). */
+  BISEARCH_FARGATE_BUILD: z
+    .enum(['true', 'false'])
+    .default('false')
+    .transform((value) => value === 'true'),
 });
 
 export type HandlerEnvironment = z.infer<typeof environmentSchema>;

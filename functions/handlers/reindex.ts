@@ -5,40 +5,14 @@
  */
 import { Logger } from '@aws-lambda-powertools/logger';
 import { Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
-import { connectionFromEnvironment, dynamoDocumentClient, s3Client } from '../adapters/aws/aws-clients.js';
-import { IndexBucket } from '../adapters/aws/index-bucket.js';
-import { SearchTable } from '../adapters/aws/search-table.js';
-import { type ReindexRequest, type ReindexState, ReindexSteps } from '../adapters/services/reindex-steps.js';
+import type { ReindexRequest, ReindexState } from '../adapters/services/reindex-steps.js';
 import { METRICS_NAMESPACE, readEnvironment } from './environment.js';
+import { createReindexSteps } from './reindex-setup.js';
 
 const environment = readEnvironment();
 const logger = new Logger({ serviceName: 'bisearch-reindex' });
 const metrics = new Metrics({ namespace: METRICS_NAMESPACE, serviceName: 'reindex' });
-const connection = connectionFromEnvironment();
-const table = new SearchTable(dynamoDocumentClient(connection), environment.TABLE_NAME);
-const steps = new ReindexSteps({
-  table,
-  indexBucket: new IndexBucket(s3Client(connection), environment.INDEX_BUCKET),
-  workDirectory: `${environment.BISEARCH_WORK_DIR}/reindex`,
-  keepVersions: environment.BISEARCH_KEEP_VERSIONS,
-  maxRemovedFraction: environment.BISEARCH_MAX_REMOVED_FRACTION,
-  incremental:
-    environment.BISEARCH_INCREMENTAL_MAX_CHANGED_FRACTION > 0
-      ? { maxChangedFraction: environment.BISEARCH_INCREMENTAL_MAX_CHANGED_FRACTION }
-      : false,
-  minRecall: environment.BISEARCH_MIN_RECALL,
-  log: (message, fields) => logger.info(message, fields),
-  recallTarget:
-    environment.BISEARCH_RECALL_TARGET > 0
-      ? {
-          target: environment.BISEARCH_RECALL_TARGET,
-          maxExpansionSearch: environment.BISEARCH_MAX_EXPANSION_SEARCH,
-          maxConnectivity: environment.BISEARCH_MAX_CONNECTIVITY,
-          queries: environment.BISEARCH_RECALL_QUERIES,
-        }
-      : false,
-  recallSamples: environment.BISEARCH_RECALL_QUERIES,
-});
+const { table, steps } = createReindexSteps(environment, (message, fields) => logger.info(message, fields));
 
 /** Run one step with a log line and a duration metric; errors propagate with their names. */
 function step<Input, Output>(
@@ -69,6 +43,14 @@ export const snapshotHandler = step('snapshot', (input: ReindexRequest) => steps
 export const buildHandler = step('build', (input: ReindexState) => steps.build(input));
 export const validateHandler = step('validate', async (input: ReindexState) => {
   const output = await steps.validate(input);
+  metrics.addMetric('ReindexRecall', MetricUnit.Count, output.recall ?? 0);
+  if (output.expansionSearch)
+    metrics.addMetric('ReindexExpansionSearch', MetricUnit.Count, output.expansionSearch);
+  return output;
+});
+/** After the Fargate build task stopped: its outcome (see ReindexSteps.collectTaskResult). */
+export const collectTaskHandler = step('collectTask', async (input: ReindexState) => {
+  const output = await steps.collectTaskResult(input);
   metrics.addMetric('ReindexRecall', MetricUnit.Count, output.recall ?? 0);
   if (output.expansionSearch)
     metrics.addMetric('ReindexExpansionSearch', MetricUnit.Count, output.expansionSearch);

@@ -15,6 +15,10 @@ const PROJECT_ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 /** Modules the native layer provides; never bundled (they load their own binaries). */
 export const NATIVE_MODULES = ['onnxruntime-node', 'usearch'];
 
+/** ESM bundles of CommonJS dependencies still call require(); this banner gives them one. */
+export const ESM_REQUIRE_BANNER =
+  "import { createRequire as bisearchCreateRequire } from 'node:module'; const require = bisearchCreateRequire(import.meta.url);";
+
 export interface BisearchFunctionProps {
   /** Handler file under `functions/handlers/`, without extension. */
   readonly handlerFile: string;
@@ -74,9 +78,7 @@ export function bisearchFunction(scope: Construct, id: string, props: BisearchFu
       sourceMap: false,
       minify: true,
       keepNames: true,
-      // ESM bundles of CommonJS dependencies still call require(); give them one.
-      banner:
-        "import { createRequire as bisearchCreateRequire } from 'node:module'; const require = bisearchCreateRequire(import.meta.url);",
+      banner: ESM_REQUIRE_BANNER,
       forceDockerBundling: false,
     },
   });

@@ -1,11 +1,16 @@
-import { Duration } from 'aws-cdk-lib';
+import { ArnFormat, Duration, Stack } from 'aws-cdk-lib';
+import { SubnetType } from 'aws-cdk-lib/aws-ec2';
+import { FargatePlatformVersion } from 'aws-cdk-lib/aws-ecs';
 import { Rule, RuleTargetInput, Schedule } from 'aws-cdk-lib/aws-events';
 import { LambdaFunction, SfnStateMachine } from 'aws-cdk-lib/aws-events-targets';
 import type { NodejsFunction } from 'aws-cdk-lib/aws-lambda-nodejs';
 import { LogGroup, RetentionDays } from 'aws-cdk-lib/aws-logs';
 import {
+  Choice,
+  Condition,
   DefinitionBody,
   Fail,
+  IntegrationPattern,
   JsonPath,
   LogLevel,
   StateMachine,
@@ -13,13 +18,14 @@ import {
   TaskInput,
   Timeout,
 } from 'aws-cdk-lib/aws-stepfunctions';
-import { LambdaInvoke } from 'aws-cdk-lib/aws-stepfunctions-tasks';
+import { EcsFargateLaunchTarget, EcsRunTask, LambdaInvoke } from 'aws-cdk-lib/aws-stepfunctions-tasks';
 import { Construct } from 'constructs';
 import { TRANSIENT_REINDEX_ERRORS } from '../../functions/adapters/services/reindex-steps.js';
 import type { StackConfig } from '../config.js';
 import { bisearchFunction } from './bisearch-function.js';
 import type { RuntimeLayers } from './layers.js';
-import { acknowledgeBucketGrants, acknowledgeStepInvocations } from './nag.js';
+import { acknowledgeBucketGrants, acknowledgeReindexTask, acknowledgeStepInvocations } from './nag.js';
+import { ReindexTask } from './reindex-task.js';
 import type { SearchStorage } from './storage.js';
 
 export interface ReindexWorkflowProps {
@@ -27,15 +33,26 @@ export interface ReindexWorkflowProps {
   readonly layers: RuntimeLayers;
   readonly config: Pick<
     StackConfig,
-    'reindexSchedule' | 'keepVersions' | 'ephemeralStorageMb' | 'recallTarget'
+    | 'reindexSchedule'
+    | 'keepVersions'
+    | 'ephemeralStorageMb'
+    | 'recallTarget'
+    | 'fargateBuild'
+    | 'fargateBuildCpu'
+    | 'fargateBuildMemoryMb'
+    | 'fargateBuildStorageGib'
+    | 'lambdaBuildMaxChunks'
   >;
 }
 
 /** State names of the reindex state machine (the local runtime binds handlers to them). */
 export const REINDEX_STATES = {
   snapshot: 'Snapshot',
+  buildCompute: 'BuildCompute',
   build: 'Build',
   validate: 'Validate',
+  buildOnFargate: 'BuildOnFargate',
+  collectTaskResult: 'CollectTaskResult',
   swap: 'Swap',
   prune: 'Prune',
   recordFailure: 'RecordFailure',
@@ -47,13 +64,29 @@ export const REINDEX_STATES = {
 /** How often the index-age monitor reports the served version's age (minutes). */
 export const INDEX_AGE_REPORT_MINUTES = 5;
 
+/** How long the Fargate build task may run (Build and Validate of the largest corpus). */
+export const REINDEX_TASK_TIMEOUT = Duration.hours(4);
+
+/**
+ * ECS errors worth a second try of the task's start: the service's own failures and capacity
+ * not available right now (RunTask's `Failures`, surfaced as AmazonECS.Unknown). The task's own
+ * outcome is never retried: it is CollectTaskResult's.
+ */
+export const TRANSIENT_TASK_START_ERRORS = [
+  'ECS.ServerException',
+  'ECS.AmazonECSException',
+  'AmazonECS.Unknown',
+];
+
 /** Retry only what can succeed on a second try: see TRANSIENT_REINDEX_ERRORS. */
 const TRANSIENT_RETRY = { errors: [...TRANSIENT_REINDEX_ERRORS] };
 
 /**
  * Step Functions reindex: snapshot (freeze a watermark, export chunks) → build (new version in
  * S3) → validate (checksums, embedding space, counts, HNSW recall) → swap (conditional pointer
- * update) → prune. Every task retries transient errors only and catches the rest into
+ * update) → prune. Build and Validate run in Lambdas, or (`fargateBuild`, for versions Snapshot
+ * finds too large for a Lambda with 2× margin) in one ECS Fargate task started with
+ * `ecs:runTask.sync`, whose result CollectTaskResult reads. Every task retries transient errors only and catches the rest into
  * RecordFailure, which leaves the pointer untouched; the execution then fails. A swap lost to a
  * concurrent run is caught into RecordSuperseded and ends in a Succeed state. Scheduled nightly
  * by EventBridge; a second rule reports the served index's age every few minutes.
@@ -64,6 +97,8 @@ export class ReindexWorkflow extends Construct {
   readonly functions: NodejsFunction[] = [];
   /** The same, by step name (Snapshot, Build, …, RecordFailure): alarms are named after them. */
   readonly functionsByStep: Array<readonly [string, NodejsFunction]> = [];
+  /** The Fargate build task, when `fargateBuild` is on. */
+  readonly task: ReindexTask | undefined;
   /**
    * Reports `IndexAge` (service `reindex`) every {@link INDEX_AGE_REPORT_MINUTES} minutes,
    * with or without traffic; reports nothing while no version was ever swapped in.
@@ -77,6 +112,9 @@ export class ReindexWorkflow extends Construct {
       ...storage.functionEnvironment(),
       BISEARCH_KEEP_VERSIONS: String(config.keepVersions),
       BISEARCH_RECALL_TARGET: String(config.recallTarget),
+      BISEARCH_BUILD_TMP_MB: String(config.ephemeralStorageMb),
+      BISEARCH_LAMBDA_BUILD_MAX_CHUNKS: String(config.lambdaBuildMaxChunks),
+      BISEARCH_FARGATE_BUILD: String(config.fargateBuild),
     };
     const step = (name: string, handlerExport: string, memoryMb: number, timeout: Duration) => {
       const fn = bisearchFunction(this, `${name}Function`, {
@@ -191,15 +229,84 @@ export class ReindexWorkflow extends Construct {
         executionName: JsonPath.stringAt('$$.Execution.Name'),
         request: JsonPath.objectAt('$'),
       }),
-    )
-      .next(task(REINDEX_STATES.build, 'Build', 'buildHandler', 10240, heavy))
-      .next(task(REINDEX_STATES.validate, 'Validate', 'validateHandler', 10240, heavy))
-      .next(task(REINDEX_STATES.swap, 'Swap', 'swapHandler', 1024, Duration.minutes(2), undefined, true))
-      .next(task(REINDEX_STATES.prune, 'Prune', 'pruneHandler', 1024, Duration.minutes(5)));
+    );
+    const swap = task(REINDEX_STATES.swap, 'Swap', 'swapHandler', 1024, Duration.minutes(2), undefined, true);
+    swap.next(task(REINDEX_STATES.prune, 'Prune', 'pruneHandler', 1024, Duration.minutes(5)));
+    const inLambdas = task(REINDEX_STATES.build, 'Build', 'buildHandler', 10240, heavy);
+    inLambdas.next(task(REINDEX_STATES.validate, 'Validate', 'validateHandler', 10240, heavy)).next(swap);
+
+    this.task = config.fargateBuild
+      ? new ReindexTask(this, 'Task', {
+          storage,
+          layers: props.layers,
+          environment,
+          cpu: config.fargateBuildCpu,
+          memoryMiB: config.fargateBuildMemoryMb,
+          ephemeralStorageGiB: config.fargateBuildStorageGib,
+        })
+      : undefined;
+    if (this.task) {
+      const onFargate = new EcsRunTask(this, REINDEX_STATES.buildOnFargate, {
+        integrationPattern: IntegrationPattern.RUN_JOB,
+        cluster: this.task.cluster,
+        taskDefinition: this.task.taskDefinition,
+        launchTarget: new EcsFargateLaunchTarget({ platformVersion: FargatePlatformVersion.LATEST }),
+        // Public subnets without NAT: the public IP only pulls the image and ships logs; S3 and
+        // DynamoDB go through the VPC's gateway endpoints. No inbound rule exists.
+        assignPublicIp: true,
+        subnets: { subnetType: SubnetType.PUBLIC },
+        securityGroups: [this.task.securityGroup],
+        containerOverrides: [
+          {
+            containerDefinition: this.task.container,
+            environment: [
+              { name: 'BISEARCH_TASK_INPUT', value: JsonPath.jsonToString(JsonPath.objectAt('$')) },
+            ],
+          },
+        ],
+        // `.sync` returns ECS's description of the stopped task: CollectTaskResult reads the outcome.
+        resultPath: JsonPath.DISCARD,
+        taskTimeout: Timeout.duration(REINDEX_TASK_TIMEOUT),
+      });
+      onFargate.addRetry({
+        errors: TRANSIENT_TASK_START_ERRORS,
+        maxAttempts: 2,
+        interval: Duration.minutes(1),
+        backoffRate: 2,
+      });
+      onFargate.addCatch(recordFailure, { resultPath: '$.error' });
+      onFargate
+        .next(
+          task(
+            REINDEX_STATES.collectTaskResult,
+            'CollectTaskResult',
+            'collectTaskHandler',
+            1024,
+            Duration.minutes(2),
+          ),
+        )
+        .next(swap);
+      definition.next(
+        new Choice(this, REINDEX_STATES.buildCompute, {
+          comment: "Snapshot's buildCompute: Build and Validate in Lambdas, or in the Fargate task.",
+        })
+          .when(
+            Condition.and(
+              Condition.isPresent('$.buildCompute'),
+              Condition.stringEquals('$.buildCompute', 'fargate'),
+            ),
+            onFargate,
+          )
+          .otherwise(inLambdas),
+      );
+    } else {
+      definition.next(inLambdas);
+    }
 
     this.stateMachine = new StateMachine(this, 'StateMachine', {
       definitionBody: DefinitionBody.fromChainable(definition),
-      timeout: Duration.hours(2),
+      // The Fargate task may run for hours; the Lambda path ends within about an hour.
+      timeout: this.task ? REINDEX_TASK_TIMEOUT.plus(Duration.hours(2)) : Duration.hours(2),
       tracingEnabled: true,
       logs: {
         destination: new LogGroup(this, 'Logs', { retention: RetentionDays.ONE_MONTH }),
@@ -217,6 +324,21 @@ export class ReindexWorkflow extends Construct {
       ],
     });
     acknowledgeStepInvocations(this.stateMachine, this.functions);
+    if (this.task) {
+      // The family ARN exactly as ecs:runTask.sync's grant builds it (the finding names it).
+      const stack = Stack.of(this);
+      const arn = stack.splitArn(this.task.taskDefinition.taskDefinitionArn, ArnFormat.SLASH_RESOURCE_NAME);
+      const familyArn = stack.formatArn({
+        partition: arn.partition,
+        service: arn.service,
+        account: arn.account,
+        region: arn.region,
+        resource: arn.resource,
+        arnFormat: arn.arnFormat,
+        resourceName: arn.resourceName?.split(':')[0],
+      });
+      acknowledgeReindexTask(this.stateMachine, this.task.taskDefinition.obtainExecutionRole(), familyArn);
+    }
 
     // Index age must be reported whether or not queries arrive (the query Lambda reports it only
     // per request): a schedule of its own, so that silence itself can be treated as breaching.

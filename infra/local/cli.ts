@@ -39,7 +39,8 @@ interface Target {
    * SigV4-signed for a deployed (IAM-authorised) API: the CLI cannot drift from the API.
    */
   readonly api: BisearchClient;
-  reindex(wait: boolean, full: boolean): Promise<unknown>;
+  /** Start a reindex: `full` forces a full rebuild, `buildOn` where Build and Validate run. */
+  reindex(wait: boolean, full: boolean, buildOn?: 'lambda' | 'fargate'): Promise<unknown>;
   status(): Promise<unknown>;
   /** The local stack's own control routes (`/_local/…`, no part of the HTTP API); local only. */
   local?(path: string, init?: { method?: string; body?: unknown }): Promise<{ status: number; body: Json }>;
@@ -93,8 +94,10 @@ async function localTarget(dataDirectory: string): Promise<Target> {
       },
     }),
     local,
-    reindex: async (wait, full) => {
-      const query = [wait ? 'wait=1' : '', full ? 'full=1' : ''].filter(Boolean).join('&');
+    reindex: async (wait, full, buildOn) => {
+      const query = [wait ? 'wait=1' : '', full ? 'full=1' : '', buildOn ? `buildOn=${buildOn}` : '']
+        .filter(Boolean)
+        .join('&');
       return (await local(`/_local/reindex${query ? `?${query}` : ''}`, { method: 'POST' })).body;
     },
     status: async () => (await local('/_local/status')).body,
@@ -123,11 +126,11 @@ async function awsTarget(stackName: string): Promise<Target> {
     documentsBucket: output('DocumentsBucketName'),
     s3: new S3Client({}),
     api,
-    reindex: async (_wait, full) => {
+    reindex: async (_wait, full, buildOn) => {
       const started = await new SFNClient({}).send(
         new StartExecutionCommand({
           stateMachineArn: output('ReindexStateMachineArn'),
-          input: JSON.stringify({ trigger: 'cli', ...(full ? { full: true } : {}) }),
+          input: JSON.stringify({ trigger: 'cli', ...(full ? { full: true } : {}), ...(buildOn ? { buildOn } : {}) }),
         }),
       );
       return { started: true, executionArn: started.executionArn };
@@ -444,11 +447,27 @@ program
   )
   .option('--wait', 'wait for the result')
   .option('--full', 'rebuild from every stored chunk, not from the current version')
-  .action(async (options: { wait?: boolean; full?: boolean }) => {
-    const result = (await (await target()).reindex(Boolean(options.wait), Boolean(options.full))) as {
+  .addOption(
+    new Option(
+      '--build-on <compute>',
+      'where Build and Validate run (default: chosen by size; Fargate past what a Lambda holds with 2× margin)',
+    ).choices(['lambda', 'fargate']),
+  )
+  .action(async (options: { wait?: boolean; full?: boolean; buildOn?: 'lambda' | 'fargate' }) => {
+    const result = (await (await target()).reindex(
+      Boolean(options.wait),
+      Boolean(options.full),
+      options.buildOn,
+    )) as {
       status?: string;
       executionName?: string;
-      output?: { version?: string; mode?: string; changedDocuments?: number; fullReason?: string };
+      output?: {
+        version?: string;
+        mode?: string;
+        changedDocuments?: number;
+        fullReason?: string;
+        buildCompute?: string;
+      };
       error?: { message: string };
     };
     if (!options.wait) {
@@ -461,7 +480,7 @@ program
           result.output?.mode === 'incremental'
             ? `incremental, ${result.output.changedDocuments} changed document${result.output.changedDocuments === 1 ? '' : 's'}`
             : `full${result.output?.fullReason ? `: ${result.output.fullReason}` : ''}`
-        })\n`,
+        }${result.output?.buildCompute === 'fargate' ? '; built on the Fargate task' : ''})\n`,
       );
     else
       throw new CliError(

@@ -31,7 +31,7 @@ import type { CloudFormationTemplate } from './state-machine-definition.js';
 const INSTANCE_ENTRY = fileURLToPath(new URL('./lambda-instance.ts', import.meta.url));
 // The environments run the TypeScript sources, as `npm start` does; resolved from this project so
 // that neither the working directory nor the parent's own loader matters.
-const TSX_LOADER = pathToFileURL(
+export const TSX_LOADER = pathToFileURL(
   join(dirname(createRequire(import.meta.url).resolve('tsx/package.json')), 'dist', 'loader.mjs'),
 ).href;
 /** How often memory and /tmp are sampled while an environment runs, ms. */

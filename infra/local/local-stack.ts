@@ -1,6 +1,6 @@
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
-import { dirname, join } from 'node:path';
+import { dirname, join, resolve as resolvePath } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Logger } from '@aws-lambda-powertools/logger';
 import { PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
@@ -29,7 +29,13 @@ import {
   type LambdaFunctionStats,
   LocalLambdaFunction,
 } from './lambda-sandbox.js';
-import { type ReindexExecution, runStateMachine, type StepHandler } from './reindex-runner.js';
+import { runLocalContainer } from './local-container.js';
+import {
+  type ContainerHandler,
+  type ReindexExecution,
+  runStateMachine,
+  type StepHandler,
+} from './reindex-runner.js';
 import { SqsPoller } from './sqs-poller.js';
 import type { LocalStateMachine } from './state-machine-definition.js';
 
@@ -141,6 +147,7 @@ export class LocalStack {
     private readonly poller: SqsPoller,
     private readonly query: ApiHandler,
     private readonly steps: Record<string, StepHandler>,
+    private readonly containers: Record<string, ContainerHandler>,
     private readonly machine: LocalStateMachine,
     private readonly functions: ReadonlyMap<string, LocalLambdaFunction>,
     private readonly server: ReturnType<typeof serve>,
@@ -172,6 +179,14 @@ export class LocalStack {
       await aws.stop();
       throw error;
     }
+    // Where reindex builds run, as the deployed step functions' environment says: the Build
+    // function's /tmp, and the Fargate task when the template has one.
+    const buildFunction = Object.values(definition.functions).find(
+      (fn) => fn.handlerExport === 'buildHandler',
+    );
+    if (buildFunction) process.env.BISEARCH_BUILD_TMP_MB ??= String(buildFunction.ephemeralStorageMb);
+    if (Object.values(definition.machine.tasks).some((binding) => binding.kind === 'container'))
+      process.env.BISEARCH_FARGATE_BUILD ??= 'true';
     // Each function runs in its own execution environment with its deployed limits.
     const functions = new Map<string, LocalLambdaFunction>();
     for (const [logicalId, settings] of Object.entries(definition.functions))
@@ -198,7 +213,18 @@ export class LocalStack {
     const query: ApiHandler = (event) =>
       queryFunction.invoke(event) as Promise<APIGatewayProxyStructuredResultV2>;
     const steps: Record<string, StepHandler> = {};
+    const containers: Record<string, ContainerHandler> = {};
     for (const binding of Object.values(definition.machine.tasks)) {
+      if (binding.kind === 'container') {
+        // The Fargate build task: its entry point in a process of its own, as ECS runs the image.
+        containers[binding.containerName] = (environment) =>
+          runLocalContainer({
+            handlerFile: resolvePath(PROJECT_ROOT, binding.handlerFile),
+            environment,
+            workDirectory: join(dataDirectory, 'containers', binding.containerName),
+          });
+        continue;
+      }
       const fn = functions.get(binding.functionLogicalId);
       if (fn) steps[binding.handlerExport] = (input) => fn.invoke(input);
     }
@@ -265,7 +291,10 @@ export class LocalStack {
     });
     app.post('/_local/reindex', async (c) => {
       const full = c.req.query('full') !== undefined;
-      const running = (stack as LocalStack).reindex(full ? { full } : {});
+      const buildOn = c.req.query('buildOn');
+      if (buildOn !== undefined && buildOn !== 'lambda' && buildOn !== 'fargate')
+        return localError(c, 400, 'INVALID_REQUEST', 'buildOn must be "lambda" or "fargate"');
+      const running = (stack as LocalStack).reindex({ ...(full ? { full } : {}), ...(buildOn ? { buildOn } : {}) });
       if (c.req.query('wait') === undefined) {
         running.catch(() => {});
         return c.json({ started: true }, 202);
@@ -338,6 +367,7 @@ export class LocalStack {
       poller,
       query,
       steps,
+      containers,
       definition.machine,
       functions,
       server,
@@ -477,15 +507,24 @@ export class LocalStack {
 
   /**
    * Run the reindex state machine now (one at a time: a second call joins the running one).
-   * Incremental from the current version unless `full` (or the reindex decides it needs one).
+   * Incremental from the current version unless `full` (or the reindex decides it needs one);
+   * `buildOn` overrides where Build and Validate run (`fargate`: the task's entry point, in a
+   * process of its own).
    */
-  reindex(options: { readonly full?: boolean } = {}): Promise<ReindexExecution & { executionName: string }> {
+  reindex(
+    options: { readonly full?: boolean; readonly buildOn?: 'lambda' | 'fargate' } = {},
+  ): Promise<ReindexExecution & { executionName: string }> {
     this.reindexing ??= (async () => {
       try {
         const executionName = `local-${new Date().toISOString().replace(/[:.]/g, '-')}`;
         const execution = await runStateMachine(this.machine, this.steps, {
           executionName,
-          input: { trigger: 'local', ...(options.full ? { full: true } : {}) },
+          containers: this.containers,
+          input: {
+            trigger: 'local',
+            ...(options.full ? { full: true } : {}),
+            ...(options.buildOn ? { buildOn: options.buildOn } : {}),
+          },
           retryDelayMs: 1_000,
         });
         return { ...execution, executionName };

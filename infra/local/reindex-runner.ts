@@ -22,6 +22,17 @@ if (typeof (Promise as { withResolvers?: unknown }).withResolvers !== 'function'
 /** A Lambda handler export, called with the Task state's input. */
 export type StepHandler = (input: never) => Promise<unknown>;
 
+/**
+ * A container's run: called with the environment overrides of the state's `ContainerOverrides`
+ * (what ECS adds to the task definition's environment); resolves with its exit code.
+ */
+export type ContainerHandler = (environment: Record<string, string>) => Promise<number>;
+
+/** What `.sync` fails an ECS task state with when its container exits non-zero. */
+export class ContainerExitedError extends Error {
+  override readonly name = 'States.TaskFailed';
+}
+
 export interface ReindexExecution {
   readonly status: 'SUCCEEDED' | 'FAILED';
   readonly output?: unknown;
@@ -42,11 +53,23 @@ export interface ReindexExecution {
 export async function runStateMachine(
   machine: LocalStateMachine,
   handlers: Record<string, StepHandler>,
-  options: { executionName: string; input?: unknown; retryDelayMs?: number },
+  options: {
+    executionName: string;
+    input?: unknown;
+    retryDelayMs?: number;
+    /** `ecs:runTask.sync` states' containers, by container name. */
+    containers?: Record<string, ContainerHandler>;
+  },
 ): Promise<ReindexExecution> {
   const local = new StateMachine(machine.definition as never, { validationOptions: { checkArn: false } });
   const taskResourceLocalHandlers: Record<string, (input: unknown) => Promise<unknown>> = {};
   for (const [state, binding] of Object.entries(machine.tasks)) {
+    if (binding.kind === 'container') {
+      const container = options.containers?.[binding.containerName];
+      if (!container) throw new Error(`no container ${binding.containerName} for state ${state}`);
+      taskResourceLocalHandlers[state] = (input) => runContainer(binding.containerName, container, input);
+      continue;
+    }
     const handler = handlers[binding.handlerExport];
     if (!handler) throw new Error(`no handler export ${binding.handlerExport} for state ${state}`);
     taskResourceLocalHandlers[state] = (input) => handler(input as never);
@@ -97,4 +120,29 @@ export async function runStateMachine(
       stateErrors,
     };
   }
+}
+
+/**
+ * An ECS task state as `.sync` runs it: the container starts with the state's environment
+ * overrides (the resolved `Parameters`, intrinsics such as States.JsonToString applied), the
+ * state waits for it to stop, and a non-zero exit fails the state (States.TaskFailed). The
+ * result is the part of DescribeTasks' answer the reindex could read (its state discards it).
+ */
+async function runContainer(name: string, container: ContainerHandler, input: unknown): Promise<unknown> {
+  const overrides = (
+    input as { Overrides?: { ContainerOverrides?: Array<{ Name?: string; Environment?: unknown }> } }
+  ).Overrides?.ContainerOverrides?.find((override) => override.Name === name);
+  const environment: Record<string, string> = {};
+  for (const variable of (overrides?.Environment ?? []) as Array<{ Name: string; Value: string }>)
+    environment[variable.Name] = variable.Value;
+  const exitCode = await container(environment);
+  if (exitCode !== 0)
+    throw new ContainerExitedError(
+      `container ${name} exited with code ${exitCode} (essential container exited)`,
+    );
+  return {
+    LastStatus: 'STOPPED',
+    StopCode: 'EssentialContainerExited',
+    Containers: [{ Name: name, ExitCode: exitCode }],
+  };
 }

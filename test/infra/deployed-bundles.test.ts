@@ -22,7 +22,15 @@
  * Lambda (ESM resolution ignores NODE_PATH); the control case below shows that.
  */
 import { execFile } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import {
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -42,6 +50,8 @@ let synthesized: SynthesizedStack;
 let aws: LocalAws;
 let opt: string;
 let scratch: string;
+/** The snapshot step's output (the reindex state Build starts from). */
+let snapshotState: unknown;
 
 const resources = () => Object.entries(synthesized.json.Resources);
 type TemplateResource = SynthesizedStack['json']['Resources'][string];
@@ -224,7 +234,59 @@ describe('deployed bundles with the layers as Lambda mounts them', () => {
       ok: true,
       results: [{ exportKey: 'exports/deployed-bundle/chunks.jsonl', chunks: 1, documents: 1 }],
     });
+    snapshotState = outcome.results?.[0];
   }, 60_000);
+
+  it('reindex task: the image context runs as its Dockerfile lays it out; Build and Validate succeed and CollectTaskResult reads the outcome', async () => {
+    expect(snapshotState).toBeDefined();
+    // The staged Docker context, as `cdk deploy` would hand it to docker build.
+    const manifest = JSON.parse(readFileSync(join(synthesized.outdir, 'Test.assets.json'), 'utf8'));
+    const images = Object.values(manifest.dockerImages ?? {}) as Array<{ source: { directory: string } }>;
+    expect(images).toHaveLength(1);
+    const context = join(synthesized.outdir, images[0]?.source.directory as string);
+    const dockerfile = readFileSync(join(context, 'Dockerfile'), 'utf8');
+    expect(dockerfile).toMatch(/^FROM public\.ecr\.aws\/lambda\/nodejs:22$/m);
+    // Every COPY source exists; only usearch's family is in the image, for this architecture.
+    const copies = [...dockerfile.matchAll(/^COPY (\S+) (\S+)$/gm)].map((match) => [match[1], match[2]]);
+    expect(copies).toEqual([
+      ['native/nodejs/', '/opt/nodejs/'],
+      ['task/', '/var/task/'],
+    ]);
+    expect(readdirSync(join(context, 'native', 'nodejs', 'node_modules')).sort()).toEqual(
+      ['bindings', 'file-uri-to-path', 'node-gyp-build', 'usearch'].sort(),
+    );
+    expect(dockerfile).toContain('ENV NODE_PATH=/opt/nodejs/node_modules');
+    expect(dockerfile).toContain('ENTRYPOINT ["node", "/var/task/index.mjs"]');
+    // `/opt/nodejs` and `/var/task` of the image are these directories.
+    let output = '';
+    const exitCode = await new Promise<number>((resolve) => {
+      const child = execFile(
+        process.execPath,
+        [join(context, 'task', 'index.mjs')],
+        {
+          cwd: join(context, 'task'),
+          env: {
+            ...lambdaEnvironment(),
+            NODE_PATH: join(context, 'native', 'nodejs', 'node_modules'),
+            BISEARCH_WORK_DIR: join(scratch, 'task'),
+            BISEARCH_TASK_INPUT: JSON.stringify(snapshotState),
+          },
+          timeout: 60_000,
+          maxBuffer: 16 * 1024 * 1024,
+        },
+        (_error, stdout, stderr) => {
+          output = `${stdout}${stderr}`;
+        },
+      );
+      child.once('exit', (code) => resolve(code ?? 1));
+    });
+    expect(exitCode, output.slice(-3000)).toBe(0);
+    const collected = await invokeBundle(functionAt('Reindex/CollectTaskResultFunction'), [snapshotState]);
+    expect(collected).toMatchObject({
+      ok: true,
+      results: [{ executionName: 'deployed-bundle', version: expect.any(String), chunks: 1, graph: 'built' }],
+    });
+  }, 90_000);
 
   it('query: init loads model and usearch from the layers; GET /health answers 200 with a readable model id; GET /openapi.json the API description', async () => {
     const query = functionAt('Query/Query');

@@ -307,7 +307,10 @@ describe('query API', () => {
     variant.template.hasResourceProperties('AWS::Lambda::LayerVersion', {
       CompatibleArchitectures: ['arm64'],
     });
-    variant.template.resourcePropertiesCountIs('AWS::Lambda::Function', { Architectures: ['arm64'] }, 9);
+    variant.template.resourcePropertiesCountIs('AWS::Lambda::Function', { Architectures: ['arm64'] }, 10);
+    variant.template.hasResourceProperties('AWS::ECS::TaskDefinition', {
+      RuntimePlatform: { CpuArchitecture: 'ARM64', OperatingSystemFamily: 'LINUX' },
+    });
     expect(
       variant.template.findResources('AWS::CloudWatch::Alarm', {
         Properties: { MetricName: 'ProvisionedConcurrencySpilloverInvocations' },
@@ -345,7 +348,10 @@ describe('reindex', () => {
         });
         for (const error of ['States.ALL', 'States.Timeout', 'States.TaskFailed', 'Sandbox.Timedout'])
           expect(retrier.ErrorEquals).not.toContain(error);
-        expect(retrier.ErrorEquals).toContain('Lambda.ServiceException');
+        // The Fargate task's start retries ECS's own errors; its outcome is never retried.
+        expect(retrier.ErrorEquals).toContain(
+          name === 'BuildOnFargate' ? 'ECS.ServerException' : 'Lambda.ServiceException',
+        );
       }
     }
     // RecordFailure names the execution from the context object, whatever the failed state held.
@@ -358,6 +364,108 @@ describe('reindex', () => {
     expect(swapCatches[0]).toMatchObject({ ErrorEquals: ['PointerConflict'], Next: 'RecordSuperseded' });
     expect(definition.States.RecordSuperseded?.Next).toBe('SupersededByConcurrentReindex');
     expect(definition.States.SupersededByConcurrentReindex?.Type).toBe('Succeed');
+  });
+
+  it('versions too large for a Lambda build on an ECS Fargate task: .sync, its outcome collected, no NAT, no inbound, grants to this stack only', () => {
+    const { definition } = stateMachineFromTemplate(synthesized.json);
+    expect(definition.States.Snapshot?.Next).toBe('BuildCompute');
+    expect(definition.States.BuildCompute).toMatchObject({
+      Type: 'Choice',
+      Default: 'Build',
+      Choices: [
+        {
+          And: [
+            { Variable: '$.buildCompute', IsPresent: true },
+            { Variable: '$.buildCompute', StringEquals: 'fargate' },
+          ],
+          Next: 'BuildOnFargate',
+        },
+      ],
+    });
+    const [taskDefinitionId, taskDefinition] = resourcesOf('AWS::ECS::TaskDefinition')[0] ?? [];
+    expect(definition.States.BuildOnFargate).toMatchObject({
+      Type: 'Task',
+      Resource: 'arn:aws:states:::ecs:runTask.sync',
+      ResultPath: null,
+      TimeoutSeconds: 4 * 3600,
+      Next: 'CollectTaskResult',
+      Catch: [{ ErrorEquals: ['States.ALL'], ResultPath: '$.error', Next: 'RecordFailure' }],
+      Parameters: {
+        LaunchType: 'FARGATE',
+        TaskDefinition: taskDefinition?.Properties.Family,
+        NetworkConfiguration: { AwsvpcConfiguration: { AssignPublicIp: 'ENABLED' } },
+        Overrides: {
+          ContainerOverrides: [
+            {
+              Name: 'ReindexTask',
+              Environment: [{ Name: 'BISEARCH_TASK_INPUT', 'Value.$': 'States.JsonToString($)' }],
+            },
+          ],
+        },
+      },
+    });
+    expect(definition.States.CollectTaskResult?.Next).toBe('Swap');
+    expect(definition.States.Validate?.Next).toBe('Swap');
+    expect(taskDefinitionId).toBeDefined();
+    expect(taskDefinition?.Properties).toMatchObject({
+      Cpu: '8192',
+      Memory: '32768',
+      EphemeralStorage: { SizeInGiB: 100 },
+      RequiresCompatibilities: ['FARGATE'],
+      RuntimePlatform: { CpuArchitecture: 'X86_64', OperatingSystemFamily: 'LINUX' },
+    });
+    const [container] = taskDefinition?.Properties.ContainerDefinitions ?? [];
+    expect(container.LogConfiguration.LogDriver).toBe('awslogs');
+    const environment = Object.fromEntries(
+      (container.Environment as Array<{ Name: string; Value: unknown }>).map(({ Name, Value }) => [
+        Name,
+        Value,
+      ]),
+    );
+    expect(environment).toMatchObject({
+      TABLE_NAME: expect.anything(),
+      INDEX_BUCKET: expect.anything(),
+      BISEARCH_RECALL_TARGET: '0.98',
+      BISEARCH_WORK_DIR: '/tmp/bisearch',
+    });
+    // Snapshot knows the Build Lambda's /tmp and that the task exists.
+    const [, snapshotFunction] = functionAt('Reindex/SnapshotFunction');
+    expect(snapshotFunction.Properties.Environment.Variables).toMatchObject({
+      BISEARCH_BUILD_TMP_MB: '4096',
+      BISEARCH_LAMBDA_BUILD_MAX_CHUNKS: '1000000',
+      BISEARCH_FARGATE_BUILD: 'true',
+    });
+    // No standing cost, no way in: no NAT gateway, gateway endpoints for S3 and DynamoDB, an
+    // ingress-free security group, flow logs on.
+    synthesized.template.resourceCountIs('AWS::EC2::NatGateway', 0);
+    expect(
+      resourcesOf('AWS::EC2::VPCEndpoint').map(([, endpoint]) => endpoint.Properties.VpcEndpointType),
+    ).toEqual(['Gateway', 'Gateway']);
+    const groups = resourcesOf('AWS::EC2::SecurityGroup');
+    expect(groups).toHaveLength(1);
+    expect(groups[0]?.[1].Properties.SecurityGroupIngress).toBeUndefined();
+    synthesized.template.resourceCountIs('AWS::EC2::FlowLog', 1);
+    // The task role reaches only this stack's table and index bucket.
+    const taskRoleId = taskDefinition?.Properties.TaskRoleArn['Fn::GetAtt'][0];
+    const taskPolicy = resourcesOf('AWS::IAM::Policy').find(([, policy]) =>
+      JSON.stringify(policy.Properties.Roles).includes(taskRoleId),
+    )?.[1];
+    const statements = JSON.stringify(taskPolicy?.Properties.PolicyDocument.Statement);
+    expect(statements).toContain('dynamodb:PutItem');
+    expect(statements).toContain('s3:DeleteObject');
+    expect(statements).not.toMatch(/"Resource":"\*"/);
+  });
+
+  it('-c fargateBuild=false: no ECS, no VPC; Build and Validate always run in the Lambdas', () => {
+    const lambdasOnly = synthesizeStack({ fargateBuild: 'false' }, { nag: false });
+    const { definition } = stateMachineFromTemplate(lambdasOnly.json);
+    expect(definition.States.Snapshot?.Next).toBe('Build');
+    expect(definition.States.BuildCompute).toBeUndefined();
+    lambdasOnly.template.resourceCountIs('AWS::ECS::TaskDefinition', 0);
+    lambdasOnly.template.resourceCountIs('AWS::EC2::VPC', 0);
+    expect(() => parseStackConfig({ fargateBuildCpu: '3000' })).toThrow(/fargateBuildCpu/);
+    expect(parseStackConfig({ fargateBuild: 'true' }).fargateBuild).toBe(true);
+    expect(parseStackConfig({ fargateBuild: false }).fargateBuild).toBe(false);
   });
 
   it('a schedule independent of traffic reports the index age', () => {
@@ -429,8 +537,8 @@ describe('alarms and dashboard', () => {
       Statistic: 'Sum',
       Threshold: 0,
     });
-    expect(alarmMetric('Errors')).toHaveLength(9);
-    expect(alarmMetric('Throttles')).toHaveLength(9);
+    expect(alarmMetric('Errors')).toHaveLength(10);
+    expect(alarmMetric('Throttles')).toHaveLength(10);
     // Named after what they watch, not Reindex0…Reindex5.
     const alarmIds = Object.keys(synthesized.template.findResources('AWS::CloudWatch::Alarm'));
     for (const step of ['Snapshot', 'Build', 'Validate', 'Swap', 'Prune', 'RecordFailure'])
@@ -483,14 +591,16 @@ describe('alarms and dashboard', () => {
 });
 
 describe('least privilege and cdk-nag', () => {
-  it('IAM statements name the stack\'s own resources; only X-Ray uses "*"', () => {
+  it('IAM statements name the stack\'s own resources; only X-Ray, log delivery, the ECR login and ECS task polling use "*"', () => {
     for (const [id, policy] of resourcesOf('AWS::IAM::Policy')) {
       for (const statement of policy.Properties.PolicyDocument.Statement) {
         const resources = [statement.Resource].flat();
         if (resources.includes('*')) {
           const actions = [statement.Action].flat() as string[];
+          // None of these supports resource-level permissions (ecs:StopTask/DescribeTasks are
+          // what ecs:runTask.sync polls the task with; ecr:GetAuthorizationToken the image login).
           const allowedWildcard = actions.every((action) =>
-            /^xray:|^logs:(CreateLogDelivery|GetLogDelivery|UpdateLogDelivery|DeleteLogDelivery|ListLogDeliveries|PutResourcePolicy|DescribeResourcePolicies|DescribeLogGroups)$/.test(
+            /^xray:|^ecr:GetAuthorizationToken$|^ecs:(StopTask|DescribeTasks)$|^logs:(CreateLogDelivery|GetLogDelivery|UpdateLogDelivery|DeleteLogDelivery|ListLogDeliveries|PutResourcePolicy|DescribeResourcePolicies|DescribeLogGroups)$/.test(
               action,
             ),
           );

@@ -20,7 +20,9 @@ import {
   type LambdaFunctionSettings,
   LocalLambdaFunction,
 } from '../../infra/local/lambda-sandbox.js';
+import { runLocalContainer } from '../../infra/local/local-container.js';
 import {
+  type ContainerHandler,
   type ReindexExecution,
   runStateMachine,
   type StepHandler,
@@ -49,6 +51,9 @@ beforeAll(async () => {
     BISEARCH_POINTER_CHECK_MS: '0',
     BISEARCH_INCREMENTAL_MAX_CHANGED_FRACTION: '1',
     BISEARCH_MAX_REMOVED_FRACTION: '1',
+    // As the deployed step functions: Build's /tmp, and a Fargate task to move large builds to.
+    BISEARCH_BUILD_TMP_MB: '4096',
+    BISEARCH_FARGATE_BUILD: 'true',
   });
   steps = (await import('../../functions/handlers/reindex.js')) as unknown as Record<string, StepHandler>;
   indexBucket = new IndexBucket(s3Client(stack.aws.connection), stack.aws.names.indexBucket);
@@ -59,15 +64,22 @@ beforeAll(async () => {
 });
 afterAll(() => stack?.stop());
 
+/** The Fargate build task's entry point, in this process, with the container's environment. */
+const taskInProcess: ContainerHandler = async (environment) => {
+  const { runReindexTask } = await import('../../functions/handlers/reindex-task.js');
+  return runReindexTask({ ...process.env, ...environment });
+};
+
 function reindex(
   overrides: Record<string, StepHandler> = {},
   input: Record<string, unknown> = { trigger: 'test' },
+  containers: Record<string, ContainerHandler> = { ReindexTask: taskInProcess },
 ): Promise<ReindexExecution> {
   runs += 1;
   return runStateMachine(
     machine,
     { ...steps, ...overrides },
-    { executionName: `run-${runs}`, input, retryDelayMs: 0 },
+    { executionName: `run-${runs}`, input, retryDelayMs: 0, containers },
   );
 }
 
@@ -122,7 +134,7 @@ describe('reindex state machine as synthesized, with the real step handlers on e
     const execution = await reindex();
     expect(execution).toMatchObject({
       status: 'SUCCEEDED',
-      states: ['Snapshot', 'Build', 'Validate', 'Swap', 'Prune'],
+      states: ['Snapshot', 'BuildCompute', 'Build', 'Validate', 'Swap', 'Prune'],
     });
     const { current } = await pointer();
     expect(current).toMatchObject({ watermark: await stack.table.latestSequence(), vectors: 3 });
@@ -569,6 +581,147 @@ describe('reindex state machine as synthesized, with the real step handlers on e
   });
 });
 
+describe('Build and Validate on the Fargate task (ecs:runTask.sync) for versions too large for a Lambda', () => {
+  const PROJECT_ROOT = fileURLToPath(new URL('../../', import.meta.url));
+  /** The container as the local stack runs it: its entry point's source in a process of its own. */
+  const taskProcess: ContainerHandler = (environment) => {
+    const binding = Object.values(machine.tasks).find((task) => task.kind === 'container');
+    if (binding?.kind !== 'container') throw new Error('the template has no container task');
+    return runLocalContainer({
+      handlerFile: join(PROJECT_ROOT, binding.handlerFile),
+      environment,
+      workDirectory: mkdtempSync(join(tmpdir(), 'bisearch-task-')),
+    });
+  };
+
+  it('Snapshot moves a version past the Lambda bounds to Fargate, says why, and fails clearly where no task is deployed', async () => {
+    const { ReindexSteps } = await import('../../functions/adapters/services/reindex-steps.js');
+    const stepsWith = (buildCompute: ConstructorParameters<typeof ReindexSteps>[0]['buildCompute']) =>
+      new ReindexSteps({
+        table: stack.table,
+        indexBucket,
+        workDirectory: mkdtempSync(join(tmpdir(), 'bisearch-compute-')),
+        incremental: false,
+        ...(buildCompute ? { buildCompute } : {}),
+      });
+    const { chunks } = (await stepsWith(undefined).snapshot({ executionName: 'compute-0' })) as {
+      chunks: number;
+    };
+    expect(await stepsWith(undefined).snapshot({ executionName: 'compute-1' })).toMatchObject({
+      buildCompute: 'lambda',
+    });
+    expect(
+      await stepsWith({ lambdaTmpMb: 4096, fargateAvailable: true }).snapshot({ executionName: 'compute-2' }),
+    ).toMatchObject({ buildCompute: 'lambda', buildComputeReason: 'fits a Lambda with 2× margin' });
+    expect(
+      await stepsWith({ lambdaTmpMb: 4096, lambdaMaxChunks: chunks - 1, fargateAvailable: true }).snapshot({
+        executionName: 'compute-3',
+      }),
+    ).toMatchObject({
+      buildCompute: 'fargate',
+      buildComputeReason: `${chunks} chunks is more than a Lambda build takes (${chunks - 1})`,
+    });
+    await expect(
+      stepsWith({ lambdaTmpMb: 4096, lambdaMaxChunks: chunks - 1, fargateAvailable: false }).snapshot({
+        executionName: 'compute-4',
+      }),
+    ).rejects.toMatchObject({
+      name: 'BuildComputeUnavailable',
+      message: expect.stringContaining('fargateBuild'),
+    });
+    await expect(
+      stepsWith(undefined).snapshot({ executionName: 'compute-5', request: { buildOn: 'fargate' } }),
+    ).rejects.toMatchObject({ name: 'BuildComputeUnavailable' });
+    for (const name of ['compute-0', 'compute-1', 'compute-2', 'compute-3'])
+      await indexBucket.deletePrefix(`exports/${name}/`);
+  });
+
+  it('the state machine runs the task as a process of its own; its version equals a Lambda build and serves', async () => {
+    const onFargate = await reindex(
+      {},
+      { trigger: 'test', full: true, buildOn: 'fargate' },
+      { ReindexTask: taskProcess },
+    );
+    expect(onFargate.status).toBe('SUCCEEDED');
+    expect(onFargate.states).toEqual([
+      'Snapshot',
+      'BuildCompute',
+      'BuildOnFargate',
+      'CollectTaskResult',
+      'Swap',
+      'Prune',
+    ]);
+    expect(onFargate.output).toMatchObject({
+      mode: 'full',
+      buildCompute: 'fargate',
+      buildComputeReason: 'requested',
+      graph: 'built',
+      recall: expect.any(Number),
+    });
+    const current = (await pointer()).current as IndexVersionRecord;
+    expect(current.version).toBe((onFargate.output as ReindexState).version);
+    const built = await versionContents(current.prefix);
+    expect(await search('crimson kestrel')).toMatchObject({
+      results: [expect.objectContaining({ docId: 'a' })],
+    });
+    // The same corpus built by the Lambdas: the same files, byte for byte.
+    const inLambdas = await reindex({}, { trigger: 'test', full: true });
+    expect(inLambdas.states).toEqual(['Snapshot', 'BuildCompute', 'Build', 'Validate', 'Swap', 'Prune']);
+    expect(inLambdas.output).toMatchObject({ buildCompute: 'lambda' });
+    const rebuilt = await versionContents((await pointer()).current?.prefix as string);
+    for (const file of [SNAPSHOT_FILES.chunks, SNAPSHOT_FILES.vectors, SNAPSHOT_FILES.lexical])
+      expect(rebuilt.files[file]?.sha256).toBe(built.files[file]?.sha256);
+  });
+
+  it('a step failing in the task fails the execution under its own name; a task that dies fails it too; nothing is retried, the pointer stays', async () => {
+    const before = await pointer();
+    const versionsBefore = await indexBucket.listVersions();
+    // Validate refuses the version (the export's count is not the version's): the task removes it.
+    const miscounted = await reindex(
+      {},
+      { trigger: 'test', full: true, buildOn: 'fargate' },
+      {
+        ReindexTask: (environment) =>
+          taskInProcess({
+            ...environment,
+            BISEARCH_TASK_INPUT: JSON.stringify({
+              ...JSON.parse(environment.BISEARCH_TASK_INPUT ?? '{}'),
+              chunks: 999,
+            }),
+          }),
+      },
+    );
+    expect(miscounted.status).toBe('FAILED');
+    expect(miscounted.stateErrors[0]).toMatchObject({
+      state: 'CollectTaskResult',
+      error: 'SnapshotValidationFailed',
+    });
+    expect(miscounted.states.slice(-2)).toEqual(['RecordFailure', 'ReindexFailed']);
+    expect(await indexBucket.listVersions()).toEqual(versionsBefore);
+
+    // Killed (exit 137, as on running out of memory) before writing anything.
+    const killed = await reindex(
+      {},
+      { trigger: 'test', full: true, buildOn: 'fargate' },
+      { ReindexTask: async () => 137 },
+    );
+    expect(killed.stateErrors[0]).toMatchObject({ state: 'BuildOnFargate', error: 'States.TaskFailed' });
+    // Stopped with exit 0 but no result (e.g. stopped from the console): ReindexTaskLost.
+    const silent = await reindex(
+      {},
+      { trigger: 'test', full: true, buildOn: 'fargate' },
+      { ReindexTask: async () => 0 },
+    );
+    expect(silent.stateErrors[0]).toMatchObject({ state: 'CollectTaskResult', error: 'ReindexTaskLost' });
+    for (const execution of [miscounted, killed, silent]) {
+      expect(execution.status).toBe('FAILED');
+      expect(execution.retries).toEqual([]);
+    }
+    expect((await pointer()).current).toEqual(before.current);
+    expect((await pointer()).lastReindex).toMatchObject({ outcome: 'failed' });
+  });
+});
+
 describe('the deployed functions under Lambda’s limits (each in its own environment, as the local stack runs them)', () => {
   const PROJECT_ROOT = fileURLToPath(new URL('../../', import.meta.url));
   const scratch = mkdtempSync(join(tmpdir(), 'bisearch-deployed-limits-'));
@@ -603,9 +756,10 @@ describe('the deployed functions under Lambda’s limits (each in its own enviro
     overrides: Record<string, Partial<LambdaFunctionSettings> & { environment?: Record<string, string> }>,
   ): Record<string, StepHandler> =>
     Object.fromEntries(
-      Object.values(machine.tasks).map((binding) => {
+      Object.values(machine.tasks).flatMap((binding) => {
+        if (binding.kind !== 'lambda') return [];
         const fn = deployed(binding.handlerExport, overrides[binding.handlerExport] ?? {});
-        return [binding.handlerExport, ((input: unknown) => fn.invoke(input)) as StepHandler];
+        return [[binding.handlerExport, ((input: unknown) => fn.invoke(input)) as StepHandler]];
       }),
     );
 
@@ -618,7 +772,13 @@ describe('the deployed functions under Lambda’s limits (each in its own enviro
     expect(deployedSettings('handler', 'encode.ts')).toMatchObject({ timeoutSeconds: 120 });
     expect(deployedSettings('buildHandler')).toMatchObject({ memoryMb: 10_240, timeoutSeconds: 900 });
     for (const binding of Object.values(machine.tasks))
-      expect(existsSync(deployedSettings(binding.handlerExport).handlerFile)).toBe(true);
+      expect(
+        existsSync(
+          binding.kind === 'lambda'
+            ? deployedSettings(binding.handlerExport).handlerFile
+            : join(PROJECT_ROOT, binding.handlerFile),
+        ),
+      ).toBe(true);
   });
 
   it('a Snapshot over its memory size fails as Runtime.OutOfMemory: not retried, recorded, the pointer stays', async () => {

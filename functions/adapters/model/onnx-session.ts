@@ -1,8 +1,8 @@
 import type * as OnnxRuntime from 'onnxruntime-node';
 import { ModelConfigurationError } from '../../core/errors.js';
-import { ort } from '../native-modules.js';
 import { describeModelDirectory, type ModelDescription, type ModelOverrides } from './model-directory.js';
 import { type EncodedSequence, ModelTokenizer } from './model-tokenizer.js';
+import { ort } from './onnxruntime.js';
 
 /** onnxruntime session settings. */
 export interface OnnxSessionOptions {

@@ -1,6 +1,13 @@
 import { createHash } from 'node:crypto';
 import { mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
+import {
+  type BuildCompute,
+  BuildComputeUnavailable,
+  chooseBuildCompute,
+  estimatedBytesPerChunk,
+  measuredBytesPerChunk,
+} from '../../core/build-compute.js';
 import type { Chunk } from '../../core/chunking.js';
 import type { EmbeddedChunk } from '../../core/delta.js';
 import { assertSameEmbeddingSpace, type EmbeddingSpace } from '../../core/embedding-space.js';
@@ -49,12 +56,34 @@ export class PointerConflict extends Error {
   override readonly name = 'PointerConflict';
 }
 
+/**
+ * The Fargate build task stopped without writing its result: it crashed, ran out of memory or
+ * storage, or was stopped. Its logs (the task's log group) say which. Not retried.
+ */
+export class ReindexTaskLost extends Error {
+  override readonly name = 'ReindexTaskLost';
+}
+
 /** Error names the state machine must not retry: retrying cannot change their outcome. */
 export const TERMINAL_REINDEX_ERRORS = [
   'SnapshotValidationFailed',
   'NothingToIndex',
   'PointerConflict',
+  'BuildComputeUnavailable',
+  'ReindexTaskLost',
 ] as const;
+
+export { BuildComputeUnavailable };
+
+/** Where the Fargate task writes what its steps returned (or the error that stopped them). */
+export function taskResultKey(executionName: string): string {
+  return `${EXPORTS_PREFIX}${executionName}/task-result.json`;
+}
+
+/** The Fargate task's result object: the state after its steps, or the error that stopped them. */
+export type ReindexTaskResult =
+  | { readonly ok: true; readonly state: ReindexState }
+  | { readonly ok: false; readonly error: { readonly name: string; readonly message: string } };
 
 /**
  * Error names the state machine retries: transient by nature (the Lambda service's own errors,
@@ -117,13 +146,23 @@ export interface ReindexState {
    * share or whose updated graph missed the recall target).
    */
   readonly graph?: 'updated' | 'built';
+  /**
+   * Where Build and Validate run (Snapshot decides, see chooseBuildCompute): `lambda`, or
+   * `fargate` (one ECS task runs both) when the version would not fit a Lambda with 2× margin.
+   */
+  readonly buildCompute?: BuildCompute;
+  /** Why that compute, in words. */
+  readonly buildComputeReason?: string;
 }
 
 /** What starts a reindex: the state machine passes its execution input as `request`. */
 export interface ReindexRequest {
   readonly executionName: string;
-  /** The execution input: `{"full": true}` forces a full rebuild. */
-  readonly request?: { readonly full?: boolean } | null;
+  /**
+   * The execution input: `{"full": true}` forces a full rebuild; `{"buildOn": "fargate"}` (or
+   * `"lambda"`) overrides where Build and Validate run.
+   */
+  readonly request?: { readonly full?: boolean; readonly buildOn?: BuildCompute } | null;
 }
 
 /**
@@ -171,6 +210,15 @@ export interface ReindexStepOptions {
    * builds a fresh HNSW graph instead of updating the previous one. Default 0.2.
    */
   readonly maxRemovedFraction?: number;
+  /**
+   * Where Build and Validate may run: the Build Lambda's `/tmp` (MB) and chunk bound, and whether
+   * the deployment has the Fargate task (see chooseBuildCompute). Default: always the Lambdas.
+   */
+  readonly buildCompute?: {
+    readonly lambdaTmpMb: number;
+    readonly lambdaMaxChunks?: number;
+    readonly fargateAvailable: boolean;
+  };
   /** Milliseconds since the epoch (tests advance it); default `Date.now`. */
   readonly clock?: () => number;
   /** Progress lines of long steps (the handler passes its logger). */
@@ -323,12 +371,21 @@ export class ReindexSteps {
         base: plan.base.version,
         changedDocuments: ids.length,
       });
+      const { counts, files } = plan.manifest;
+      const compute = this.chooseCompute(input, {
+        // The merge's size is known in Build; the base's plus the changed share is close enough.
+        chunks: Math.ceil(counts.chunks * (1 + ids.length / Math.max(1, counts.documents))),
+        bytesPerChunk:
+          measuredBytesPerChunk(files, counts.chunks) ?? estimatedBytesPerChunk(space.dimensions),
+        incremental: true,
+      });
       return {
         ...frozen,
         mode: 'incremental',
         exportKey,
         base: plan.base,
         changedDocuments: ids.length,
+        ...compute,
       };
     }
 
@@ -352,7 +409,47 @@ export class ReindexSteps {
       () => ({ documents, chunks }),
     );
     this.options.log?.('reindex snapshot full', { reason: plan.fullReason, documents, chunks });
-    return { ...frozen, mode: 'full', fullReason: plan.fullReason, exportKey, chunks, documents };
+    const compute = this.chooseCompute(input, {
+      chunks,
+      bytesPerChunk:
+        (await this.measuredBytesPerChunk(pointer.current)) ?? estimatedBytesPerChunk(space.dimensions),
+    });
+    return { ...frozen, mode: 'full', fullReason: plan.fullReason, exportKey, chunks, documents, ...compute };
+  }
+
+  /** Where Build and Validate run (see chooseBuildCompute); always Lambda without settings. */
+  private chooseCompute(
+    input: ReindexRequest,
+    estimate: { chunks: number; bytesPerChunk: number; incremental?: boolean },
+  ): Pick<ReindexState, 'buildCompute' | 'buildComputeReason'> {
+    const settings = this.options.buildCompute;
+    const requested = input.request?.buildOn;
+    if (requested !== undefined && requested !== 'lambda' && requested !== 'fargate')
+      throw new BuildComputeUnavailable(
+        `buildOn must be "lambda" or "fargate", got ${JSON.stringify(requested)}`,
+      );
+    if (!settings) {
+      if (requested === 'fargate')
+        throw new BuildComputeUnavailable('a Fargate build was requested, and this deployment has none');
+      return { buildCompute: 'lambda', buildComputeReason: 'no Fargate build task configured' };
+    }
+    const choice = chooseBuildCompute({ ...estimate, ...settings, ...(requested ? { requested } : {}) });
+    this.options.log?.('reindex build compute', { ...choice, chunks: estimate.chunks });
+    return { buildCompute: choice.compute, buildComputeReason: choice.reason };
+  }
+
+  /** Snapshot bytes per chunk of the current version (its manifest), if it can be read. */
+  private async measuredBytesPerChunk(current: IndexVersionRecord | undefined): Promise<number | undefined> {
+    if (!current) return undefined;
+    try {
+      const manifest = parseSnapshotManifest(
+        await this.options.indexBucket.getText(`${current.prefix}${MANIFEST_FILE}`),
+        current.prefix,
+      );
+      return measuredBytesPerChunk(manifest.files, manifest.counts.chunks);
+    } catch {
+      return undefined;
+    }
   }
 
   /**
@@ -403,7 +500,10 @@ export class ReindexSteps {
     current: IndexVersionRecord | undefined,
     watermark: number,
     space: EmbeddingSpace,
-  ): Promise<{ changed: Set<string>; base: NonNullable<ReindexState['base']> } | { fullReason: string }> {
+  ): Promise<
+    | { changed: Set<string>; base: NonNullable<ReindexState['base']>; manifest: SnapshotManifest }
+    | { fullReason: string }
+  > {
     const { table, indexBucket } = this.options;
     const settings = this.options.incremental;
     if (input.request?.full === true) return { fullReason: 'requested' };
@@ -469,6 +569,7 @@ export class ReindexSteps {
     return {
       changed,
       base: { version: current.version, prefix: current.prefix, watermark: current.watermark },
+      manifest,
     };
   }
 
@@ -683,14 +784,58 @@ export class ReindexSteps {
     const detail = `${input.error?.Error ?? 'Error'}: ${input.error?.Cause ?? 'unknown cause'}`;
     if (!input.superseded) await table.recordReindexFailure(detail);
     await indexBucket.deletePrefix(`${EXPORTS_PREFIX}${input.executionName}/`);
-    const pointer = await table.readPointer();
-    if (
-      input.version &&
-      pointer.current?.version !== input.version &&
-      pointer.previous?.version !== input.version
-    ) {
-      await indexBucket.deletePrefix(IndexBucket.versionPrefix(input.version));
-    }
+    if (input.version) await this.removeUnservedVersion(input.version);
     return { recorded: detail };
+  }
+
+  /** Delete a version this run uploaded, unless the pointer serves it (current or previous). */
+  private async removeUnservedVersion(version: string): Promise<void> {
+    const pointer = await this.options.table.readPointer();
+    if (pointer.current?.version !== version && pointer.previous?.version !== version)
+      await this.options.indexBucket.deletePrefix(IndexBucket.versionPrefix(version));
+  }
+
+  /**
+   * The Fargate task's work (ECS task started by the state machine with `ecs:runTask.sync`):
+   * Build then Validate, the same code the Lambdas run, and the outcome written to
+   * {@link taskResultKey} for CollectTaskResult. A step's error is written too (with its name,
+   * for the state machine's Catch), after removing a version Build uploaded; only a failure to
+   * write the result itself throws. `.sync` returns ECS's description of the task, not its
+   * output, hence the object.
+   */
+  async runTask(input: ReindexState): Promise<ReindexTaskResult> {
+    let built: ReindexState | undefined;
+    let result: ReindexTaskResult;
+    try {
+      built = await this.build(input);
+      result = { ok: true, state: await this.validate(built) };
+    } catch (error) {
+      const { name, message } = error as Error;
+      result = { ok: false, error: { name: name || 'Error', message: String(message) } };
+      if (built?.version) await this.removeUnservedVersion(built.version);
+    }
+    await this.options.indexBucket.putText(taskResultKey(input.executionName), JSON.stringify(result));
+    return result;
+  }
+
+  /**
+   * After the Fargate task stopped: its state when Build and Validate succeeded; its error,
+   * re-raised under the same name, when one failed; {@link ReindexTaskLost} when it wrote nothing.
+   */
+  async collectTaskResult(input: ReindexState): Promise<ReindexState> {
+    let text: string;
+    try {
+      text = await this.options.indexBucket.getText(taskResultKey(input.executionName));
+    } catch (error) {
+      if ((error as Error).name !== 'NoSuchKey') throw error;
+      throw new ReindexTaskLost(
+        `the build task of ${input.executionName} stopped without a result: it crashed, ran out of memory or storage, or was stopped (see its log group)`,
+      );
+    }
+    const result = JSON.parse(text) as ReindexTaskResult;
+    if (result.ok) return result.state;
+    const error = new Error(result.error.message);
+    error.name = result.error.name;
+    throw error;
   }
 }
