@@ -130,7 +130,11 @@ async function awsTarget(stackName: string): Promise<Target> {
       const started = await new SFNClient({}).send(
         new StartExecutionCommand({
           stateMachineArn: output('ReindexStateMachineArn'),
-          input: JSON.stringify({ trigger: 'cli', ...(full ? { full: true } : {}), ...(buildOn ? { buildOn } : {}) }),
+          input: JSON.stringify({
+            trigger: 'cli',
+            ...(full ? { full: true } : {}),
+            ...(buildOn ? { buildOn } : {}),
+          }),
         }),
       );
       return { started: true, executionArn: started.executionArn };
@@ -454,11 +458,9 @@ program
     ).choices(['lambda', 'fargate']),
   )
   .action(async (options: { wait?: boolean; full?: boolean; buildOn?: 'lambda' | 'fargate' }) => {
-    const result = (await (await target()).reindex(
-      Boolean(options.wait),
-      Boolean(options.full),
-      options.buildOn,
-    )) as {
+    const result = (await (
+      await target()
+    ).reindex(Boolean(options.wait), Boolean(options.full), options.buildOn)) as {
       status?: string;
       executionName?: string;
       output?: {

@@ -294,7 +294,10 @@ export class LocalStack {
       const buildOn = c.req.query('buildOn');
       if (buildOn !== undefined && buildOn !== 'lambda' && buildOn !== 'fargate')
         return localError(c, 400, 'INVALID_REQUEST', 'buildOn must be "lambda" or "fargate"');
-      const running = (stack as LocalStack).reindex({ ...(full ? { full } : {}), ...(buildOn ? { buildOn } : {}) });
+      const running = (stack as LocalStack).reindex({
+        ...(full ? { full } : {}),
+        ...(buildOn ? { buildOn } : {}),
+      });
       if (c.req.query('wait') === undefined) {
         running.catch(() => {});
         return c.json({ started: true }, 202);

@@ -383,7 +383,9 @@ describe('npm start: the whole system on one machine', () => {
     expect(await Promise.all(queries.map((query) => docIds(query)))).toEqual(results);
     // The same on the Fargate build task (its entry point in a process of its own).
     const onFargate = await bisearch(dataDirectory, 'reindex', '--wait', '--full', '--build-on', 'fargate');
-    expect(onFargate.stdout).toMatch(/succeeded: version \d{8}T.*\(full: requested; built on the Fargate task\)/);
+    expect(onFargate.stdout).toMatch(
+      /succeeded: version \d{8}T.*\(full: requested; built on the Fargate task\)/,
+    );
     expect(await Promise.all(queries.map((query) => docIds(query)))).toEqual(results);
     await expect(bisearch(dataDirectory, 'reindex', '--build-on', 'ec2')).rejects.toMatchObject({
       stderr: expect.stringMatching(/ec2.*lambda, fargate/s),
