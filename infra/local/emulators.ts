@@ -173,7 +173,8 @@ export async function startLocalAws(options: EmulatorOptions = {}): Promise<Loca
   }
 }
 
-async function createTable(connection: AwsConnection, tableName: string): Promise<void> {
+/** Create the stack's table (its key schema, on demand) unless it exists. */
+export async function createTable(connection: AwsConnection, tableName: string): Promise<void> {
   // The document client sends any DynamoDB command; only its item marshalling is extra.
   const client = dynamoDocumentClient(connection);
   const exists = await client.send(new DescribeTableCommand({ TableName: tableName })).then(

@@ -86,6 +86,16 @@ export interface BenchResults {
 function mergeResults(published: BenchResults, run: BenchResults): BenchResults {
   const { createdAt: _createdAt, machine: _machine, settings, ...sections } = run;
   const measured = Object.fromEntries(Object.entries(sections).filter(([, value]) => value !== undefined));
+  // A scale run of some parts (--scale-parts) replaces only those parts' figures.
+  if (run.scale && published.scale)
+    measured.scale = {
+      ...published.scale,
+      ...Object.fromEntries(
+        Object.entries(run.scale).filter(
+          ([, value]) => value !== undefined && !(Array.isArray(value) && value.length === 0),
+        ),
+      ),
+    };
   return {
     ...published,
     ...measured,
@@ -95,6 +105,9 @@ function mergeResults(published: BenchResults, run: BenchResults): BenchResults 
     },
   };
 }
+
+/** Parts of the scale section, for `--scale-parts`. */
+const SCALE_PARTS = ['delta', 'rebuild', 'announce', 'catch-up', 'load'] as const;
 
 const program = new Command('bench')
   .description('Measure bisearch: query path, ANN peers, cold start, download, memory, embedding, freshness.')
@@ -110,6 +123,10 @@ const program = new Command('bench')
   .option('--out <file>', 'results JSON (default test/bench/results/<time>.json)')
   .option('--publish', 'also write test/bench/RESULTS.md and test/bench/charts/', false)
   .option(
+    '--scale-parts <parts>',
+    `parts of the scale section to run (${SCALE_PARTS.join(',')}); default all. Published with --publish, they replace only their own figures`,
+  )
+  .option(
     '--filter-sizes <sizes>',
     'corpus sizes of the filters section, comma-separated (default 100000,1000000)',
   )
@@ -122,6 +139,7 @@ const options = program.opts<{
   embeddingCache: string;
   out?: string;
   publish: boolean;
+  scaleParts?: string;
   filterSizes?: string;
 }>();
 const sections = (options.only ? options.only.split(',') : [...SECTIONS]) as Section[];
@@ -342,11 +360,23 @@ if (sections.includes('peers')) {
 await base.embedder.dispose();
 if (sections.includes('freshness'))
   results.freshness = await benchFreshness({ documents: plan.freshnessDocuments });
-if (sections.includes('scale'))
+if (sections.includes('scale')) {
+  const parts = options.scaleParts ? options.scaleParts.split(',') : [...SCALE_PARTS];
+  const unknownParts = parts.filter((part) => !(SCALE_PARTS as readonly string[]).includes(part));
+  if (unknownParts.length)
+    throw new Error(`unknown --scale-parts ${unknownParts.join(',')}: use ${SCALE_PARTS.join(',')}`);
+  const keep = <T>(part: (typeof SCALE_PARTS)[number], value: T, none: T): T =>
+    parts.includes(part) ? value : none;
   results.scale = await benchScale({
     modelDirectory: resolve('../shared/models/tiny-bert-biencoder'),
     ...plan.scale,
+    encoderCounts: keep('announce', plan.scale.encoderCounts, []),
+    backlogs: keep('catch-up', plan.scale.backlogs, []),
+    loadDocuments: keep('load', plan.scale.loadDocuments, 0),
+    deltaSizes: keep('delta', plan.scale.deltaSizes, []),
+    rebuildSizes: keep('rebuild', plan.scale.rebuildSizes, []),
   });
+}
 if (sections.includes('filters')) {
   results.filters = await benchFilters({
     ...plan.filters,
