@@ -107,7 +107,7 @@ function mergeResults(published: BenchResults, run: BenchResults): BenchResults 
 }
 
 /** Parts of the scale section, for `--scale-parts`. */
-const SCALE_PARTS = ['delta', 'rebuild', 'announce', 'catch-up', 'load'] as const;
+const SCALE_PARTS = ['delta', 'rebuild', 'writer', 'announce', 'catch-up', 'load'] as const;
 
 const program = new Command('bench')
   .description('Measure bisearch: query path, ANN peers, cold start, download, memory, embedding, freshness.')
@@ -127,6 +127,10 @@ const program = new Command('bench')
     `parts of the scale section to run (${SCALE_PARTS.join(',')}); default all. Published with --publish, they replace only their own figures`,
   )
   .option(
+    '--publish-run <file>',
+    'publish an earlier run (its results JSON) without measuring: its sections replace the published ones',
+  )
+  .option(
     '--filter-sizes <sizes>',
     'corpus sizes of the filters section, comma-separated (default 100000,1000000)',
   )
@@ -140,8 +144,35 @@ const options = program.opts<{
   out?: string;
   publish: boolean;
   scaleParts?: string;
+  publishRun?: string;
   filterSizes?: string;
 }>();
+
+/**
+ * Publish `run`: a run of some sections is merged into the published results
+ * (test/bench/results.json), a run of all replaces them; RESULTS.md and its charts are written
+ * from the outcome.
+ */
+async function publish(run: BenchResults): Promise<void> {
+  mkdirSync(resolve('test/bench/charts'), { recursive: true });
+  // A subset (--only) keeps the published figures of the other sections: this run's sections
+  // replace theirs in the published results.json, and RESULTS.md is written from the merge.
+  const publishedJson = resolve('test/bench/results.json');
+  const partial = SECTIONS.some((section) => !run.settings.sections.includes(section));
+  const merged =
+    partial && existsSync(publishedJson)
+      ? mergeResults(JSON.parse(readFileSync(publishedJson, 'utf8')) as BenchResults, run)
+      : run;
+  const published = await writeReport(merged, resolve('test/bench/RESULTS.md'), 'charts/');
+  writeFileSync(publishedJson, `${JSON.stringify(merged, null, 2)}\n`);
+  progress(`published ${published}`);
+}
+
+if (options.publishRun) {
+  // A run measured earlier (e.g. beside other work, or on another checkout), published now.
+  await publish(JSON.parse(readFileSync(resolve(options.publishRun), 'utf8')) as BenchResults);
+  process.exit(0);
+}
 const sections = (options.only ? options.only.split(',') : [...SECTIONS]) as Section[];
 const unknown = sections.filter((section) => !SECTIONS.includes(section));
 if (unknown.length)
@@ -171,6 +202,7 @@ const plan = quick
         queries: 50,
         deltaSizes: [2_000],
         rebuildSizes: [1_000],
+        writerSizes: [2_000],
       },
       peerSizes: [2_000],
       peerColdRuns: 1,
@@ -199,6 +231,7 @@ const plan = quick
         queries: 300,
         deltaSizes: [1_000, 5_000, 20_000, 50_000],
         rebuildSizes: [10_000, 100_000],
+        writerSizes: [100_000, 1_000_000],
       },
       peerSizes: [10_000, 100_000],
       peerColdRuns: 3,
@@ -375,6 +408,7 @@ if (sections.includes('scale')) {
     loadDocuments: keep('load', plan.scale.loadDocuments, 0),
     deltaSizes: keep('delta', plan.scale.deltaSizes, []),
     rebuildSizes: keep('rebuild', plan.scale.rebuildSizes, []),
+    writerSizes: keep('writer', plan.scale.writerSizes, []),
   });
 }
 if (sections.includes('filters')) {
@@ -393,20 +427,7 @@ const out = resolve(options.out ?? join('test', 'bench', 'results', `${stamp}.js
 mkdirSync(join(out, '..'), { recursive: true });
 writeFileSync(out, `${JSON.stringify(results, null, 2)}\n`);
 const markdown = await writeReport(results, out.replace(/\.json$/, '.md'), `${stamp}-`);
-if (options.publish) {
-  const chartDirectory = resolve('test/bench/charts');
-  mkdirSync(chartDirectory, { recursive: true });
-  // Publishing a subset (--only) keeps the published figures of the other sections: this run's
-  // sections replace theirs in the published results.json, and RESULTS.md is written from the merge.
-  const publishedJson = resolve('test/bench/results.json');
-  const merged =
-    options.only && existsSync(publishedJson)
-      ? mergeResults(JSON.parse(readFileSync(publishedJson, 'utf8')) as BenchResults, results)
-      : results;
-  const published = await writeReport(merged, resolve('test/bench/RESULTS.md'), 'charts/');
-  writeFileSync(publishedJson, `${JSON.stringify(merged, null, 2)}\n`);
-  progress(`published ${published}`);
-}
+if (options.publish) await publish(results);
 const checks = checkTargets(results);
 process.stdout.write(
   [

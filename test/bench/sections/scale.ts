@@ -20,11 +20,12 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { dynamoDocumentClient, s3Client } from '../../../functions/adapters/aws/aws-clients.js';
 import { IndexBucket } from '../../../functions/adapters/aws/index-bucket.js';
 import { SearchTable } from '../../../functions/adapters/aws/search-table.js';
+import { writeSortedSnapshot } from '../../../functions/adapters/index/snapshot-files.js';
 import { InMemoryHnswIndex } from '../../../functions/adapters/index/usearch-index.js';
 import { OnnxEmbedder } from '../../../functions/adapters/model/onnx-embedder.js';
 import { ReindexSteps } from '../../../functions/adapters/services/reindex-steps.js';
 import { SearchRuntime } from '../../../functions/adapters/services/search-runtime.js';
-import { DeltaLayer } from '../../../functions/core/delta.js';
+import { DeltaLayer, type EmbeddedChunk } from '../../../functions/core/delta.js';
 import { LexicalIndex } from '../../../functions/core/lexical.js';
 import { MANIFEST_FILE, SNAPSHOT_FILES } from '../../../functions/core/snapshot-manifest.js';
 import { type LocalAws, startLocalAws } from '../../../infra/local/emulators.js';
@@ -63,6 +64,35 @@ export interface QueryDuringLoadResult {
   readonly loadDocuments: number;
   readonly loadPerSecond: number;
   readonly queries: number;
+}
+
+/**
+ * The Build step's snapshot writer alone (local files, synthetic clustered 512-d vectors, no
+ * emulator): a full build (fresh HNSW graph, tuned for the recall target) against the
+ * incremental one after 1% of the rows changed (the previous graph updated, recall re-measured).
+ */
+export interface WriterResult {
+  readonly chunks: number;
+  readonly dimensions: number;
+  readonly fullSeconds: number;
+  /** Of which choosing ef for the recall target. */
+  readonly fullTuningSeconds: number;
+  readonly fullExpansionSearch: number;
+  readonly changedRows: number;
+  readonly incrementalSeconds: number;
+  /** Of which measuring held-out recall again (and widening ef if needed). */
+  readonly incrementalRecallSeconds: number;
+  readonly incrementalExpansionSearch: number;
+  /** `updated`: the previous graph was reused; `built`: the writer fell back to a fresh one. */
+  readonly graph: 'updated' | 'built';
+  readonly heldOutRecall: number;
+  /** incremental ÷ full. */
+  readonly ratioToFull: number;
+  /** The full build's snapshot on disk, bytes. */
+  readonly snapshotBytes: number;
+  /** VmHWM during each build (reset before it), MiB; the corpus arrays included. */
+  readonly fullPeakRssMib: number;
+  readonly incrementalPeakRssMib: number;
 }
 
 /** Dense search over a delta of `chunks`: brute force against the in-memory HNSW index. */
@@ -111,6 +141,8 @@ export interface RebuildResult {
 export interface ScaleResults {
   readonly latencyMs: number;
   readonly rebuild: RebuildResult[];
+  /** The snapshot writer alone, full against incremental (`--scale-parts writer`). */
+  readonly writer?: WriterResult[];
   readonly deltaSearch: DeltaSearchResult[];
   readonly announce: AnnounceResult[];
   readonly catchUp: CatchUpResult[];
@@ -131,6 +163,8 @@ export interface ScaleOptions {
   readonly deltaSizes: number[];
   /** Table sizes (one-chunk documents) of the full-rebuild measurement. */
   readonly rebuildSizes: number[];
+  /** Row counts of the writer-alone measurement (full against incremental Build). */
+  readonly writerSizes: number[];
 }
 
 /** VmHWM of this process, MiB (Linux); 0 elsewhere. */
@@ -316,6 +350,79 @@ export function benchDeltaSearch(sizes: readonly number[]): DeltaSearchResult[] 
   return rows;
 }
 
+/** Full against incremental Build, the snapshot writer alone, at each of `sizes` rows. */
+export async function benchWriter(sizes: number[], work: string): Promise<WriterResult[]> {
+  const dimensions = 512;
+  const space = { modelId: 'synthetic', dimensions, pooling: 'mean', normalized: true } as const;
+  const chunkOf = (n: number, seed: number): EmbeddedChunk => {
+    const docId = `corpus-${String(n).padStart(8, '0')}`;
+    return {
+      chunkId: `${docId}#0`,
+      docId,
+      ordinal: 0,
+      text: `Synthetic document corpusword${n} for the writer benchmark.`,
+      metadata: {},
+      contentHash: String(seed),
+      vector: clusteredVector(seed, dimensions),
+    };
+  };
+  const rows: WriterResult[] = [];
+  for (const chunks of sizes) {
+    const parent = mkdtempSync(join(work, `writer-${chunks}-`));
+    try {
+      const base = Array.from({ length: chunks }, (_, n) => chunkOf(n, n));
+      resetPeakRss();
+      let started = performance.now();
+      const full = await writeSortedSnapshot(join(parent, 'full'), { chunks: base, space });
+      const fullSeconds = (performance.now() - started) / 1000;
+      const fullPeakRssMib = peakRssMib();
+      progress(`scale: writer ${chunks}: full build ${fullSeconds.toFixed(1)} s`);
+      // 1% of the rows re-embedded (new vectors), as the incremental bench's changed documents.
+      const next = base.map((chunk, n) => (n % 100 === 0 ? chunkOf(n, 10_000_000 + n) : chunk));
+      const rowOf = new WeakMap(base.map((chunk, row) => [chunk, row] as [EmbeddedChunk, number]));
+      resetPeakRss();
+      started = performance.now();
+      const incremental = await writeSortedSnapshot(join(parent, 'incremental'), {
+        chunks: next,
+        space,
+        reuseGraph: {
+          indexPath: join(full.directory, SNAPSHOT_FILES.vectorIndex),
+          manifest: full.manifest,
+          rowKeys: undefined,
+          baseRowOf: (chunk) => rowOf.get(chunk),
+        },
+      });
+      const incrementalSeconds = (performance.now() - started) / 1000;
+      rows.push({
+        chunks,
+        dimensions,
+        fullSeconds,
+        fullTuningSeconds: full.manifest.recall?.seconds ?? 0,
+        fullExpansionSearch: full.manifest.index.expansionSearch,
+        changedRows: Math.ceil(chunks / 100),
+        incrementalSeconds,
+        incrementalRecallSeconds: incremental.manifest.recall?.seconds ?? 0,
+        incrementalExpansionSearch: incremental.manifest.index.expansionSearch,
+        graph: incremental.manifest.hnswKeys ? 'updated' : 'built',
+        heldOutRecall: incremental.manifest.recall?.heldOut.recall ?? Number.NaN,
+        ratioToFull: incrementalSeconds / fullSeconds,
+        snapshotBytes: Object.values(full.manifest.files).reduce(
+          (sum, file) => sum + (file as { bytes: number }).bytes,
+          0,
+        ),
+        fullPeakRssMib,
+        incrementalPeakRssMib: peakRssMib(),
+      });
+      progress(
+        `scale: writer ${chunks}: incremental ${incrementalSeconds.toFixed(1)} s (${rows.at(-1)?.graph}, ${rows.at(-1)?.ratioToFull.toFixed(2)} of full)`,
+      );
+    } finally {
+      rmSync(parent, { recursive: true, force: true });
+    }
+  }
+  return rows;
+}
+
 /** dynalite in a process of its own with the stack's table (probes/dynamodb-server.ts). */
 async function startDynamoDbProcess(tableName: string): Promise<{ port: number; stop: () => void }> {
   const child = spawn(
@@ -356,6 +463,7 @@ export async function benchScale(options: ScaleOptions): Promise<ScaleResults> {
   try {
     const deltaSearch = benchDeltaSearch(options.deltaSizes);
     const rebuild = await benchRebuild(options.rebuildSizes, { latencyMs, dimensions, work });
+    const writer = await benchWriter(options.writerSizes, work);
     const announce: AnnounceResult[] = [];
     for (const encoders of options.encoderCounts) {
       // DynamoDB in a process of its own: on AWS the service does not share the encoders' CPU.
@@ -430,7 +538,7 @@ export async function benchScale(options: ScaleOptions): Promise<ScaleResults> {
       'a full rebuild at 1M chunks here (2 shared cores): projected from the measured sizes in the README',
     ];
     if (options.loadDocuments === 0)
-      return { latencyMs, rebuild, deltaSearch, announce, catchUp, notMeasured };
+      return { latencyMs, rebuild, writer, deltaSearch, announce, catchUp, notMeasured };
     // Query latency while a bulk load is announced, against the same runtime idle.
     const { aws, fast, slow } = await fresh();
     await seedDocuments(fast, { prefix: 'base', count: 200, dimensions, concurrency: 16 });
@@ -464,6 +572,7 @@ export async function benchScale(options: ScaleOptions): Promise<ScaleResults> {
     return {
       latencyMs,
       rebuild,
+      writer,
       deltaSearch,
       announce,
       catchUp,
