@@ -637,11 +637,24 @@ describe('Build and Validate on the Fargate task (ecs:runTask.sync) for versions
   });
 
   it('the state machine runs the task as a process of its own; its version equals a Lambda build and serves', async () => {
+    const inputs: string[] = [];
     const onFargate = await reindex(
       {},
       { trigger: 'test', full: true, buildOn: 'fargate' },
-      { ReindexTask: taskProcess },
+      {
+        ReindexTask: (environment) => {
+          inputs.push(environment.BISEARCH_TASK_INPUT ?? '');
+          return taskProcess(environment);
+        },
+      },
     );
+    // ECS allows 8,192 characters of container overrides in all: the state stays far below.
+    expect(inputs).toHaveLength(1);
+    expect(JSON.parse(inputs[0] as string)).toMatchObject({
+      buildCompute: 'fargate',
+      exportKey: expect.any(String),
+    });
+    expect((inputs[0] as string).length).toBeLessThan(4_096);
     expect(onFargate.status).toBe('SUCCEEDED');
     expect(onFargate.states).toEqual([
       'Snapshot',
