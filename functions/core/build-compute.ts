@@ -6,20 +6,21 @@
  * Why these limits. A Lambda step has 15 minutes, at most 10,240 MB of memory and of `/tmp`.
  * Measured at 512-d (README "Full rebuild", 1M chunks on 2 cores): the snapshot is ~3.4 KB per
  * chunk on `/tmp`, Build peaks at ~2.1 GB resident (~4.1 GiB with recall tuning's exact
- * neighbours) and takes ~580 s. At 1M chunks time is the tightest (1.5× on 2 cores; more on the
- * 6 vCPUs of a 10 GB Lambda), memory 2.5×, and `/tmp` depends on the configured size. Hence two
- * bounds: chunks (time and memory grow with them, {@link DEFAULT_LAMBDA_BUILD_MAX_CHUNKS}) and
- * bytes on `/tmp` (twice the estimated snapshot must fit).
+ * neighbours) and takes ~580 s. Time is the tightest: 900 s is only 1.55× that at 1M on 2 cores
+ * (the 6 vCPUs of a 10 GB Lambda build faster, but that is projected), so 2× margin on the
+ * measured time holds up to ~750k chunks; memory has 2.5× at 1M, and `/tmp` depends on the
+ * configured size. Hence two bounds: chunks ({@link DEFAULT_LAMBDA_BUILD_MAX_CHUNKS}) and bytes on
+ * `/tmp` (twice the estimated snapshot must fit).
  */
 
 /** Where the version is built and validated. */
 export type BuildCompute = 'lambda' | 'fargate';
 
 /**
- * Most chunks a Lambda build takes by default (1M: where the measured time and memory margins of
- * one 10,240 MB Lambda are still about 2×; see the module comment).
+ * Most chunks a Lambda build takes by default (750k: where the measured build time still has 2×
+ * margin on the 15-minute limit; see the module comment).
  */
-export const DEFAULT_LAMBDA_BUILD_MAX_CHUNKS = 1_000_000;
+export const DEFAULT_LAMBDA_BUILD_MAX_CHUNKS = 750_000;
 
 /** Margin every Lambda limit keeps: twice the estimate must fit. */
 export const LAMBDA_BUILD_MARGIN = 2;
@@ -83,12 +84,17 @@ export function chooseBuildCompute(input: BuildComputeInput): BuildComputeChoice
   const maxChunks = input.lambdaMaxChunks ?? DEFAULT_LAMBDA_BUILD_MAX_CHUNKS;
   const tmpBytes = input.lambdaTmpMb * 1024 * 1024;
   const gib = (bytes: number) => `${(bytes / 1024 ** 3).toFixed(1)} GiB`;
-  const overLambda =
-    input.chunks > maxChunks
-      ? `${input.chunks} chunks is more than a Lambda build takes (${maxChunks})`
-      : estimatedTmpBytes * LAMBDA_BUILD_MARGIN > tmpBytes
-        ? `twice the estimated ${gib(estimatedTmpBytes)} on /tmp does not fit the Build Lambda's ${input.lambdaTmpMb} MB`
-        : undefined;
+  const broken = [
+    ...(input.chunks > maxChunks
+      ? [`${input.chunks} chunks is more than a Lambda build takes (${maxChunks})`]
+      : []),
+    ...(estimatedTmpBytes * LAMBDA_BUILD_MARGIN > tmpBytes
+      ? [
+          `twice the estimated ${gib(estimatedTmpBytes)} on /tmp does not fit the Build Lambda's ${input.lambdaTmpMb} MB`,
+        ]
+      : []),
+  ];
+  const overLambda = broken.length > 0 ? broken.join('; ') : undefined;
   if (input.requested === 'fargate' || (overLambda && input.requested !== 'lambda')) {
     if (!input.fargateAvailable)
       throw new BuildComputeUnavailable(
