@@ -58,14 +58,14 @@ export const stackConfigSchema = z
       .refine((cpu) => [1024, 2048, 4096, 8192, 16384].includes(cpu), 'one of 1024, 2048, 4096, 8192, 16384')
       .default(8192),
     /** Memory of the Fargate build task (MiB), within what Fargate allows for its vCPUs. */
-    fargateBuildMemoryMb: z.coerce.number().int().min(2048).max(122_880).default(32_768),
+    fargateBuildMemoryMb: z.coerce.number().int().min(2048).max(122_880).default(61_440),
     /** Ephemeral storage of the Fargate build task (GiB, 21–200). */
     fargateBuildStorageGib: z.coerce.number().int().min(21).max(200).default(100),
     /**
      * Most chunks a reindex builds in the Lambdas before it moves Build and Validate to the
      * Fargate task (also moved when twice the estimated snapshot exceeds their `/tmp`).
      */
-    lambdaBuildMaxChunks: z.coerce.number().int().min(1).default(750_000),
+    lambdaBuildMaxChunks: z.coerce.number().int().min(1).default(350_000),
     /** Snapshot versions kept besides current and previous. */
     keepVersions: z.coerce.number().int().min(1).max(50).default(3),
     /** HTTP API authorisation: AWS IAM (SigV4) by default, or a JWT authoriser. */

@@ -4,23 +4,24 @@
  * calls it with what it knows of the coming version.
  *
  * Why these limits. A Lambda step has 15 minutes, at most 10,240 MB of memory and of `/tmp`.
- * Measured at 512-d (README "Full rebuild", 1M chunks on 2 cores): the snapshot is ~3.4 KB per
- * chunk on `/tmp`, Build peaks at ~2.1 GB resident (~4.1 GiB with recall tuning's exact
- * neighbours) and takes ~580 s. Time is the tightest: 900 s is only 1.55× that at 1M on 2 cores
- * (the 6 vCPUs of a 10 GB Lambda build faster, but that is projected), so 2× margin on the
- * measured time holds up to ~750k chunks; memory has 2.5× at 1M, and `/tmp` depends on the
- * configured size. Hence two bounds: chunks ({@link DEFAULT_LAMBDA_BUILD_MAX_CHUNKS}) and bytes on
- * `/tmp` (twice the estimated snapshot must fit).
+ * Measured at 512-d with recall tuning (bench `--scale-parts writer`, 2 cores shared with other
+ * benchmarks, 2026-12-04): the snapshot is ~3.4 KB per chunk on `/tmp`; the writer's peak
+ * resident set is ~14.5 KB per chunk at 1M (17.7 GB, less the bench's own 2.9 GB of input rows;
+ * an upper bound, as RSS counts each memory map of the index file that tuning opens); the build
+ * took 1,558 s at 1M and 131 s at 100k. Memory binds first: twice 14.5 KB per chunk fits
+ * 10,240 MB up to ~350k chunks ({@link DEFAULT_LAMBDA_BUILD_MAX_CHUNKS}), where the interpolated
+ * time (~450 s on those contended cores) also keeps 2× under 15 minutes. `/tmp` depends on the
+ * configured size: twice the estimated snapshot must fit.
  */
 
 /** Where the version is built and validated. */
 export type BuildCompute = 'lambda' | 'fargate';
 
 /**
- * Most chunks a Lambda build takes by default (750k: where the measured build time still has 2×
- * margin on the 15-minute limit; see the module comment).
+ * Most chunks a Lambda build takes by default (350k: where the measured peak memory, twice over,
+ * still fits 10,240 MB; see the module comment).
  */
-export const DEFAULT_LAMBDA_BUILD_MAX_CHUNKS = 750_000;
+export const DEFAULT_LAMBDA_BUILD_MAX_CHUNKS = 350_000;
 
 /** Margin every Lambda limit keeps: twice the estimate must fit. */
 export const LAMBDA_BUILD_MARGIN = 2;

@@ -50,7 +50,7 @@ export interface ReindexTaskProps {
   readonly environment: Readonly<Record<string, string>>;
   /** vCPU units (1024 = 1 vCPU). Default 8192. */
   readonly cpu?: number;
-  /** Memory (MiB); must suit `cpu` (Fargate's combinations). Default 32768. */
+  /** Memory (MiB); must suit `cpu` (Fargate's combinations). Default 61440 (60 GiB, 8 vCPU's most). */
   readonly memoryMiB?: number;
   /** Ephemeral storage (GiB, 21–200). Default 100. */
   readonly ephemeralStorageGiB?: number;
@@ -98,7 +98,7 @@ export class ReindexTask extends Construct {
     this.cluster = new Cluster(this, 'Cluster', { vpc: this.vpc });
     this.taskDefinition = new FargateTaskDefinition(this, 'TaskDefinition', {
       cpu: props.cpu ?? 8192,
-      memoryLimitMiB: props.memoryMiB ?? 32768,
+      memoryLimitMiB: props.memoryMiB ?? 61440,
       ephemeralStorageGiB: props.ephemeralStorageGiB ?? 100,
       runtimePlatform: {
         cpuArchitecture:
@@ -119,7 +119,7 @@ export class ReindexTask extends Construct {
       environment: {
         ...props.environment,
         BISEARCH_WORK_DIR: '/tmp/bisearch',
-        NODE_OPTIONS: `--max-old-space-size=${Math.floor((props.memoryMiB ?? 32768) * 0.75)}`,
+        NODE_OPTIONS: `--max-old-space-size=${Math.floor((props.memoryMiB ?? 61440) * 0.75)}`,
       },
     });
     storage.table.grantReadWriteData(this.taskDefinition.taskRole);

@@ -409,7 +409,7 @@ describe('reindex', () => {
     expect(taskDefinitionId).toBeDefined();
     expect(taskDefinition?.Properties).toMatchObject({
       Cpu: '8192',
-      Memory: '32768',
+      Memory: '61440',
       EphemeralStorage: { SizeInGiB: 100 },
       RequiresCompatibilities: ['FARGATE'],
       RuntimePlatform: { CpuArchitecture: 'X86_64', OperatingSystemFamily: 'LINUX' },
@@ -432,7 +432,7 @@ describe('reindex', () => {
     const [, snapshotFunction] = functionAt('Reindex/SnapshotFunction');
     expect(snapshotFunction.Properties.Environment.Variables).toMatchObject({
       BISEARCH_BUILD_TMP_MB: '4096',
-      BISEARCH_LAMBDA_BUILD_MAX_CHUNKS: '750000',
+      BISEARCH_LAMBDA_BUILD_MAX_CHUNKS: '350000',
       BISEARCH_FARGATE_BUILD: 'true',
     });
     // No standing cost, no way in: no NAT gateway, gateway endpoints for S3 and DynamoDB, an

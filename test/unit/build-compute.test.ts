@@ -9,21 +9,25 @@ import {
 const MEASURED_512 = (3_446 * 1024 * 1024) / 1_000_000;
 
 describe('where Build and Validate run', () => {
-  it('at the defaults (/tmp 4,096 MB, 750k chunks): 100k and 500k chunks in Lambda, 1M on Fargate (/tmp); with 10 GB of /tmp, 750k in Lambda and 1M on Fargate (chunks)', () => {
+  it('at the defaults (/tmp 4,096 MB, 350k chunks): 100k and 350k in Lambda, 500k and 1M on Fargate; with 10 GB of /tmp still 350k', () => {
     const at = (chunks: number, lambdaTmpMb = 4096) =>
       chooseBuildCompute({ chunks, bytesPerChunk: MEASURED_512, lambdaTmpMb, fargateAvailable: true });
     expect(at(100_000)).toMatchObject({ compute: 'lambda', reason: 'fits a Lambda with 2× margin' });
-    expect(at(500_000).compute).toBe('lambda');
+    expect(at(350_000).compute).toBe('lambda');
+    expect(at(500_000)).toMatchObject({
+      compute: 'fargate',
+      reason: '500000 chunks is more than a Lambda build takes (350000)',
+    });
     expect(at(1_000_000)).toMatchObject({
       compute: 'fargate',
       reason:
-        "1000000 chunks is more than a Lambda build takes (750000); twice the estimated 3.4 GiB on /tmp does not fit the Build Lambda's 4096 MB",
+        "1000000 chunks is more than a Lambda build takes (350000); twice the estimated 3.4 GiB on /tmp does not fit the Build Lambda's 4096 MB",
     });
-    // With the largest /tmp, 1M would fit twice over (6.7 of 10 GiB), but not the time margin.
-    expect(at(750_000, 10_240).compute).toBe('lambda');
+    // The largest /tmp holds 1M twice over (6.7 of 10 GiB), but memory does not: the chunk bound.
+    expect(at(350_000, 10_240).compute).toBe('lambda');
     expect(at(1_000_000, 10_240)).toMatchObject({
       compute: 'fargate',
-      reason: '1000000 chunks is more than a Lambda build takes (750000)',
+      reason: '1000000 chunks is more than a Lambda build takes (350000)',
     });
   });
 
@@ -35,6 +39,8 @@ describe('where Build and Validate run', () => {
         chunks,
         bytesPerChunk: MEASURED_512,
         lambdaTmpMb: tmpMb,
+        // The /tmp bound alone.
+        lambdaMaxChunks: 10_000_000,
         fargateAvailable: true,
         incremental,
       }).compute;
@@ -50,7 +56,7 @@ describe('where Build and Validate run', () => {
     expect(chooseBuildCompute({ ...big, fargateAvailable: true, requested: 'lambda' })).toMatchObject({
       compute: 'lambda',
       reason:
-        "requested (although 2000000 chunks is more than a Lambda build takes (750000); twice the estimated 6.7 GiB on /tmp does not fit the Build Lambda's 10240 MB)",
+        "requested (although 2000000 chunks is more than a Lambda build takes (350000); twice the estimated 6.7 GiB on /tmp does not fit the Build Lambda's 10240 MB)",
     });
     expect(
       chooseBuildCompute({
