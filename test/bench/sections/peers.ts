@@ -38,6 +38,7 @@ import {
   oramaSearcher,
   type PeerQuery,
   type PeerSearcher,
+  saveOrama,
 } from '../lib/peer-systems.js';
 import { qpsAtRecall } from './ann.js';
 import { bundleProbe } from './cold-start.js';
@@ -276,13 +277,17 @@ interface ProbeReport {
   readonly firstAnswerMs: number;
   readonly rssAfterOpenMiB: number;
   readonly rssAfterQueriesMiB: number;
+  readonly queries: number;
 }
+
+/** The memory run's queries stop after this long (Orama at 100k: seconds per hybrid query). */
+const MEMORY_BUDGET_MS = 180_000;
 
 async function runPeerProbe(probe: string, args: readonly string[]): Promise<ProbeReport> {
   const { stdout } = await run(process.execPath, ['--max-old-space-size=12288', probe, ...args], {
     maxBuffer: 1 << 22,
     cwd: resolve('.'),
-    env: { ...process.env, RUST_LOG: 'error' },
+    env: { ...process.env, RUST_LOG: 'error', LANCEDB_LOG: 'error' },
   });
   return JSON.parse(stdout.trim().split('\n').at(-1) as string) as ProbeReport;
 }
@@ -300,14 +305,20 @@ async function coldOpen(
   try {
     const reports: ProbeReport[] = [];
     for (let n = 0; n < runs; n += 1) reports.push(await runPeerProbe(probe, [...args, '--count', '0']));
-    const memory = await runPeerProbe(probe, [...args, '--count', String(count)]);
+    const memory = await runPeerProbe(probe, [
+      ...args,
+      '--count',
+      String(count),
+      '--budget-ms',
+      String(MEMORY_BUDGET_MS),
+    ]);
     const median = (field: keyof ProbeReport) =>
       percentile(
         reports.map((report) => report[field]),
         50,
       );
     progress(
-      `peers: cold open ${system} ${chunks} chunks from ${from}: first answer at ${median('firstAnswerMs').toFixed(0)} ms, RSS ${memory.rssAfterQueriesMiB.toFixed(0)} MiB after ${count} queries`,
+      `peers: cold open ${system} ${chunks} chunks from ${from}: first answer at ${median('firstAnswerMs').toFixed(0)} ms, RSS ${memory.rssAfterQueriesMiB.toFixed(0)} MiB after ${memory.queries} queries`,
     );
     return {
       system,
@@ -318,7 +329,7 @@ async function coldOpen(
       firstAnswerMs: median('firstAnswerMs'),
       rssAfterOpenMiB: memory.rssAfterOpenMiB,
       rssAfterQueriesMiB: memory.rssAfterQueriesMiB,
-      queriesForMemory: count,
+      queriesForMemory: memory.queries,
     };
   } catch (error) {
     const message = ((error as { stderr?: string }).stderr || (error as Error).message)
@@ -382,7 +393,7 @@ async function uploadTree(endpoint: string, directory: string, prefix: string): 
 
 /**
  * Build the LanceDB table in a child process (probes/build-lance.ts, which explains why), killed
- * after `timeoutMs`. Returns the build's own milliseconds, measured inside the child.
+ * after `timeoutMs`. Returns the build's own milliseconds and those of each step, measured inside the child.
  */
 async function buildLanceApart(
   input: string,
@@ -390,7 +401,7 @@ async function buildLanceApart(
   chunks: readonly EmbeddedChunk[],
   flags: (row: number) => Record<FilterField, boolean>,
   timeoutMs: number,
-): Promise<number> {
+): Promise<{ ms: number; steps: Record<string, number> }> {
   const dimensions = chunks[0]?.vector.length ?? 0;
   const matrix = new Float32Array(chunks.length * dimensions);
   chunks.forEach((chunk, row) => {
@@ -418,10 +429,13 @@ async function buildLanceApart(
         timeout: timeoutMs,
         killSignal: 'SIGKILL',
         maxBuffer: 1 << 20,
-        env: { ...process.env, RUST_LOG: 'error' },
+        env: { ...process.env, RUST_LOG: 'error', LANCEDB_LOG: 'error' },
       },
     );
-    return (JSON.parse(stdout.trim().split('\n').at(-1) as string) as { ms: number }).ms;
+    return JSON.parse(stdout.trim().split('\n').at(-1) as string) as {
+      ms: number;
+      steps: Record<string, number>;
+    };
   } finally {
     rmSync(`${input}.f32`, { force: true });
     rmSync(`${input}.json`, { force: true });
@@ -520,9 +534,9 @@ export async function benchPeers(options: {
       // LanceDB: one table, IVF_PQ (its documented defaults, cosine), FTS and bitmap indexes.
       const lanceDirectory = join(work, `lance-${size}`);
       progress(`peers: building LanceDB over ${size} chunks`);
-      let lanceMs: number | null = null;
+      let lanceBuild: { ms: number; steps: Record<string, number> } | null = null;
       try {
-        lanceMs = await buildLanceApart(
+        lanceBuild = await buildLanceApart(
           join(work, `lance-input-${size}`),
           lanceDirectory,
           corpus.chunks,
@@ -539,7 +553,7 @@ export async function benchPeers(options: {
         ...[1, 2, 4, 8, 16, 32, 64].map((nprobes) => ({ label: `nprobes ${nprobes}`, nprobes })),
         { label: 'flat', nprobes: 'flat' },
       ];
-      if (lanceMs !== null) {
+      if (lanceBuild !== null) {
         const lance = await measureSystem('LanceDB', {
           ...common,
           settings: lanceSettings.map(({ label, nprobes }) => ({
@@ -552,9 +566,13 @@ export async function benchPeers(options: {
           chunks: size,
           exactDense: false,
           build: {
-            seconds: lanceMs / 1000,
+            seconds: lanceBuild.ms / 1000,
             bytes: directoryBytes(lanceDirectory),
-            what: 'createTable + IVF_PQ (default partitions and sub-vectors, cosine) + FTS + 4 bitmap indexes, its own threads',
+            what: `createTable + IVF_PQ (default partitions and sub-vectors, cosine) + FTS + 4 bitmap indexes, its own threads (LANCE_CPU_THREADS=${process.env.LANCE_CPU_THREADS}); steps: ${Object.entries(
+              lanceBuild.steps,
+            )
+              .map(([step, ms]) => `${step} ${(ms / 1000).toFixed(1)} s`)
+              .join(', ')}`,
           },
           ...lance,
           notes: [
@@ -569,20 +587,9 @@ export async function benchPeers(options: {
       // Orama: in memory, one thread; brute-force vectors, so the similarity threshold is its knob.
       progress(`peers: inserting ${size} chunks into Orama`);
       const [orama, oramaMs] = await timed(() => buildOrama(corpus.chunks, corpus.flags));
-      const raw = save(orama);
-      const oramaBytes = jsonBytes(raw);
-      let oramaFile: string | undefined;
-      try {
-        oramaFile = join(work, `orama-${size}.json`);
-        writeFileSync(oramaFile, JSON.stringify(raw));
-      } catch (error) {
-        if (!(error instanceof RangeError)) throw error;
-        oramaFile = undefined;
-        skipped.push({
-          what: `Orama cold open and memory at ${size} chunks`,
-          why: `Orama has no on-disk format; its save() is ${(oramaBytes / 2 ** 20).toFixed(0)} MiB of JSON here, beyond V8's maximum string length (${error.message}), so it cannot be written or read back as one document`,
-        });
-      }
+      const oramaJsonBytes = jsonBytes(save(orama));
+      const oramaFile = join(work, `orama-${size}.v8`);
+      const [oramaBytes, oramaSaveMs] = await timed(() => saveOrama(orama, oramaFile));
       const similarities = [0.6, 0.5, 0.4, 0];
       const oramaResult = await measureSystem('Orama', {
         ...common,
@@ -598,12 +605,13 @@ export async function benchPeers(options: {
         build: {
           seconds: oramaMs / 1000,
           bytes: oramaBytes,
-          what: 'create + insertMultiple (batches of 1,000), one thread; size: the JSON of save() (no on-disk format of its own)',
+          what: 'create + insertMultiple (batches of 1,000), one thread; size: its save() object written with v8.serialize (no on-disk format of its own)',
         },
         ...oramaResult,
         notes: [
           "Vector search is brute force (every vector scored in JavaScript): exact; a similarity threshold drops rows below it, losing recall when a query's 10th neighbour scores lower.",
           'Full-text with threshold 1 (any term may match, as BM25 ranks); hybrid mode with its default weights (0.5 / 0.5).',
+          `Persisted as v8.serialize(save()) in ${(oramaSaveMs / 1000).toFixed(1)} s (not in the ingest time); the JSON of save() would be ${(oramaJsonBytes / 2 ** 20).toFixed(0)} MiB${oramaJsonBytes >= 2 ** 29 - 24 ? ", beyond V8's maximum string length, so JSON.stringify cannot write it" : ''}.`,
         ],
       });
 
@@ -637,18 +645,17 @@ export async function benchPeers(options: {
           options.memoryQueries,
         ),
       );
-      if (oramaFile)
-        coldOpens.push(
-          await coldOpen(
-            probe,
-            'Orama',
-            size,
-            'local disk',
-            ['--system', 'orama', '--location', oramaFile, '--queries', queriesFile],
-            options.coldRuns,
-            options.memoryQueries,
-          ),
-        );
+      coldOpens.push(
+        await coldOpen(
+          probe,
+          'Orama',
+          size,
+          'local disk',
+          ['--system', 'orama', '--location', oramaFile, '--queries', queriesFile],
+          options.coldRuns,
+          options.memoryQueries,
+        ),
+      );
       const bucket = new IndexBucket(
         s3Client({
           region: 'us-east-1',
@@ -699,7 +706,7 @@ export async function benchPeers(options: {
           options.memoryQueries,
         ),
       );
-      if (oramaFile) rmSync(oramaFile, { force: true });
+      rmSync(oramaFile, { force: true });
       rmSync(lanceDirectory, { recursive: true, force: true });
     }
   } finally {
