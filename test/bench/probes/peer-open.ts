@@ -30,6 +30,7 @@ const { values } = parseArgs({
     queries: { type: 'string' },
     count: { type: 'string', default: '0' },
     nprobes: { type: 'string', default: '20' },
+    refine: { type: 'string' },
     endpoint: { type: 'string' },
     'budget-ms': { type: 'string', default: 'Infinity' },
   },
@@ -60,6 +61,7 @@ if (values.system === 'ours') {
 } else if (values.system === 'lancedb') {
   searcher = await openLance(location, {
     nprobes: Number(values.nprobes),
+    ...(values.refine ? { refineFactor: Number(values.refine) } : {}),
     ...(endpoint
       ? {
           storageOptions: {

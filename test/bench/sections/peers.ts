@@ -133,7 +133,7 @@ export interface PeersResults {
 }
 
 /** The rows of one size: derived chunks (one per "document", so no system aggregates), with filter flags. */
-function peerCorpus(base: readonly EmbeddedChunk[], size: number) {
+export function peerCorpus(base: readonly EmbeddedChunk[], size: number) {
   const derived = deriveCorpus(base, size);
   const random = seededRandom(1601);
   const draws = Float64Array.from({ length: size }, () => random());
@@ -149,6 +149,32 @@ function peerCorpus(base: readonly EmbeddedChunk[], size: number) {
     metadata: { ...chunk.metadata, ...flags(row) },
   }));
   return { chunks, matrix: derived.matrix, dimensions: derived.dimensions, flags };
+}
+
+/** Exact top 10 per query (chunk ids) over all rows and over each filter's matching rows. */
+export function peerTruth(corpus: ReturnType<typeof peerCorpus>, baseQueries: BaseCorpus['queries']) {
+  const ids = corpus.chunks.map((chunk) => chunk.chunkId);
+  const queryRows = queryMatrix(baseQueries);
+  const toIds = (rows: number[][]) => rows.map((list) => list.map((row) => ids[row] as string));
+  const truth = toIds(exactNeighbours(corpus.matrix, corpus.dimensions, queryRows, K));
+  const filteredTruth = new Map<FilterField, { truth: string[][]; matching: number }>();
+  for (const { field } of FILTER_FIELDS) {
+    const rows = corpus.chunks.flatMap((_, row) => (corpus.flags(row)[field] ? [row] : []));
+    const sub = new Float32Array(rows.length * corpus.dimensions);
+    rows.forEach((row, index) => {
+      sub.set(
+        corpus.matrix.subarray(row * corpus.dimensions, (row + 1) * corpus.dimensions),
+        index * corpus.dimensions,
+      );
+    });
+    const k = Math.min(K, rows.length);
+    const found = k > 0 ? exactNeighbours(sub, corpus.dimensions, queryRows, k) : baseQueries.map(() => []);
+    filteredTruth.set(field, {
+      matching: rows.length,
+      truth: found.map((list) => list.map((index) => ids[rows[index] as number] as string)),
+    });
+  }
+  return { truth, filteredTruth };
 }
 
 /** Mean share of the true top k (chunk ids) found in each answer. */
@@ -206,7 +232,7 @@ function latencyAtRecall(points: readonly PeerCurvePoint[], target: number, fiel
 }
 
 /** Dense curve, then full-text, hybrid and filtered queries at the cheapest setting reaching the target. */
-async function measureSystem(
+export async function measureSystem(
   system: PeerSystem,
   options: {
     readonly queries: readonly PeerQuery[];
@@ -290,6 +316,38 @@ async function runPeerProbe(probe: string, args: readonly string[]): Promise<Pro
     env: { ...process.env, RUST_LOG: 'error', LANCEDB_LOG: 'error' },
   });
   return JSON.parse(stdout.trim().split('\n').at(-1) as string) as ProbeReport;
+}
+
+/** A point of LanceDB's dense curve: IVF partitions probed and PQ re-ranking depth, or a flat scan. */
+export interface LanceSetting {
+  readonly label: string;
+  readonly nprobes: number | 'flat';
+  readonly refineFactor?: number;
+}
+
+/**
+ * LanceDB's dense curve: nprobes 1–64 at refine factor 10, then deeper re-ranking at 64 partitions
+ * (at 100k chunks refine 10 stops at recall@10 0.926, the PQ codes' limit, so a user reaching for
+ * 0.95 raises the refine factor), then a flat scan.
+ */
+export const LANCE_SETTINGS: readonly LanceSetting[] = [
+  ...[1, 2, 4, 8, 16, 32, 64].map((nprobes) => ({ label: `nprobes ${nprobes}`, nprobes })),
+  ...[30, 100].map((refineFactor) => ({
+    label: `nprobes 64, refine ${refineFactor}`,
+    nprobes: 64,
+    refineFactor,
+  })),
+  { label: 'flat', nprobes: 'flat' },
+];
+
+/** The cold-open probe's arguments for LanceDB's chosen setting (a flat choice opens at nprobes 64). */
+function lanceProbeArgs(setting: LanceSetting | undefined): string[] {
+  if (!setting || setting.nprobes === 'flat') return ['--nprobes', '64'];
+  return [
+    '--nprobes',
+    String(setting.nprobes),
+    ...(setting.refineFactor ? ['--refine', String(setting.refineFactor)] : []),
+  ];
 }
 
 /** Cold opens (median of `runs`) and one run with `count` queries for memory. */
@@ -475,27 +533,7 @@ export async function benchPeers(options: {
   try {
     for (const size of options.sizes) {
       const corpus = peerCorpus(base.chunks, size);
-      const ids = corpus.chunks.map((chunk) => chunk.chunkId);
-      const queryRows = queryMatrix(base.queries);
-      const toIds = (rows: number[][]) => rows.map((list) => list.map((row) => ids[row] as string));
-      const truth = toIds(exactNeighbours(corpus.matrix, corpus.dimensions, queryRows, K));
-      const filteredTruth = new Map<FilterField, { truth: string[][]; matching: number }>();
-      for (const { field } of FILTER_FIELDS) {
-        const rows = corpus.chunks.flatMap((_, row) => (corpus.flags(row)[field] ? [row] : []));
-        const sub = new Float32Array(rows.length * corpus.dimensions);
-        rows.forEach((row, index) => {
-          sub.set(
-            corpus.matrix.subarray(row * corpus.dimensions, (row + 1) * corpus.dimensions),
-            index * corpus.dimensions,
-          );
-        });
-        const k = Math.min(K, rows.length);
-        const found = k > 0 ? exactNeighbours(sub, corpus.dimensions, queryRows, k) : queries.map(() => []);
-        filteredTruth.set(field, {
-          matching: rows.length,
-          truth: found.map((list) => list.map((index) => ids[rows[index] as number] as string)),
-        });
-      }
+      const { truth, filteredTruth } = peerTruth(corpus, base.queries);
       const common = { queries, truth, filteredTruth, recallTarget: options.recallTarget };
 
       // bisearch: a snapshot as the reindex writes it (HNSW f16 on all cores, BM25, chunk records).
@@ -548,17 +586,14 @@ export async function benchPeers(options: {
         progress(`peers: LanceDB at ${size} chunks skipped: ${why}`);
         skipped.push({ what: `LanceDB at ${size} chunks`, why });
       }
-      let lanceNprobes: number | 'flat' | undefined;
-      const lanceSettings: { label: string; nprobes: number | 'flat' }[] = [
-        ...[1, 2, 4, 8, 16, 32, 64].map((nprobes) => ({ label: `nprobes ${nprobes}`, nprobes })),
-        { label: 'flat', nprobes: 'flat' },
-      ];
+      let lanceChosen: LanceSetting | undefined;
+      const lanceSettings = LANCE_SETTINGS;
       if (lanceBuild !== null) {
         const lance = await measureSystem('LanceDB', {
           ...common,
-          settings: lanceSettings.map(({ label, nprobes }) => ({
+          settings: lanceSettings.map(({ label, nprobes, refineFactor }) => ({
             label,
-            searcher: () => openLance(lanceDirectory, { nprobes }),
+            searcher: () => openLance(lanceDirectory, { nprobes, refineFactor }),
           })),
         });
         sizes.push({
@@ -576,12 +611,12 @@ export async function benchPeers(options: {
           },
           ...lance,
           notes: [
-            'IVF_PQ with refine factor 10 (the top k × 10 PQ candidates re-ranked with the full vectors); "flat" scans every vector.',
+            'IVF_PQ with refine factor 10 (the top k × 10 PQ candidates re-ranked with the full vectors) unless the setting names another; "flat" scans every vector.',
             'Queries run on its Rust runtime: CPU ms per query above the wall time means more than one thread worked on a query.',
             'Hybrid: full-text + vector in one query, fused by its default RRF reranker.',
           ],
         });
-        lanceNprobes = lanceSettings.find((setting) => setting.label === lance.queryingSetting)?.nprobes;
+        lanceChosen = lanceSettings.find((setting) => setting.label === lance.queryingSetting);
       }
 
       // Orama: in memory, one thread; brute-force vectors, so the similarity threshold is its knob.
@@ -638,8 +673,7 @@ export async function benchPeers(options: {
             lanceDirectory,
             '--queries',
             queriesFile,
-            '--nprobes',
-            String(lanceNprobes === 'flat' || lanceNprobes === undefined ? 64 : lanceNprobes),
+            ...lanceProbeArgs(lanceChosen),
           ],
           options.coldRuns,
           options.memoryQueries,
@@ -699,8 +733,7 @@ export async function benchPeers(options: {
             s3.endpoint,
             '--queries',
             queriesFile,
-            '--nprobes',
-            String(lanceNprobes === 'flat' || lanceNprobes === undefined ? 64 : lanceNprobes),
+            ...lanceProbeArgs(lanceChosen),
           ],
           options.coldRuns,
           options.memoryQueries,
