@@ -4,10 +4,12 @@
  * full-text, hybrid and filtered passes at the cheapest setting reaching recall@10 0.95. For a
  * LanceDB setting added after a published peers run, measured without re-running every system.
  *
- * Usage: lance-curve.ts <chunks> <directory> <out.json> [--build-only]   (--build-only: the build's
- * steps alone, e.g. to time a 1M build; each step is logged to stderr as it ends)
+ * Usage: lance-curve.ts <chunks> <directory> <out.json> [--build-only | --reuse] [--without-flat]
+ * --build-only times the build's steps alone (each logged to stderr as it ends), e.g. at 1M;
+ * --reuse queries the table a build-only run left; --without-flat skips the flat scan.
+ * The results-peers-lance-*.json files beside RESULTS.md came from these runs.
  */
-import { rmSync, writeFileSync } from 'node:fs';
+import { existsSync, rmSync, writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { loadBaseCorpus } from '../lib/derived-corpus.js';
 import { progress } from '../lib/measure.js';
@@ -28,14 +30,18 @@ const base = await loadBaseCorpus({
 await base.embedder.dispose();
 const corpus = peerCorpus(base.chunks, chunks);
 const { truth, filteredTruth } = peerTruth(corpus, base.queries);
-rmSync(directory, { recursive: true, force: true });
 const steps: Record<string, number> = {};
 const started = performance.now();
-await buildLance(directory, corpus.chunks, corpus.flags, (step, ms) => {
-  steps[step] = ms;
-  progress(`lance-curve: ${step} ${(ms / 1000).toFixed(1)} s`);
-});
-const buildSeconds = (performance.now() - started) / 1000;
+// --reuse: query a table an earlier --build-only run left in `directory` (its build is not re-timed).
+const reuse = process.argv.includes('--reuse') && existsSync(directory);
+if (!reuse) {
+  rmSync(directory, { recursive: true, force: true });
+  await buildLance(directory, corpus.chunks, corpus.flags, (step, ms) => {
+    steps[step] = ms;
+    progress(`lance-curve: ${step} ${(ms / 1000).toFixed(1)} s`);
+  });
+}
+const buildSeconds = reuse ? null : (performance.now() - started) / 1000;
 const built = {
   chunks,
   lanceCpuThreads: process.env.LANCE_CPU_THREADS,
@@ -52,7 +58,10 @@ const result = await measureSystem('LanceDB', {
   truth,
   filteredTruth,
   recallTarget: 0.95,
-  settings: LANCE_SETTINGS.map(({ label, nprobes, refineFactor }) => ({
+  // --without-flat: leave out the flat scan (at 1M, seconds per query).
+  settings: LANCE_SETTINGS.filter(
+    (setting) => !(process.argv.includes('--without-flat') && setting.nprobes === 'flat'),
+  ).map(({ label, nprobes, refineFactor }) => ({
     label,
     searcher: () => openLance(directory, { nprobes, refineFactor }),
   })),
