@@ -32,7 +32,7 @@ import { benchScale, type ScaleResults } from './sections/scale.js';
 
 /** Why the peers section stops at 100k chunks (measured figures behind the projection: RESULTS.md "Peers"). */
 const PEERS_1M_SKIPPED =
-  "not run within the time box of one bench run on this 2-core machine: at 100k chunks Orama takes tens of seconds to ingest and scans every vector in JavaScript per query, so 1M is projected at 10× both (minutes of ingest, and dense/hybrid/filtered passes of 300 queries at ~10× the 100k latency), and its save() JSON already exceeds V8's string limit at 100k; LanceDB's IVF_PQ training and bisearch's 1M snapshot build (about 10 min here) would each add minutes. The 1M figures of the other sections stand for bisearch alone.";
+  'not run by this section on this 2-core machine: Orama scores every vector and every full-text match in JavaScript per query, and its 100k passes already take seconds per hybrid query (300 queries × 7 kinds at ~10× that at 1M would take hours); LanceDB\'s 1M build was tried on its own (README, "Peers": what was not measured). The 1M figures of the other sections stand for bisearch alone.';
 
 /** What one S3 connection delivers, MiB/s (commonly measured 80–100 MB/s; see sections/download.ts). */
 const S3_CONNECTION_MIBPS = 80;

@@ -8,9 +8,11 @@
  * field), the same vectors, and four boolean filter columns whose selectivities are 0.1%, 1%, 10%
  * and 50%. Queries carry their text and their precomputed vector, so no system pays for embedding.
  */
-import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
+import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
+import { deserialize, serialize } from 'node:v8';
 import type { Connection, Table } from '@lancedb/lancedb';
 import type { AnyOrama } from '@orama/orama';
 import { FileSnapshot } from '../../../functions/adapters/index/snapshot-files.js';
@@ -20,8 +22,19 @@ import type { EmbeddingSpace, TextEmbedder } from '../../../functions/core/embed
 import { SearchEngine, type SearchMode } from '../../../functions/core/search-engine.js';
 
 // LanceDB logs a deprecation warning per query whose selected columns leave out a score column
-// (hybrid answers carry none); its Rust logger reads RUST_LOG when the module loads.
+// (hybrid answers carry none). Its native module (0.31) reads LANCEDB_LOG, not RUST_LOG, when it
+// loads: with RUST_LOG alone every such query wrote two lines to stderr inside the timed call.
 process.env.RUST_LOG ??= 'error';
+process.env.LANCEDB_LOG ??= 'error';
+// Lance sizes its compute pool at the core count minus LANCE_IO_CORE_RESERVATION (2), and at one
+// thread when that leaves none: on this 2-core machine, one thread. Its FTS index build then
+// deadlocks once the posting lists fill more than one batch (100k chunks here, not 10k or 30k): the
+// producer parks in a blocking channel send on the pool's only thread while the writer waits for
+// that pool to encode pages (lancedb/lancedb#3568, lance-format/lance#7350; a gdb backtrace here
+// showed the one `lance-cpu` thread parked in EventListenerFuture::wait, every thread idle). The
+// workaround those threads give, and what a user on a small host would set: one compute thread per
+// core. Set before the native module loads (here, and inherited by the child processes).
+process.env.LANCE_CPU_THREADS ??= String(availableParallelism());
 
 /** Filter columns and the share of rows each selects. */
 export const FILTER_FIELDS = [
@@ -115,7 +128,11 @@ export async function openOurs(
   };
 }
 
-/** LanceDB's IVF_PQ settings: its documented defaults, cosine like the other systems. */
+/**
+ * LanceDB's IVF_PQ re-ranking: the top k × refine factor PQ candidates are re-scored with the full
+ * vectors. 10 by default here; the dense curve also tries larger factors, because at 100k chunks
+ * refine 10 stops at recall@10 0.926 however many partitions are probed (the PQ codes' limit).
+ */
 export const LANCE_REFINE_FACTOR = 10;
 
 /** Build a LanceDB table `chunks` in `directory`: rows, then IVF_PQ, FTS and bitmap indexes. */
@@ -123,6 +140,7 @@ export async function buildLance(
   directory: string,
   chunks: readonly EmbeddedChunk[],
   flags: (row: number) => Record<FilterField, boolean>,
+  onStep?: (step: string, ms: number) => void,
 ): Promise<void> {
   const lancedb = await import('@lancedb/lancedb');
   // LanceDB is CommonJS and recognises Arrow tables by class: the table must come from the same
@@ -157,9 +175,7 @@ export async function buildLance(
       new arrow.Bool(),
     );
   const db = await lancedb.connect(directory);
-  // Written in batches of 10,000 rows, as an ingest would append them: with the 100k rows as one
-  // batch, the IVF_PQ build stopped making progress here (every LanceDB thread idle for 10 min),
-  // while the same rows appended in batches built in under two minutes.
+  // Written in batches of 10,000 rows, as an ingest would append them (ten fragments at 100k).
   const batch = 10_000;
   const slice = (start: number) =>
     new arrow.Table(
@@ -167,25 +183,35 @@ export async function buildLance(
         Object.entries(columns).map(([name, column]) => [name, column.slice(start, start + batch)]),
       ),
     );
+  let stepStarted = performance.now();
+  const step = (name: string) => {
+    const now = performance.now();
+    onStep?.(name, now - stepStarted);
+    stepStarted = now;
+  };
   const table = await db.createTable('chunks', slice(0), { mode: 'overwrite' });
   for (let start = batch; start < chunks.length; start += batch) await table.add(slice(start));
+  step('rows');
   await table.createIndex('vector', {
     config: lancedb.Index.ivfPq({ distanceType: 'cosine' }),
   });
+  step('IVF_PQ');
   await table.createIndex('text', { config: lancedb.Index.fts() });
+  step('FTS');
   for (const { field } of FILTER_FIELDS) await table.createIndex(field, { config: lancedb.Index.bitmap() });
+  step('bitmaps');
   table.close();
   db.close();
 }
 
 /**
  * LanceDB opened from `uri` (a local directory or `s3://…` with `storageOptions`). Dense search
- * probes `nprobes` IVF partitions and re-ranks `k × refineFactor` PQ candidates with the full
+ * probes `nprobes` IVF partitions and re-ranks `k × refineFactor` (default 10) PQ candidates with the full
  * vectors; `nprobes: 'flat'` scans every vector (exact).
  */
 export async function openLance(
   uri: string,
-  settings: { nprobes: number | 'flat'; storageOptions?: Record<string, string> },
+  settings: { nprobes: number | 'flat'; refineFactor?: number; storageOptions?: Record<string, string> },
 ): Promise<PeerSearcher & { table: Table; setNprobes(nprobes: number | 'flat'): void }> {
   const lancedb = await import('@lancedb/lancedb');
   const db: Connection = await lancedb.connect(
@@ -198,7 +224,7 @@ export async function openLance(
     const search = table.query().nearestTo(query.vector).distanceType('cosine').limit(k);
     return nprobes === 'flat'
       ? search.bypassVectorIndex()
-      : search.nprobes(nprobes).refineFactor(LANCE_REFINE_FACTOR);
+      : search.nprobes(nprobes).refineFactor(settings.refineFactor ?? LANCE_REFINE_FACTOR);
   };
   const ids = (rows: { id: string }[]) => rows.map((row) => row.id);
   return {
@@ -258,11 +284,25 @@ export async function buildOrama(
   return db;
 }
 
-/** An Orama database restored from the JSON of its `save()` (Orama has no on-disk format of its own). */
+/**
+ * Write an Orama database to `file`. Orama has no on-disk format of its own: `save()` returns plain
+ * objects, and its JSON (what the docs show) exceeds V8's maximum string length at 100k 512-d
+ * vectors (about 2.3 GB), so it cannot be written or parsed as one string. The file is the `save()`
+ * object in V8's structured-clone format (`v8.serialize`), which has no string limit and is what a
+ * Node user can reach for without a dependency. Returns the bytes written.
+ */
+export async function saveOrama(db: AnyOrama, file: string): Promise<number> {
+  const orama = await import('@orama/orama');
+  const bytes = serialize(orama.save(db));
+  writeFileSync(file, bytes);
+  return bytes.byteLength;
+}
+
+/** An Orama database restored from a file written by {@link saveOrama}. */
 export async function loadOrama(file: string, dimensions: number): Promise<AnyOrama> {
   const orama = await import('@orama/orama');
   const db = orama.create({ schema: oramaSchema(dimensions) }) as AnyOrama;
-  orama.load(db, JSON.parse(readFileSync(file, 'utf8')));
+  orama.load(db, deserialize(readFileSync(file)));
   return db;
 }
 

@@ -1,11 +1,11 @@
 /**
  * Builds the peers benchmark's LanceDB table in a process of its own (`buildLance`), from files the
  * section writes: `<input>.f32` (row-major vectors) and `<input>.json` (ids, texts, filter flags).
- * In the bench's own process the 100k-row IVF_PQ build twice stopped making progress (every
- * LanceDB thread idle for over 10 min) after that process had built and queried the 10k table; a
- * fresh process finishes, and a hang is bounded by the parent's timeout instead of stalling the run.
+ * A process of its own bounds a build by the parent's timeout and keeps the build's threads and
+ * memory out of the measuring process. (The 100k build once stalled here: that was the FTS build's
+ * deadlock on a one-thread compute pool, see LANCE_CPU_THREADS in lib/peer-systems.ts.)
  *
- * Usage: build-lance.ts <directory> <input>   (prints {"ms": N} when done)
+ * Usage: build-lance.ts <directory> <input>   (prints {"ms": N, "steps": {…}} when done; each step's time on stderr)
  */
 import { readFileSync } from 'node:fs';
 import type { EmbeddedChunk } from '../../../functions/core/delta.js';
@@ -34,5 +34,14 @@ const chunks = rows.map(
     }) satisfies EmbeddedChunk,
 );
 const started = performance.now();
-await buildLance(directory, chunks, (row) => rows[row]?.flags as Record<FilterField, boolean>);
-process.stdout.write(`${JSON.stringify({ ms: performance.now() - started })}\n`);
+const steps: Record<string, number> = {};
+await buildLance(
+  directory,
+  chunks,
+  (row) => rows[row]?.flags as Record<FilterField, boolean>,
+  (step, ms) => {
+    steps[step] = ms;
+    process.stderr.write(`build-lance: ${step} ${(ms / 1000).toFixed(1)} s\n`);
+  },
+);
+process.stdout.write(`${JSON.stringify({ ms: performance.now() - started, steps })}\n`);

@@ -38,6 +38,7 @@ import {
   oramaSearcher,
   type PeerQuery,
   type PeerSearcher,
+  saveOrama,
 } from '../lib/peer-systems.js';
 import { qpsAtRecall } from './ann.js';
 import { bundleProbe } from './cold-start.js';
@@ -132,7 +133,7 @@ export interface PeersResults {
 }
 
 /** The rows of one size: derived chunks (one per "document", so no system aggregates), with filter flags. */
-function peerCorpus(base: readonly EmbeddedChunk[], size: number) {
+export function peerCorpus(base: readonly EmbeddedChunk[], size: number) {
   const derived = deriveCorpus(base, size);
   const random = seededRandom(1601);
   const draws = Float64Array.from({ length: size }, () => random());
@@ -148,6 +149,32 @@ function peerCorpus(base: readonly EmbeddedChunk[], size: number) {
     metadata: { ...chunk.metadata, ...flags(row) },
   }));
   return { chunks, matrix: derived.matrix, dimensions: derived.dimensions, flags };
+}
+
+/** Exact top 10 per query (chunk ids) over all rows and over each filter's matching rows. */
+export function peerTruth(corpus: ReturnType<typeof peerCorpus>, baseQueries: BaseCorpus['queries']) {
+  const ids = corpus.chunks.map((chunk) => chunk.chunkId);
+  const queryRows = queryMatrix(baseQueries);
+  const toIds = (rows: number[][]) => rows.map((list) => list.map((row) => ids[row] as string));
+  const truth = toIds(exactNeighbours(corpus.matrix, corpus.dimensions, queryRows, K));
+  const filteredTruth = new Map<FilterField, { truth: string[][]; matching: number }>();
+  for (const { field } of FILTER_FIELDS) {
+    const rows = corpus.chunks.flatMap((_, row) => (corpus.flags(row)[field] ? [row] : []));
+    const sub = new Float32Array(rows.length * corpus.dimensions);
+    rows.forEach((row, index) => {
+      sub.set(
+        corpus.matrix.subarray(row * corpus.dimensions, (row + 1) * corpus.dimensions),
+        index * corpus.dimensions,
+      );
+    });
+    const k = Math.min(K, rows.length);
+    const found = k > 0 ? exactNeighbours(sub, corpus.dimensions, queryRows, k) : baseQueries.map(() => []);
+    filteredTruth.set(field, {
+      matching: rows.length,
+      truth: found.map((list) => list.map((index) => ids[rows[index] as number] as string)),
+    });
+  }
+  return { truth, filteredTruth };
 }
 
 /** Mean share of the true top k (chunk ids) found in each answer. */
@@ -205,7 +232,7 @@ function latencyAtRecall(points: readonly PeerCurvePoint[], target: number, fiel
 }
 
 /** Dense curve, then full-text, hybrid and filtered queries at the cheapest setting reaching the target. */
-async function measureSystem(
+export async function measureSystem(
   system: PeerSystem,
   options: {
     readonly queries: readonly PeerQuery[];
@@ -276,15 +303,51 @@ interface ProbeReport {
   readonly firstAnswerMs: number;
   readonly rssAfterOpenMiB: number;
   readonly rssAfterQueriesMiB: number;
+  readonly queries: number;
 }
+
+/** The memory run's queries stop after this long (Orama at 100k: seconds per hybrid query). */
+const MEMORY_BUDGET_MS = 180_000;
 
 async function runPeerProbe(probe: string, args: readonly string[]): Promise<ProbeReport> {
   const { stdout } = await run(process.execPath, ['--max-old-space-size=12288', probe, ...args], {
     maxBuffer: 1 << 22,
     cwd: resolve('.'),
-    env: { ...process.env, RUST_LOG: 'error' },
+    env: { ...process.env, RUST_LOG: 'error', LANCEDB_LOG: 'error' },
   });
   return JSON.parse(stdout.trim().split('\n').at(-1) as string) as ProbeReport;
+}
+
+/** A point of LanceDB's dense curve: IVF partitions probed and PQ re-ranking depth, or a flat scan. */
+export interface LanceSetting {
+  readonly label: string;
+  readonly nprobes: number | 'flat';
+  readonly refineFactor?: number;
+}
+
+/**
+ * LanceDB's dense curve: nprobes 1–64 at refine factor 10, then deeper re-ranking at 64 partitions
+ * (at 100k chunks refine 10 stops at recall@10 0.926, the PQ codes' limit, so a user reaching for
+ * 0.95 raises the refine factor), then a flat scan.
+ */
+export const LANCE_SETTINGS: readonly LanceSetting[] = [
+  ...[1, 2, 4, 8, 16, 32, 64].map((nprobes) => ({ label: `nprobes ${nprobes}`, nprobes })),
+  ...[30, 100].map((refineFactor) => ({
+    label: `nprobes 64, refine ${refineFactor}`,
+    nprobes: 64,
+    refineFactor,
+  })),
+  { label: 'flat', nprobes: 'flat' },
+];
+
+/** The cold-open probe's arguments for LanceDB's chosen setting (a flat choice opens at nprobes 64). */
+function lanceProbeArgs(setting: LanceSetting | undefined): string[] {
+  if (!setting || setting.nprobes === 'flat') return ['--nprobes', '64'];
+  return [
+    '--nprobes',
+    String(setting.nprobes),
+    ...(setting.refineFactor ? ['--refine', String(setting.refineFactor)] : []),
+  ];
 }
 
 /** Cold opens (median of `runs`) and one run with `count` queries for memory. */
@@ -300,14 +363,20 @@ async function coldOpen(
   try {
     const reports: ProbeReport[] = [];
     for (let n = 0; n < runs; n += 1) reports.push(await runPeerProbe(probe, [...args, '--count', '0']));
-    const memory = await runPeerProbe(probe, [...args, '--count', String(count)]);
+    const memory = await runPeerProbe(probe, [
+      ...args,
+      '--count',
+      String(count),
+      '--budget-ms',
+      String(MEMORY_BUDGET_MS),
+    ]);
     const median = (field: keyof ProbeReport) =>
       percentile(
         reports.map((report) => report[field]),
         50,
       );
     progress(
-      `peers: cold open ${system} ${chunks} chunks from ${from}: first answer at ${median('firstAnswerMs').toFixed(0)} ms, RSS ${memory.rssAfterQueriesMiB.toFixed(0)} MiB after ${count} queries`,
+      `peers: cold open ${system} ${chunks} chunks from ${from}: first answer at ${median('firstAnswerMs').toFixed(0)} ms, RSS ${memory.rssAfterQueriesMiB.toFixed(0)} MiB after ${memory.queries} queries`,
     );
     return {
       system,
@@ -318,7 +387,7 @@ async function coldOpen(
       firstAnswerMs: median('firstAnswerMs'),
       rssAfterOpenMiB: memory.rssAfterOpenMiB,
       rssAfterQueriesMiB: memory.rssAfterQueriesMiB,
-      queriesForMemory: count,
+      queriesForMemory: memory.queries,
     };
   } catch (error) {
     const message = ((error as { stderr?: string }).stderr || (error as Error).message)
@@ -382,7 +451,7 @@ async function uploadTree(endpoint: string, directory: string, prefix: string): 
 
 /**
  * Build the LanceDB table in a child process (probes/build-lance.ts, which explains why), killed
- * after `timeoutMs`. Returns the build's own milliseconds, measured inside the child.
+ * after `timeoutMs`. Returns the build's own milliseconds and those of each step, measured inside the child.
  */
 async function buildLanceApart(
   input: string,
@@ -390,7 +459,7 @@ async function buildLanceApart(
   chunks: readonly EmbeddedChunk[],
   flags: (row: number) => Record<FilterField, boolean>,
   timeoutMs: number,
-): Promise<number> {
+): Promise<{ ms: number; steps: Record<string, number> }> {
   const dimensions = chunks[0]?.vector.length ?? 0;
   const matrix = new Float32Array(chunks.length * dimensions);
   chunks.forEach((chunk, row) => {
@@ -418,10 +487,13 @@ async function buildLanceApart(
         timeout: timeoutMs,
         killSignal: 'SIGKILL',
         maxBuffer: 1 << 20,
-        env: { ...process.env, RUST_LOG: 'error' },
+        env: { ...process.env, RUST_LOG: 'error', LANCEDB_LOG: 'error' },
       },
     );
-    return (JSON.parse(stdout.trim().split('\n').at(-1) as string) as { ms: number }).ms;
+    return JSON.parse(stdout.trim().split('\n').at(-1) as string) as {
+      ms: number;
+      steps: Record<string, number>;
+    };
   } finally {
     rmSync(`${input}.f32`, { force: true });
     rmSync(`${input}.json`, { force: true });
@@ -461,27 +533,7 @@ export async function benchPeers(options: {
   try {
     for (const size of options.sizes) {
       const corpus = peerCorpus(base.chunks, size);
-      const ids = corpus.chunks.map((chunk) => chunk.chunkId);
-      const queryRows = queryMatrix(base.queries);
-      const toIds = (rows: number[][]) => rows.map((list) => list.map((row) => ids[row] as string));
-      const truth = toIds(exactNeighbours(corpus.matrix, corpus.dimensions, queryRows, K));
-      const filteredTruth = new Map<FilterField, { truth: string[][]; matching: number }>();
-      for (const { field } of FILTER_FIELDS) {
-        const rows = corpus.chunks.flatMap((_, row) => (corpus.flags(row)[field] ? [row] : []));
-        const sub = new Float32Array(rows.length * corpus.dimensions);
-        rows.forEach((row, index) => {
-          sub.set(
-            corpus.matrix.subarray(row * corpus.dimensions, (row + 1) * corpus.dimensions),
-            index * corpus.dimensions,
-          );
-        });
-        const k = Math.min(K, rows.length);
-        const found = k > 0 ? exactNeighbours(sub, corpus.dimensions, queryRows, k) : queries.map(() => []);
-        filteredTruth.set(field, {
-          matching: rows.length,
-          truth: found.map((list) => list.map((index) => ids[rows[index] as number] as string)),
-        });
-      }
+      const { truth, filteredTruth } = peerTruth(corpus, base.queries);
       const common = { queries, truth, filteredTruth, recallTarget: options.recallTarget };
 
       // bisearch: a snapshot as the reindex writes it (HNSW f16 on all cores, BM25, chunk records).
@@ -520,9 +572,9 @@ export async function benchPeers(options: {
       // LanceDB: one table, IVF_PQ (its documented defaults, cosine), FTS and bitmap indexes.
       const lanceDirectory = join(work, `lance-${size}`);
       progress(`peers: building LanceDB over ${size} chunks`);
-      let lanceMs: number | null = null;
+      let lanceBuild: { ms: number; steps: Record<string, number> } | null = null;
       try {
-        lanceMs = await buildLanceApart(
+        lanceBuild = await buildLanceApart(
           join(work, `lance-input-${size}`),
           lanceDirectory,
           corpus.chunks,
@@ -534,17 +586,14 @@ export async function benchPeers(options: {
         progress(`peers: LanceDB at ${size} chunks skipped: ${why}`);
         skipped.push({ what: `LanceDB at ${size} chunks`, why });
       }
-      let lanceNprobes: number | 'flat' | undefined;
-      const lanceSettings: { label: string; nprobes: number | 'flat' }[] = [
-        ...[1, 2, 4, 8, 16, 32, 64].map((nprobes) => ({ label: `nprobes ${nprobes}`, nprobes })),
-        { label: 'flat', nprobes: 'flat' },
-      ];
-      if (lanceMs !== null) {
+      let lanceChosen: LanceSetting | undefined;
+      const lanceSettings = LANCE_SETTINGS;
+      if (lanceBuild !== null) {
         const lance = await measureSystem('LanceDB', {
           ...common,
-          settings: lanceSettings.map(({ label, nprobes }) => ({
+          settings: lanceSettings.map(({ label, nprobes, refineFactor }) => ({
             label,
-            searcher: () => openLance(lanceDirectory, { nprobes }),
+            searcher: () => openLance(lanceDirectory, { nprobes, refineFactor }),
           })),
         });
         sizes.push({
@@ -552,37 +601,30 @@ export async function benchPeers(options: {
           chunks: size,
           exactDense: false,
           build: {
-            seconds: lanceMs / 1000,
+            seconds: lanceBuild.ms / 1000,
             bytes: directoryBytes(lanceDirectory),
-            what: 'createTable + IVF_PQ (default partitions and sub-vectors, cosine) + FTS + 4 bitmap indexes, its own threads',
+            what: `createTable + IVF_PQ (default partitions and sub-vectors, cosine) + FTS + 4 bitmap indexes, its own threads (LANCE_CPU_THREADS=${process.env.LANCE_CPU_THREADS}); steps: ${Object.entries(
+              lanceBuild.steps,
+            )
+              .map(([step, ms]) => `${step} ${(ms / 1000).toFixed(1)} s`)
+              .join(', ')}`,
           },
           ...lance,
           notes: [
-            'IVF_PQ with refine factor 10 (the top k × 10 PQ candidates re-ranked with the full vectors); "flat" scans every vector.',
+            'IVF_PQ with refine factor 10 (the top k × 10 PQ candidates re-ranked with the full vectors) unless the setting names another; "flat" scans every vector.',
             'Queries run on its Rust runtime: CPU ms per query above the wall time means more than one thread worked on a query.',
             'Hybrid: full-text + vector in one query, fused by its default RRF reranker.',
           ],
         });
-        lanceNprobes = lanceSettings.find((setting) => setting.label === lance.queryingSetting)?.nprobes;
+        lanceChosen = lanceSettings.find((setting) => setting.label === lance.queryingSetting);
       }
 
       // Orama: in memory, one thread; brute-force vectors, so the similarity threshold is its knob.
       progress(`peers: inserting ${size} chunks into Orama`);
       const [orama, oramaMs] = await timed(() => buildOrama(corpus.chunks, corpus.flags));
-      const raw = save(orama);
-      const oramaBytes = jsonBytes(raw);
-      let oramaFile: string | undefined;
-      try {
-        oramaFile = join(work, `orama-${size}.json`);
-        writeFileSync(oramaFile, JSON.stringify(raw));
-      } catch (error) {
-        if (!(error instanceof RangeError)) throw error;
-        oramaFile = undefined;
-        skipped.push({
-          what: `Orama cold open and memory at ${size} chunks`,
-          why: `Orama has no on-disk format; its save() is ${(oramaBytes / 2 ** 20).toFixed(0)} MiB of JSON here, beyond V8's maximum string length (${error.message}), so it cannot be written or read back as one document`,
-        });
-      }
+      const oramaJsonBytes = jsonBytes(save(orama));
+      const oramaFile = join(work, `orama-${size}.v8`);
+      const [oramaBytes, oramaSaveMs] = await timed(() => saveOrama(orama, oramaFile));
       const similarities = [0.6, 0.5, 0.4, 0];
       const oramaResult = await measureSystem('Orama', {
         ...common,
@@ -598,12 +640,13 @@ export async function benchPeers(options: {
         build: {
           seconds: oramaMs / 1000,
           bytes: oramaBytes,
-          what: 'create + insertMultiple (batches of 1,000), one thread; size: the JSON of save() (no on-disk format of its own)',
+          what: 'create + insertMultiple (batches of 1,000), one thread; size: its save() object written with v8.serialize (no on-disk format of its own)',
         },
         ...oramaResult,
         notes: [
           "Vector search is brute force (every vector scored in JavaScript): exact; a similarity threshold drops rows below it, losing recall when a query's 10th neighbour scores lower.",
           'Full-text with threshold 1 (any term may match, as BM25 ranks); hybrid mode with its default weights (0.5 / 0.5).',
+          `Persisted as v8.serialize(save()) in ${(oramaSaveMs / 1000).toFixed(1)} s (not in the ingest time); the JSON of save() would be ${(oramaJsonBytes / 2 ** 20).toFixed(0)} MiB${oramaJsonBytes >= 2 ** 29 - 24 ? ", beyond V8's maximum string length, so JSON.stringify cannot write it" : ''}.`,
         ],
       });
 
@@ -630,25 +673,23 @@ export async function benchPeers(options: {
             lanceDirectory,
             '--queries',
             queriesFile,
-            '--nprobes',
-            String(lanceNprobes === 'flat' || lanceNprobes === undefined ? 64 : lanceNprobes),
+            ...lanceProbeArgs(lanceChosen),
           ],
           options.coldRuns,
           options.memoryQueries,
         ),
       );
-      if (oramaFile)
-        coldOpens.push(
-          await coldOpen(
-            probe,
-            'Orama',
-            size,
-            'local disk',
-            ['--system', 'orama', '--location', oramaFile, '--queries', queriesFile],
-            options.coldRuns,
-            options.memoryQueries,
-          ),
-        );
+      coldOpens.push(
+        await coldOpen(
+          probe,
+          'Orama',
+          size,
+          'local disk',
+          ['--system', 'orama', '--location', oramaFile, '--queries', queriesFile],
+          options.coldRuns,
+          options.memoryQueries,
+        ),
+      );
       const bucket = new IndexBucket(
         s3Client({
           region: 'us-east-1',
@@ -692,14 +733,13 @@ export async function benchPeers(options: {
             s3.endpoint,
             '--queries',
             queriesFile,
-            '--nprobes',
-            String(lanceNprobes === 'flat' || lanceNprobes === undefined ? 64 : lanceNprobes),
+            ...lanceProbeArgs(lanceChosen),
           ],
           options.coldRuns,
           options.memoryQueries,
         ),
       );
-      if (oramaFile) rmSync(oramaFile, { force: true });
+      rmSync(oramaFile, { force: true });
       rmSync(lanceDirectory, { recursive: true, force: true });
     }
   } finally {
