@@ -41,21 +41,20 @@ function step<Input, Output>(
 
 export const snapshotHandler = step('snapshot', (input: ReindexRequest) => steps.snapshot(input));
 export const buildHandler = step('build', (input: ReindexState) => steps.build(input));
-export const validateHandler = step('validate', async (input: ReindexState) => {
-  const output = await steps.validate(input);
+/** A validated version's recall and ef, whichever compute validated it. */
+function recordRecall(output: ReindexState): ReindexState {
   metrics.addMetric('ReindexRecall', MetricUnit.Count, output.recall ?? 0);
   if (output.expansionSearch)
     metrics.addMetric('ReindexExpansionSearch', MetricUnit.Count, output.expansionSearch);
   return output;
-});
+}
+export const validateHandler = step('validate', async (input: ReindexState) =>
+  recordRecall(await steps.validate(input)),
+);
 /** After the Fargate build task stopped: its outcome (see ReindexSteps.collectTaskResult). */
-export const collectTaskHandler = step('collectTask', async (input: ReindexState) => {
-  const output = await steps.collectTaskResult(input);
-  metrics.addMetric('ReindexRecall', MetricUnit.Count, output.recall ?? 0);
-  if (output.expansionSearch)
-    metrics.addMetric('ReindexExpansionSearch', MetricUnit.Count, output.expansionSearch);
-  return output;
-});
+export const collectTaskHandler = step('collectTask', async (input: ReindexState) =>
+  recordRecall(await steps.collectTaskResult(input)),
+);
 export const swapHandler = step('swap', (input: ReindexState) => steps.swap(input));
 export const pruneHandler = step('prune', (input: ReindexState) => steps.prune(input));
 /**
