@@ -65,7 +65,7 @@ export const stackConfigSchema = z
      * Most chunks a reindex builds in the Lambdas before it moves Build and Validate to the
      * Fargate task (also moved when twice the estimated snapshot exceeds their `/tmp`).
      */
-    lambdaBuildMaxChunks: z.coerce.number().int().min(1).default(350_000),
+    lambdaBuildMaxChunks: z.coerce.number().int().min(1).default(500_000),
     /** Snapshot versions kept besides current and previous. */
     keepVersions: z.coerce.number().int().min(1).max(50).default(3),
     /** HTTP API authorisation: AWS IAM (SigV4) by default, or a JWT authoriser. */

@@ -4,13 +4,12 @@
  * calls it with what it knows of the coming version.
  *
  * Why these limits. A Lambda step has 15 minutes, at most 10,240 MB of memory and of `/tmp`.
- * Measured at 512-d with recall tuning (bench `--scale-parts writer`, 2 cores shared with other
- * benchmarks, 2026-12-04): the snapshot is ~3.4 KB per chunk on `/tmp`; the writer's peak
- * resident set is ~14.5 KB per chunk at 1M (17.7 GB, less the bench's own 2.9 GB of input rows;
- * an upper bound, as RSS counts each memory map of the index file that tuning opens); the build
- * took 1,558 s at 1M and 131 s at 100k. Memory binds first: twice 14.5 KB per chunk fits
- * 10,240 MB up to ~350k chunks ({@link DEFAULT_LAMBDA_BUILD_MAX_CHUNKS}), where the interpolated
- * time (~450 s on those contended cores) also keeps 2× under 15 minutes. `/tmp` depends on the
+ * Measured at 512-d with recall tuning to 0.98 (2026-12-04, 2 cores): the snapshot is ~3.4 KB per
+ * chunk on `/tmp`; a full build of 1M chunks took 659 s, and its physical memory (proportional
+ * set size, sampled) peaked at ~6.8 KB per chunk beyond the input rows (its resident set reads
+ * twice that: it counts every memory map of the index file that tuning opens, one per ef tried).
+ * At {@link DEFAULT_LAMBDA_BUILD_MAX_CHUNKS} (500k) that is ~3.4 GB against 10,240 MB (3×) and
+ * ~330 s against 15 minutes (2.7×); at 750k time would keep only 1.8×. `/tmp` depends on the
  * configured size: twice the estimated snapshot must fit.
  */
 
@@ -18,10 +17,10 @@
 export type BuildCompute = 'lambda' | 'fargate';
 
 /**
- * Most chunks a Lambda build takes by default (350k: where the measured peak memory, twice over,
- * still fits 10,240 MB; see the module comment).
+ * Most chunks a Lambda build takes by default (500k: measured memory and time both keep ≥ 2×
+ * margin; see the module comment).
  */
-export const DEFAULT_LAMBDA_BUILD_MAX_CHUNKS = 350_000;
+export const DEFAULT_LAMBDA_BUILD_MAX_CHUNKS = 500_000;
 
 /** Margin every Lambda limit keeps: twice the estimate must fit. */
 export const LAMBDA_BUILD_MARGIN = 2;

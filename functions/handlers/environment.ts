@@ -57,7 +57,7 @@ const environmentSchema = z.object({
    */
   BISEARCH_BUILD_TMP_MB: z.coerce.number().int().min(512).max(10_240).optional(),
   /** Most chunks a Lambda build takes before Build and Validate move to the Fargate task. */
-  BISEARCH_LAMBDA_BUILD_MAX_CHUNKS: z.coerce.number().int().min(1).default(350_000),
+  BISEARCH_LAMBDA_BUILD_MAX_CHUNKS: z.coerce.number().int().min(1).default(500_000),
   /** Whether the deployment has the Fargate build task (`true`/`false`). */
   BISEARCH_FARGATE_BUILD: z
     .enum(['true', 'false'])

@@ -432,7 +432,7 @@ describe('reindex', () => {
     const [, snapshotFunction] = functionAt('Reindex/SnapshotFunction');
     expect(snapshotFunction.Properties.Environment.Variables).toMatchObject({
       BISEARCH_BUILD_TMP_MB: '4096',
-      BISEARCH_LAMBDA_BUILD_MAX_CHUNKS: '350000',
+      BISEARCH_LAMBDA_BUILD_MAX_CHUNKS: '500000',
       BISEARCH_FARGATE_BUILD: 'true',
     });
     // No standing cost, no way in: no NAT gateway, gateway endpoints for S3 and DynamoDB, an

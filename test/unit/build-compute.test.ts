@@ -9,25 +9,26 @@ import {
 const MEASURED_512 = (3_446 * 1024 * 1024) / 1_000_000;
 
 describe('where Build and Validate run', () => {
-  it('at the defaults (/tmp 4,096 MB, 350k chunks): 100k and 350k in Lambda, 500k and 1M on Fargate; with 10 GB of /tmp still 350k', () => {
+  it('at the defaults (/tmp 4,096 MB, 500k chunks): 100k and 500k in Lambda, 600k (/tmp) and 1M on Fargate; with 10 GB of /tmp still 500k', () => {
     const at = (chunks: number, lambdaTmpMb = 4096) =>
       chooseBuildCompute({ chunks, bytesPerChunk: MEASURED_512, lambdaTmpMb, fargateAvailable: true });
     expect(at(100_000)).toMatchObject({ compute: 'lambda', reason: 'fits a Lambda with 2× margin' });
-    expect(at(350_000).compute).toBe('lambda');
-    expect(at(500_000)).toMatchObject({
+    expect(at(500_000).compute).toBe('lambda');
+    expect(at(600_000)).toMatchObject({
       compute: 'fargate',
-      reason: '500000 chunks is more than a Lambda build takes (350000)',
+      reason:
+        "600000 chunks is more than a Lambda build takes (500000); twice the estimated 2.0 GiB on /tmp does not fit the Build Lambda's 4096 MB",
     });
     expect(at(1_000_000)).toMatchObject({
       compute: 'fargate',
       reason:
-        "1000000 chunks is more than a Lambda build takes (350000); twice the estimated 3.4 GiB on /tmp does not fit the Build Lambda's 4096 MB",
+        "1000000 chunks is more than a Lambda build takes (500000); twice the estimated 3.4 GiB on /tmp does not fit the Build Lambda's 4096 MB",
     });
     // The largest /tmp holds 1M twice over (6.7 of 10 GiB), but memory does not: the chunk bound.
-    expect(at(350_000, 10_240).compute).toBe('lambda');
+    expect(at(500_000, 10_240).compute).toBe('lambda');
     expect(at(1_000_000, 10_240)).toMatchObject({
       compute: 'fargate',
-      reason: '1000000 chunks is more than a Lambda build takes (350000)',
+      reason: '1000000 chunks is more than a Lambda build takes (500000)',
     });
   });
 
@@ -56,7 +57,7 @@ describe('where Build and Validate run', () => {
     expect(chooseBuildCompute({ ...big, fargateAvailable: true, requested: 'lambda' })).toMatchObject({
       compute: 'lambda',
       reason:
-        "requested (although 2000000 chunks is more than a Lambda build takes (350000); twice the estimated 6.7 GiB on /tmp does not fit the Build Lambda's 10240 MB)",
+        "requested (although 2000000 chunks is more than a Lambda build takes (500000); twice the estimated 6.7 GiB on /tmp does not fit the Build Lambda's 10240 MB)",
     });
     expect(
       chooseBuildCompute({
