@@ -346,6 +346,8 @@ export class ReindexSteps {
    */
   async snapshot(input: ReindexRequest): Promise<ReindexState> {
     const { table } = this.options;
+    // A request the run cannot honour fails before the export, not after it.
+    this.checkBuildRequest(input);
     const space = await table.embeddingSpace();
     if (!space) throw new NothingToIndex('no document has been embedded yet; upload documents first');
     const watermark = await table.latestSequence();
@@ -409,12 +411,26 @@ export class ReindexSteps {
       () => ({ documents, chunks }),
     );
     this.options.log?.('reindex snapshot full', { reason: plan.fullReason, documents, chunks });
+    // The current version's manifest, as the plan read it (or read now), gives bytes per chunk.
+    const manifest = plan.manifest ?? (await this.currentManifest(pointer.current));
     const compute = this.chooseCompute(input, {
       chunks,
       bytesPerChunk:
-        (await this.measuredBytesPerChunk(pointer.current)) ?? estimatedBytesPerChunk(space.dimensions),
+        (manifest && measuredBytesPerChunk(manifest.files, manifest.counts.chunks)) ??
+        estimatedBytesPerChunk(space.dimensions),
     });
     return { ...frozen, mode: 'full', fullReason: plan.fullReason, exportKey, chunks, documents, ...compute };
+  }
+
+  /** An execution input's `buildOn` must name a compute this deployment has. */
+  private checkBuildRequest(input: ReindexRequest): void {
+    const requested = input.request?.buildOn;
+    if (requested !== undefined && requested !== 'lambda' && requested !== 'fargate')
+      throw new BuildComputeUnavailable(
+        `buildOn must be "lambda" or "fargate", got ${JSON.stringify(requested)}`,
+      );
+    if (requested === 'fargate' && !this.options.buildCompute?.fargateAvailable)
+      throw new BuildComputeUnavailable('a Fargate build was requested, and this deployment has none');
   }
 
   /** Where Build and Validate run (see chooseBuildCompute); always Lambda without settings. */
@@ -423,30 +439,21 @@ export class ReindexSteps {
     estimate: { chunks: number; bytesPerChunk: number; incremental?: boolean },
   ): Pick<ReindexState, 'buildCompute' | 'buildComputeReason'> {
     const settings = this.options.buildCompute;
+    if (!settings) return { buildCompute: 'lambda', buildComputeReason: 'no Fargate build task configured' };
     const requested = input.request?.buildOn;
-    if (requested !== undefined && requested !== 'lambda' && requested !== 'fargate')
-      throw new BuildComputeUnavailable(
-        `buildOn must be "lambda" or "fargate", got ${JSON.stringify(requested)}`,
-      );
-    if (!settings) {
-      if (requested === 'fargate')
-        throw new BuildComputeUnavailable('a Fargate build was requested, and this deployment has none');
-      return { buildCompute: 'lambda', buildComputeReason: 'no Fargate build task configured' };
-    }
     const choice = chooseBuildCompute({ ...estimate, ...settings, ...(requested ? { requested } : {}) });
     this.options.log?.('reindex build compute', { ...choice, chunks: estimate.chunks });
     return { buildCompute: choice.compute, buildComputeReason: choice.reason };
   }
 
-  /** Snapshot bytes per chunk of the current version (its manifest), if it can be read. */
-  private async measuredBytesPerChunk(current: IndexVersionRecord | undefined): Promise<number | undefined> {
+  /** The current version's manifest, if there is one and it can be read. */
+  private async currentManifest(current: IndexVersionRecord | undefined): Promise<SnapshotManifest | undefined> {
     if (!current) return undefined;
     try {
-      const manifest = parseSnapshotManifest(
+      return parseSnapshotManifest(
         await this.options.indexBucket.getText(`${current.prefix}${MANIFEST_FILE}`),
         current.prefix,
       );
-      return measuredBytesPerChunk(manifest.files, manifest.counts.chunks);
     } catch {
       return undefined;
     }
@@ -502,7 +509,7 @@ export class ReindexSteps {
     space: EmbeddingSpace,
   ): Promise<
     | { changed: Set<string>; base: NonNullable<ReindexState['base']>; manifest: SnapshotManifest }
-    | { fullReason: string }
+    | { fullReason: string; manifest?: SnapshotManifest }
   > {
     const { table, indexBucket } = this.options;
     const settings = this.options.incremental;
@@ -544,6 +551,7 @@ export class ReindexSteps {
       return true;
     };
     const tooMany = {
+      manifest,
       fullReason: `more than ${limit} of version ${current.version}'s ${manifest.counts.documents} documents changed`,
     };
     if (!(await readEntries(current.watermark, watermark))) return tooMany;
@@ -563,6 +571,7 @@ export class ReindexSteps {
       holes = missing();
       if (holes.length > 0)
         return {
+          manifest,
           fullReason: `the change log has no entry for ${holes.length} sequence(s) since version ${current.version} (first ${holes[0]}): a writer died between taking a sequence and writing it`,
         };
     }
