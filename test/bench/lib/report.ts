@@ -26,6 +26,16 @@ export interface TargetCheck {
 const fixed = (value: number | null | undefined, digits = 2) =>
   value === null || value === undefined || !Number.isFinite(value) ? 'n/a' : value.toFixed(digits);
 
+/**
+ * A markdown table and the lines that follow it, or nothing when it has no rows (a run of some
+ * parts, `--scale-parts`, leaves the others' tables empty).
+ */
+function table(header: string, rows: string[], after: string[] = []): string[] {
+  if (rows.length === 0) return [];
+  const separator = `|${'---|'.repeat(header.split('|').length - 2)}`;
+  return [header, separator, ...rows, '', ...after.flatMap((line) => [line, ''])];
+}
+
 export function checkTargets(results: BenchResults): TargetCheck[] {
   const checks: TargetCheck[] = [];
   const scale = results.scale;
@@ -682,52 +692,53 @@ export async function writeReport(
       '',
       "Synthetic one-chunk documents (no embedding). dynalite is one process (for the announcements, a process of its own, as DynamoDB is a service apart from the encoders; elsewhere the bench's): at high concurrency it, not the modelled latency, bounds the measured rate; the projection counts the calls each path makes on DynamoDB.",
       '',
-      '| delta chunks | exact ms | ANN ms | ANN recall@10 |',
-      '|---|---|---|---|',
-      ...scale.deltaSearch.map(
-        (row) =>
-          `| ${row.chunks} | ${fixed(row.exactMs)} | ${fixed(row.annMs)} | ${fixed(row.recallAt10, 3)} |`,
-      ),
-      '',
-      '| encoders | announcements | per second | failures | projected on DynamoDB /s |',
-      '|---|---|---|---|---|',
-      ...scale.announce.map(
-        (row) =>
-          `| ${row.encoders} | ${row.announcements} | ${fixed(row.perSecond, 0)} | ${row.failures} | ${fixed(row.projectedAwsPerSecond, 0)} |`,
-      ),
-      '',
-      '| backlog (documents) | Init ms | applied at Init | all applied after s | documents/s | projected on DynamoDB s |',
-      '|---|---|---|---|---|---|',
-      ...scale.catchUp.map(
-        (row) =>
-          `| ${row.backlog} | ${fixed(row.initMs, 0)} | ${row.appliedAtInit} | ${fixed(row.catchUpSeconds, 1)} | ${fixed(row.documentsPerSecond, 0)} | ${fixed(row.projectedAwsSeconds, 1)} |`,
-      ),
-      '',
-      '| full rebuild (chunks) | Snapshot s | Build s | Snapshot peak RSS MiB | Build peak RSS MiB | Build /tmp MiB | Snapshot projected on DynamoDB s |',
-      '|---|---|---|---|---|---|---|',
-      ...(scale.rebuild ?? []).map(
-        (row) =>
-          `| ${row.chunks} | ${fixed(row.snapshotSeconds, 1)} | ${fixed(row.buildSeconds, 1)} | ${fixed(row.snapshotPeakRssMib, 0)} | ${fixed(row.buildPeakRssMib, 0)} | ${fixed(row.buildTmpBytes / 2 ** 20, 0)} | ${fixed(row.projectedAwsSnapshotSeconds, 1)} |`,
-      ),
-      '',
-      `Peak RSS is the bench process's own high-water mark during the step (its baseline, ${fixed(scale.rebuild?.[0]?.baselineRssMib, 0)} MiB, included). The export streams to and from S3, so the build's only local disk is the snapshot it writes.`,
-      '',
-      '| incremental after 1% changes (chunks) | changed documents | Snapshot s | Build s | graph | of which reading the base from local S3 s | Build peak RSS MiB | ÷ full (Snapshot + Build) | Snapshot projected on DynamoDB s |',
-      '|---|---|---|---|---|---|---|---|---|',
-      ...(scale.rebuild ?? [])
-        .filter((row) => row.incremental)
-        .map(
+      ...table(
+        '| delta chunks | exact ms | ANN ms | ANN recall@10 |',
+        scale.deltaSearch.map(
           (row) =>
-            `| ${row.chunks} | ${row.incremental.changedDocuments} | ${fixed(row.incremental.snapshotSeconds, 1)} | ${fixed(row.incremental.buildSeconds, 1)} | ${row.incremental.graph} | ${fixed(row.incremental.baseReadSeconds, 1)} | ${fixed(row.incremental.buildPeakRssMib, 0)} | ${fixed(row.incremental.ratioToFull, 2)} | ${fixed(row.incremental.projectedAwsSnapshotSeconds, 1)} |`,
+            `| ${row.chunks} | ${fixed(row.exactMs)} | ${fixed(row.annMs)} | ${fixed(row.recallAt10, 3)} |`,
         ),
-      '',
-      '| Build, the snapshot writer alone (chunks, 512-d) | full s | of which tuning s | ef | incremental s (1% changed) | of which recall s | ef | graph | held-out recall@10 | ÷ full | snapshot MiB | peak RSS full / incremental MiB |',
-      '|---|---|---|---|---|---|---|---|---|---|---|---|',
-      ...(scale.writer ?? []).map(
-        (row) =>
-          `| ${row.chunks} | ${fixed(row.fullSeconds, 1)} | ${fixed(row.fullTuningSeconds, 1)} | ${row.fullExpansionSearch} | ${fixed(row.incrementalSeconds, 1)} | ${fixed(row.incrementalRecallSeconds, 1)} | ${row.incrementalExpansionSearch} | ${row.graph} | ${fixed(row.heldOutRecall, 3)} | ${fixed(row.ratioToFull, 2)} | ${fixed(row.snapshotBytes / 2 ** 20, 0)} | ${fixed(row.fullPeakRssMib, 0)} / ${fixed(row.incrementalPeakRssMib, 0)} |`,
       ),
-      '',
+      ...table(
+        '| encoders | announcements | per second | failures | projected on DynamoDB /s |',
+        scale.announce.map(
+          (row) =>
+            `| ${row.encoders} | ${row.announcements} | ${fixed(row.perSecond, 0)} | ${row.failures} | ${fixed(row.projectedAwsPerSecond, 0)} |`,
+        ),
+      ),
+      ...table(
+        '| backlog (documents) | Init ms | applied at Init | all applied after s | documents/s | projected on DynamoDB s |',
+        scale.catchUp.map(
+          (row) =>
+            `| ${row.backlog} | ${fixed(row.initMs, 0)} | ${row.appliedAtInit} | ${fixed(row.catchUpSeconds, 1)} | ${fixed(row.documentsPerSecond, 0)} | ${fixed(row.projectedAwsSeconds, 1)} |`,
+        ),
+      ),
+      ...table(
+        '| full rebuild (chunks) | Snapshot s | Build s | Snapshot peak RSS MiB | Build peak RSS MiB | Build /tmp MiB | Snapshot projected on DynamoDB s |',
+        (scale.rebuild ?? []).map(
+          (row) =>
+            `| ${row.chunks} | ${fixed(row.snapshotSeconds, 1)} | ${fixed(row.buildSeconds, 1)} | ${fixed(row.snapshotPeakRssMib, 0)} | ${fixed(row.buildPeakRssMib, 0)} | ${fixed(row.buildTmpBytes / 2 ** 20, 0)} | ${fixed(row.projectedAwsSnapshotSeconds, 1)} |`,
+        ),
+        [
+          `Peak RSS is the bench process's own high-water mark during the step (its baseline, ${fixed(scale.rebuild?.[0]?.baselineRssMib, 0)} MiB, included). The export streams to and from S3, so the build's only local disk is the snapshot it writes.`,
+        ],
+      ),
+      ...table(
+        '| incremental after 1% changes (chunks) | changed documents | Snapshot s | Build s | graph | of which reading the base from local S3 s | Build peak RSS MiB | ÷ full (Snapshot + Build) | Snapshot projected on DynamoDB s |',
+        (scale.rebuild ?? [])
+          .filter((row) => row.incremental)
+          .map(
+            (row) =>
+              `| ${row.chunks} | ${row.incremental.changedDocuments} | ${fixed(row.incremental.snapshotSeconds, 1)} | ${fixed(row.incremental.buildSeconds, 1)} | ${row.incremental.graph} | ${fixed(row.incremental.baseReadSeconds, 1)} | ${fixed(row.incremental.buildPeakRssMib, 0)} | ${fixed(row.incremental.ratioToFull, 2)} | ${fixed(row.incremental.projectedAwsSnapshotSeconds, 1)} |`,
+          ),
+      ),
+      ...table(
+        '| Build, the snapshot writer alone (chunks, 512-d) | full s | of which tuning s | ef | incremental s (1% changed) | of which recall s | ef | graph | held-out recall@10 | ÷ full | snapshot MiB | peak RSS full / incremental MiB |',
+        (scale.writer ?? []).map(
+          (row) =>
+            `| ${row.chunks} | ${fixed(row.fullSeconds, 1)} | ${fixed(row.fullTuningSeconds, 1)} | ${row.fullExpansionSearch} | ${fixed(row.incrementalSeconds, 1)} | ${fixed(row.incrementalRecallSeconds, 1)} | ${row.incrementalExpansionSearch} | ${row.graph} | ${fixed(row.heldOutRecall, 3)} | ${fixed(row.ratioToFull, 2)} | ${fixed(row.snapshotBytes / 2 ** 20, 0)} | ${fixed(row.fullPeakRssMib, 0)} / ${fixed(row.incrementalPeakRssMib, 0)} |`,
+        ),
+      ),
       scale.queryDuringLoad
         ? `Lexical query latency, idle: p50 ${fixed(scale.queryDuringLoad.idleMs.p50)} ms, p99 ${fixed(scale.queryDuringLoad.idleMs.p99)} ms; during a load of ${scale.queryDuringLoad.loadDocuments} documents by 32 writers (${fixed(scale.queryDuringLoad.loadPerSecond, 0)}/s): p50 ${fixed(scale.queryDuringLoad.duringLoadMs.p50)} ms, p99 ${fixed(scale.queryDuringLoad.duringLoadMs.p99)} ms over ${scale.queryDuringLoad.queries} queries.`
         : 'Query latency during a bulk load: not measured in this run.',
@@ -735,19 +746,7 @@ export async function writeReport(
       `Not measured yet: ${scale.notMeasured.join('; ')}.`,
       '',
     ];
-    // A run of some parts (--scale-parts) leaves the others' tables without rows: left out.
-    const kept = scaleLines.filter(
-      (line, n) =>
-        !(
-          (line.startsWith('|') &&
-            scaleLines[n + 1]?.startsWith('|---') &&
-            !scaleLines[n + 2]?.startsWith('|')) ||
-          (line.startsWith('|---') && !scaleLines[n + 1]?.startsWith('|'))
-        ),
-    );
-    lines.push(...kept.filter((line, n) => line !== '' || kept[n - 1] !== ''));
-    const rebuildNote = lines.findIndex((line) => line.startsWith("Peak RSS is the bench process's"));
-    if (!scale.rebuild?.length && rebuildNote >= 0) lines.splice(rebuildNote, 2);
+    lines.push(...scaleLines);
   }
   writeFileSync(markdownPath, `${lines.join('\n')}\n`);
   return markdownPath;

@@ -460,6 +460,48 @@ export async function benchScale(options: ScaleOptions): Promise<ScaleResults> {
       embedder,
       workDirectory: join(work, name),
     });
+  /** Query latency while a bulk load is announced, against the same runtime idle. */
+  const measureQueryDuringLoad = async ({
+    aws,
+    fast,
+    slow,
+  }: Awaited<ReturnType<typeof fresh>>): Promise<QueryDuringLoadResult> => {
+    await seedDocuments(fast, { prefix: 'base', count: 200, dimensions, concurrency: 16 });
+    const runtime = await runtimeOn(aws, slow, 'during-load');
+    const sample = async (count: number) => {
+      const latencies: number[] = [];
+      for (let n = 0; n < count; n += 1) {
+        const started = performance.now();
+        await runtime.search({ query: `baseword${n % 200}`, mode: 'lexical', k: 10 });
+        latencies.push(performance.now() - started);
+        await sleep(5);
+      }
+      return latencies;
+    };
+    const idle = await sample(options.queries);
+    const loadStarted = performance.now();
+    let loading = true;
+    const load = seedDocuments(slow, {
+      prefix: 'bulk',
+      count: options.loadDocuments,
+      dimensions,
+      concurrency: 32,
+    }).finally(() => {
+      loading = false;
+    });
+    const during: number[] = [];
+    while (loading) during.push(...(await sample(10)));
+    await load;
+    const loadSeconds = (performance.now() - loadStarted) / 1000;
+    progress(`scale: ${during.length} queries during a load of ${options.loadDocuments} documents`);
+    return {
+      idleMs: percentiles(idle),
+      duringLoadMs: percentiles(during),
+      loadDocuments: options.loadDocuments,
+      loadPerSecond: options.loadDocuments / loadSeconds,
+      queries: during.length,
+    };
+  };
   try {
     const deltaSearch = benchDeltaSearch(options.deltaSizes);
     const rebuild = await benchRebuild(options.rebuildSizes, { latencyMs, dimensions, work });
@@ -534,41 +576,8 @@ export async function benchScale(options: ScaleOptions): Promise<ScaleResults> {
       emulators.pop();
     }
 
-    const notMeasured = [
-      'a full rebuild at 1M chunks here (2 shared cores): projected from the measured sizes in the README',
-    ];
-    if (options.loadDocuments === 0)
-      return { latencyMs, rebuild, writer, deltaSearch, announce, catchUp, notMeasured };
-    // Query latency while a bulk load is announced, against the same runtime idle.
-    const { aws, fast, slow } = await fresh();
-    await seedDocuments(fast, { prefix: 'base', count: 200, dimensions, concurrency: 16 });
-    const runtime = await runtimeOn(aws, slow, 'during-load');
-    const sample = async (count: number) => {
-      const latencies: number[] = [];
-      for (let n = 0; n < count; n += 1) {
-        const started = performance.now();
-        await runtime.search({ query: `baseword${n % 200}`, mode: 'lexical', k: 10 });
-        latencies.push(performance.now() - started);
-        await sleep(5);
-      }
-      return latencies;
-    };
-    const idle = await sample(options.queries);
-    const loadStarted = performance.now();
-    let loading = true;
-    const load = seedDocuments(slow, {
-      prefix: 'bulk',
-      count: options.loadDocuments,
-      dimensions,
-      concurrency: 32,
-    }).finally(() => {
-      loading = false;
-    });
-    const during: number[] = [];
-    while (loading) during.push(...(await sample(10)));
-    await load;
-    const loadSeconds = (performance.now() - loadStarted) / 1000;
-    progress(`scale: ${during.length} queries during a load of ${options.loadDocuments} documents`);
+    const queryDuringLoad =
+      options.loadDocuments > 0 ? await measureQueryDuringLoad(await fresh()) : undefined;
     return {
       latencyMs,
       rebuild,
@@ -576,14 +585,10 @@ export async function benchScale(options: ScaleOptions): Promise<ScaleResults> {
       deltaSearch,
       announce,
       catchUp,
-      queryDuringLoad: {
-        idleMs: percentiles(idle),
-        duringLoadMs: percentiles(during),
-        loadDocuments: options.loadDocuments,
-        loadPerSecond: options.loadDocuments / loadSeconds,
-        queries: during.length,
-      },
-      notMeasured,
+      ...(queryDuringLoad ? { queryDuringLoad } : {}),
+      notMeasured: [
+        'a full rebuild at 1M chunks here (2 shared cores): projected from the measured sizes in the README',
+      ],
     };
   } finally {
     await embedder.dispose();
