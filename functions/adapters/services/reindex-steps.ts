@@ -447,7 +447,9 @@ export class ReindexSteps {
   }
 
   /** The current version's manifest, if there is one and it can be read. */
-  private async currentManifest(current: IndexVersionRecord | undefined): Promise<SnapshotManifest | undefined> {
+  private async currentManifest(
+    current: IndexVersionRecord | undefined,
+  ): Promise<SnapshotManifest | undefined> {
     if (!current) return undefined;
     try {
       return parseSnapshotManifest(
