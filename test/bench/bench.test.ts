@@ -125,6 +125,10 @@ it('npm run bench -- --quick measures every section and writes JSON, markdown an
       expect(opens).toContain(open);
     for (const row of peers.coldOpen)
       expect(positive(row.firstAnswerMs) || typeof row.error === 'string').toBe(true);
+    // Memory is read after the full count of queries for every system (hybrid, then dense once a
+    // slow system passes the hybrid budget), never after fewer.
+    for (const row of peers.coldOpen.filter((open: { error?: string }) => !open.error))
+      expect(row.queriesForMemory).toBe(20);
     // Filters: every operator at every selectivity (the section checks each selects exactly its
     // share of rows); the default engine scores every filter of 2,000 chunks exactly, so its recall
     // is 1 against brute force over those rows ('documents' rows may take the HNSW path).

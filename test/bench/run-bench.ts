@@ -26,13 +26,9 @@ import { benchDownload, type DownloadResult } from './sections/download.js';
 import { benchEmbedding, type EmbeddingResults } from './sections/embedding.js';
 import { benchFilters, type FiltersResults } from './sections/filters.js';
 import { benchFreshness, type FreshnessResult } from './sections/freshness.js';
-import { benchPeers, type PeersResults } from './sections/peers.js';
+import { benchPeers, mergePeers, type PeersResults } from './sections/peers.js';
 import { benchQueryPath, cachedSnapshot, type QueryPathResult } from './sections/query-path.js';
 import { benchScale, type ScaleResults } from './sections/scale.js';
-
-/** Why the peers section stops at 100k chunks (measured figures behind the projection: RESULTS.md "Peers"). */
-const PEERS_1M_SKIPPED =
-  'not run by this section on this 2-core machine: Orama scores every vector and every full-text match in JavaScript per query, and its 100k passes already take seconds per hybrid query (300 queries × 7 kinds at ~10× that at 1M would take hours); LanceDB\'s 1M build was tried on its own (README, "Peers": what was not measured). The 1M figures of the other sections stand for bisearch alone.';
 
 /** What one S3 connection delivers, MiB/s (commonly measured 80–100 MB/s; see sections/download.ts). */
 const S3_CONNECTION_MIBPS = 80;
@@ -96,6 +92,8 @@ function mergeResults(published: BenchResults, run: BenchResults): BenchResults 
         ),
       ),
     };
+  // A peers run of some sizes (--peer-sizes) replaces only those sizes' rows.
+  if (run.peers && published.peers) measured.peers = mergePeers(published.peers, run.peers);
   return {
     ...published,
     ...measured,
@@ -131,6 +129,11 @@ const program = new Command('bench')
     'publish an earlier run (its results JSON) without measuring: its sections replace the published ones',
   )
   .option(
+    '--peer-sizes <sizes>',
+    'corpus sizes of the peers section, comma-separated (default 10000,100000,1000000)',
+  )
+  .option('--no-peer-relevance', "skip the peers section's SciFact relevance (e.g. a run of 1M only)")
+  .option(
     '--filter-sizes <sizes>',
     'corpus sizes of the filters section, comma-separated (default 100000,1000000)',
   )
@@ -146,6 +149,8 @@ const options = program.opts<{
   scaleParts?: string;
   publishRun?: string;
   filterSizes?: string;
+  peerSizes?: string;
+  peerRelevance: boolean;
 }>();
 
 /**
@@ -233,7 +238,7 @@ const plan = quick
         rebuildSizes: [10_000, 100_000],
         writerSizes: [100_000, 1_000_000],
       },
-      peerSizes: [10_000, 100_000],
+      peerSizes: [10_000, 100_000, 1_000_000],
       peerColdRuns: 3,
       peerMemoryQueries: 1_000,
       filters: { sizes: [100_000, 1_000_000], queries: 300, passes: 1 },
@@ -369,26 +374,34 @@ if (sections.includes('download')) {
     );
 }
 if (sections.includes('peers')) {
+  const peerSizes = options.peerSizes ? options.peerSizes.split(',').map(Number) : plan.peerSizes;
+  const publishedJson = resolve('test/bench/results.json');
+  const published = existsSync(publishedJson)
+    ? (JSON.parse(readFileSync(publishedJson, 'utf8')) as BenchResults).peers
+    : undefined;
   results.peers = await benchPeers({
     base,
-    sizes: plan.peerSizes,
+    sizes: peerSizes,
     datasetDirectory: resolve(options.dataset),
     workDirectory,
     snapshotParent,
     coldRuns: plan.peerColdRuns,
     memoryQueries: plan.peerMemoryQueries,
     recallTarget: 0.95,
-    lanceBuildTimeoutMs: quick ? 120_000 : 600_000,
-    skipped: quick
-      ? []
-      : [
-          {
-            what: '1M chunks (every system)',
-            why: PEERS_1M_SKIPPED,
-          },
-        ],
+    lanceBuildTimeoutMs: quick ? 120_000 : 1_200_000,
+    // Orama holds everything in the JavaScript heap and scores in JavaScript: at 100k it already
+    // takes seconds per full-text query (RESULTS.md "Peers"), so larger sizes are projected, not run.
+    oramaMaxChunks: 100_000,
+    relevance: options.peerRelevance,
+    ...(published ? { projectFrom: published } : {}),
+    skipped: [],
   });
-  results.peers.measured = { createdAt, commit: results.machine.commit };
+  results.peers = {
+    ...results.peers,
+    measured: [
+      { createdAt, commit: results.machine.commit, chunks: peerSizes, relevance: options.peerRelevance },
+    ],
+  };
 }
 await base.embedder.dispose();
 if (sections.includes('freshness'))

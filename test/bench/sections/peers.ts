@@ -14,6 +14,7 @@
  */
 import { execFile, spawn } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { totalmem } from 'node:os';
 import { join, relative, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { PutObjectCommand } from '@aws-sdk/client-s3';
@@ -102,6 +103,8 @@ export interface PeerColdOpen {
   readonly rssAfterOpenMiB: number | null;
   readonly rssAfterQueriesMiB: number | null;
   readonly queriesForMemory: number;
+  /** How many of those were hybrid (the rest dense: hybrid ones stop after a time budget). */
+  readonly hybridQueriesForMemory?: number;
   readonly error?: string;
 }
 
@@ -113,9 +116,20 @@ export interface PeerRelevance {
   readonly how: string;
 }
 
+/** One run behind published peers figures: when, at which commit, its sizes, and whether it measured relevance. */
+export interface PeersRun {
+  readonly createdAt: string;
+  readonly commit: string;
+  readonly chunks: readonly number[];
+  readonly relevance: boolean;
+}
+
 export interface PeersResults {
-  /** When and at which commit this section ran (a published RESULTS.md merges sections of several runs). */
-  measured?: { readonly createdAt: string; readonly commit: string };
+  /**
+   * When and at which commit each run behind these figures measured, and its sizes (a published
+   * RESULTS.md merges runs: e.g. 10k and 100k with the relevance in one, 1M in another).
+   */
+  measured?: readonly PeersRun[];
   readonly queries: number;
   readonly recallTarget: number;
   readonly versions: Record<string, string>;
@@ -191,6 +205,8 @@ function recall(allTruth: readonly string[][], answers: readonly string[][]): nu
 }
 
 const WARMUP_QUERIES = 30;
+/** Warm-up stops early after this long (Orama at 100k: seconds per full-text query). */
+const WARMUP_BUDGET_MS = 10_000;
 /** A measured pass stops after this long once it has {@link MIN_QUERIES} answers. */
 const PASS_BUDGET_MS = 30_000;
 const MIN_QUERIES = 100;
@@ -200,7 +216,11 @@ async function measure(
   queries: readonly PeerQuery[],
   call: (query: PeerQuery) => Promise<string[]>,
 ): Promise<{ answers: string[][] } & PeerLatency> {
-  for (const query of queries.slice(0, WARMUP_QUERIES)) await call(query);
+  const warming = performance.now();
+  for (const query of queries.slice(0, WARMUP_QUERIES)) {
+    await call(query);
+    if (performance.now() - warming > WARMUP_BUDGET_MS) break;
+  }
   const answers: string[][] = [];
   const sample: number[] = [];
   const cpu = process.cpuUsage();
@@ -304,9 +324,10 @@ interface ProbeReport {
   readonly rssAfterOpenMiB: number;
   readonly rssAfterQueriesMiB: number;
   readonly queries: number;
+  readonly hybrid: number;
 }
 
-/** The memory run's queries stop after this long (Orama at 100k: seconds per hybrid query). */
+/** The memory run's hybrid queries stop after this long, dense ones follow (Orama at 100k: seconds per hybrid query). */
 const MEMORY_BUDGET_MS = 180_000;
 
 async function runPeerProbe(probe: string, args: readonly string[]): Promise<ProbeReport> {
@@ -376,7 +397,7 @@ async function coldOpen(
         50,
       );
     progress(
-      `peers: cold open ${system} ${chunks} chunks from ${from}: first answer at ${median('firstAnswerMs').toFixed(0)} ms, RSS ${memory.rssAfterQueriesMiB.toFixed(0)} MiB after ${memory.queries} queries`,
+      `peers: cold open ${system} ${chunks} chunks from ${from}: first answer at ${median('firstAnswerMs').toFixed(0)} ms, RSS ${memory.rssAfterQueriesMiB.toFixed(0)} MiB after ${memory.queries} queries (${memory.hybrid} hybrid)`,
     );
     return {
       system,
@@ -388,6 +409,7 @@ async function coldOpen(
       rssAfterOpenMiB: memory.rssAfterOpenMiB,
       rssAfterQueriesMiB: memory.rssAfterQueriesMiB,
       queriesForMemory: memory.queries,
+      hybridQueriesForMemory: memory.hybrid,
     };
   } catch (error) {
     const message = ((error as { stderr?: string }).stderr || (error as Error).message)
@@ -512,6 +534,12 @@ export async function benchPeers(options: {
   readonly recallTarget: number;
   /** How long the LanceDB build may take before it is killed and that size recorded as skipped. */
   readonly lanceBuildTimeoutMs: number;
+  /** Orama runs at sizes up to this (chunks); above it the size is skipped with a measured reason. */
+  readonly oramaMaxChunks: number;
+  /** Measure SciFact relevance (nDCG@10 of each system's full-text, hybrid and dense ranking). */
+  readonly relevance: boolean;
+  /** Published figures of smaller sizes, to project a skipped Orama size from when this run has none. */
+  readonly projectFrom?: Pick<PeersResults, 'sizes' | 'coldOpen'>;
   readonly skipped: readonly { what: string; why: string }[];
 }): Promise<PeersResults> {
   const { base } = options;
@@ -620,35 +648,48 @@ export async function benchPeers(options: {
       }
 
       // Orama: in memory, one thread; brute-force vectors, so the similarity threshold is its knob.
-      progress(`peers: inserting ${size} chunks into Orama`);
-      const [orama, oramaMs] = await timed(() => buildOrama(corpus.chunks, corpus.flags));
-      const oramaJsonBytes = jsonBytes(save(orama));
-      const oramaFile = join(work, `orama-${size}.v8`);
-      const [oramaBytes, oramaSaveMs] = await timed(() => saveOrama(orama, oramaFile));
-      const similarities = [0.6, 0.5, 0.4, 0];
-      const oramaResult = await measureSystem('Orama', {
-        ...common,
-        settings: similarities.map((similarity) => ({
-          label: `similarity ≥ ${similarity}`,
-          searcher: () => oramaSearcher(orama, { similarity }),
-        })),
-      });
-      sizes.push({
-        system: 'Orama',
-        chunks: size,
-        exactDense: true,
-        build: {
-          seconds: oramaMs / 1000,
-          bytes: oramaBytes,
-          what: 'create + insertMultiple (batches of 1,000), one thread; size: its save() object written with v8.serialize (no on-disk format of its own)',
-        },
-        ...oramaResult,
-        notes: [
-          "Vector search is brute force (every vector scored in JavaScript): exact; a similarity threshold drops rows below it, losing recall when a query's 10th neighbour scores lower.",
-          'Full-text with threshold 1 (any term may match, as BM25 ranks); hybrid mode with its default weights (0.5 / 0.5).',
-          `Persisted as v8.serialize(save()) in ${(oramaSaveMs / 1000).toFixed(1)} s (not in the ingest time); the JSON of save() would be ${(oramaJsonBytes / 2 ** 20).toFixed(0)} MiB${oramaJsonBytes >= 2 ** 29 - 24 ? ", beyond V8's maximum string length, so JSON.stringify cannot write it" : ''}.`,
-        ],
-      });
+      // Above its size cap it is skipped with the reason this run measured (see oramaSkipReason).
+      let oramaFile: string | null = null;
+      if (size > options.oramaMaxChunks) {
+        const why = oramaSkipReason(
+          size,
+          [...sizes, ...(options.projectFrom?.sizes ?? [])],
+          [...coldOpens, ...(options.projectFrom?.coldOpen ?? [])],
+        );
+        progress(`peers: Orama at ${size} chunks skipped: ${why}`);
+        skipped.push({ what: `Orama at ${size} chunks`, why });
+      } else {
+        progress(`peers: inserting ${size} chunks into Orama`);
+        const [orama, oramaMs] = await timed(() => buildOrama(corpus.chunks, corpus.flags));
+        const oramaJsonBytes = jsonBytes(save(orama));
+        const file = join(work, `orama-${size}.v8`);
+        oramaFile = file;
+        const [oramaBytes, oramaSaveMs] = await timed(() => saveOrama(orama, file));
+        const similarities = [0.6, 0.5, 0.4, 0];
+        const oramaResult = await measureSystem('Orama', {
+          ...common,
+          settings: similarities.map((similarity) => ({
+            label: `similarity ≥ ${similarity}`,
+            searcher: () => oramaSearcher(orama, { similarity }),
+          })),
+        });
+        sizes.push({
+          system: 'Orama',
+          chunks: size,
+          exactDense: true,
+          build: {
+            seconds: oramaMs / 1000,
+            bytes: oramaBytes,
+            what: 'create + insertMultiple (batches of 1,000), one thread; size: its save() object written with v8.serialize (no on-disk format of its own)',
+          },
+          ...oramaResult,
+          notes: [
+            "Vector search is brute force (every vector scored in JavaScript): exact; a similarity threshold drops rows below it, losing recall when a query's 10th neighbour scores lower.",
+            'Full-text with threshold 1 (any term may match, as BM25 ranks); hybrid mode with its default weights (0.5 / 0.5).',
+            `Persisted as v8.serialize(save()) in ${(oramaSaveMs / 1000).toFixed(1)} s (not in the ingest time); the JSON of save() would be ${(oramaJsonBytes / 2 ** 20).toFixed(0)} MiB${oramaJsonBytes >= 2 ** 29 - 24 ? ", beyond V8's maximum string length, so JSON.stringify cannot write it" : ''}.`,
+          ],
+        });
+      }
 
       // Cold open and memory, each system in fresh processes.
       coldOpens.push(
@@ -679,17 +720,18 @@ export async function benchPeers(options: {
           options.memoryQueries,
         ),
       );
-      coldOpens.push(
-        await coldOpen(
-          probe,
-          'Orama',
-          size,
-          'local disk',
-          ['--system', 'orama', '--location', oramaFile, '--queries', queriesFile],
-          options.coldRuns,
-          options.memoryQueries,
-        ),
-      );
+      if (oramaFile !== null)
+        coldOpens.push(
+          await coldOpen(
+            probe,
+            'Orama',
+            size,
+            'local disk',
+            ['--system', 'orama', '--location', oramaFile, '--queries', queriesFile],
+            options.coldRuns,
+            options.memoryQueries,
+          ),
+        );
       const bucket = new IndexBucket(
         s3Client({
           region: 'us-east-1',
@@ -739,18 +781,49 @@ export async function benchPeers(options: {
           options.memoryQueries,
         ),
       );
-      rmSync(oramaFile, { force: true });
+      if (oramaFile !== null) rmSync(oramaFile, { force: true });
       rmSync(lanceDirectory, { recursive: true, force: true });
     }
   } finally {
     s3.stop();
   }
 
-  const relevance = await benchRelevance({ ...options, work, queries });
+  const relevance = options.relevance
+    ? await benchRelevance({ ...options, work, queries })
+    : { chunks: 0, queries: 0, rows: [] };
+  // Read from the installed package (LanceDB's exports map does not expose its package.json).
+  const version = (name: string) =>
+    (JSON.parse(readFileSync(resolve('node_modules', name, 'package.json'), 'utf8')) as { version: string })
+      .version;
+  return {
+    queries: queries.length,
+    recallTarget: options.recallTarget,
+    versions: {
+      '@lancedb/lancedb': version('@lancedb/lancedb'),
+      '@orama/orama': version('@orama/orama'),
+      usearch: version('usearch'),
+    },
+    sizes,
+    coldOpen: coldOpens,
+    relevance,
+    ratios: peerRatios({ sizes, coldOpen: coldOpens, relevance, recallTarget: options.recallTarget }),
+    skipped,
+  };
+}
+
+/**
+ * ours ÷ theirs for every figure both systems have at a size, and for SciFact nDCG@10. Computed from
+ * the rows, so a published result merged from several runs (sizes measured apart) gets its ratios
+ * from the merged rows.
+ */
+export function peerRatios(
+  peers: Pick<PeersResults, 'sizes' | 'coldOpen' | 'relevance' | 'recallTarget'>,
+): PeersResults['ratios'] {
+  const { sizes, coldOpen: coldOpens, relevance, recallTarget } = peers;
   const ratios: PeersResults['ratios'] = [];
   const ratio = (a: number | null | undefined, b: number | null | undefined) =>
     a !== null && a !== undefined && b !== null && b !== undefined && b > 0 ? a / b : null;
-  for (const size of options.sizes) {
+  for (const size of [...new Set(sizes.map((row) => row.chunks))].sort((a, b) => a - b)) {
     const of = (system: PeerSystem) => sizes.find((row) => row.system === system && row.chunks === size);
     const ours = of('bisearch');
     for (const peer of ['LanceDB', 'Orama'] as const) {
@@ -760,8 +833,8 @@ export async function benchPeers(options: {
         ratios.push({ figure, chunks: size, peer, ratio: ratio(a, b) });
       add('build time', ours.build.seconds, theirs.build.seconds);
       add('size on disk', ours.build.bytes, theirs.build.bytes);
-      add(`dense p50 at recall@10 ${options.recallTarget}`, ours.denseAtRecall.p50, theirs.denseAtRecall.p50);
-      add(`dense p99 at recall@10 ${options.recallTarget}`, ours.denseAtRecall.p99, theirs.denseAtRecall.p99);
+      add(`dense p50 at recall@10 ${recallTarget}`, ours.denseAtRecall.p50, theirs.denseAtRecall.p50);
+      add(`dense p99 at recall@10 ${recallTarget}`, ours.denseAtRecall.p99, theirs.denseAtRecall.p99);
       add('full-text p50', ours.text.p50, theirs.text.p50);
       add('full-text p99', ours.text.p99, theirs.text.p99);
       add('hybrid p50', ours.hybrid.p50, theirs.hybrid.p50);
@@ -780,34 +853,39 @@ export async function benchPeers(options: {
     }
   }
   for (const peer of ['LanceDB', 'Orama'] as const)
-    for (const mode of ['full-text', 'hybrid'] as const)
-      ratios.push({
-        figure: `nDCG@10 ${mode} (SciFact)`,
-        chunks: null,
-        peer,
-        ratio: ratio(
-          relevance.rows.find((row) => row.system === 'bisearch' && row.mode === mode)?.ndcgAt10,
-          relevance.rows.find((row) => row.system === peer && row.mode === mode)?.ndcgAt10,
-        ),
-      });
-  // Read from the installed package (LanceDB's exports map does not expose its package.json).
-  const version = (name: string) =>
-    (JSON.parse(readFileSync(resolve('node_modules', name, 'package.json'), 'utf8')) as { version: string })
-      .version;
-  return {
-    queries: queries.length,
-    recallTarget: options.recallTarget,
-    versions: {
-      '@lancedb/lancedb': version('@lancedb/lancedb'),
-      '@orama/orama': version('@orama/orama'),
-      usearch: version('usearch'),
-    },
-    sizes,
-    coldOpen: coldOpens,
-    relevance,
-    ratios,
-    skipped,
-  };
+    for (const mode of ['full-text', 'hybrid'] as const) {
+      const ndcg = (system: PeerSystem) =>
+        relevance.rows.find((row) => row.system === system && row.mode === mode)?.ndcgAt10;
+      if (ndcg(peer) !== undefined)
+        ratios.push({
+          figure: `nDCG@10 ${mode} (SciFact)`,
+          chunks: null,
+          peer,
+          ratio: ratio(ndcg('bisearch'), ndcg(peer)),
+        });
+    }
+  return ratios;
+}
+
+/**
+ * Why Orama is not run at `size` chunks, from what this run measured at the largest size below it:
+ * resident memory after open and the time of one full-text and one hybrid query, scaled linearly
+ * (it keeps every vector and posting in the JavaScript heap and scores every vector and every
+ * matching posting per query).
+ */
+function oramaSkipReason(size: number, sizes: readonly PeerSizeResult[], coldOpens: readonly PeerColdOpen[]) {
+  const measured = sizes
+    .filter((row) => row.system === 'Orama' && row.chunks < size)
+    .sort((a, b) => b.chunks - a.chunks)[0];
+  const open = coldOpens.find((row) => row.system === 'Orama' && row.chunks === measured?.chunks);
+  if (!measured)
+    return 'above the Orama size cap of this run (oramaMaxChunks), and no smaller size to project from';
+  const scale = size / measured.chunks;
+  const totalGiB = totalmem() / 2 ** 30;
+  const passQueries = 30 + 100;
+  const hours = ((measured.text.p50 + measured.hybrid.p50) * scale * passQueries) / 3_600_000;
+  const rss = open?.rssAfterOpenMiB ?? null;
+  return `Orama keeps every vector and posting in the JavaScript heap and scores every vector and every matching posting per query. At ${measured.chunks} chunks this run measured ${rss === null ? 'no RSS' : `${(rss / 1024).toFixed(1)} GiB RSS after open`}, full-text p50 ${(measured.text.p50 / 1000).toFixed(1)} s and hybrid p50 ${(measured.hybrid.p50 / 1000).toFixed(1)} s. Scaled ${scale}× to ${size} chunks: ${rss === null ? '' : `~${((rss * scale) / 1024).toFixed(0)} GiB (this machine has ${totalGiB.toFixed(0)} GiB), `}${hours.toFixed(1)} h for the full-text and hybrid passes alone (${passQueries} queries each).`;
 }
 
 /**
@@ -888,4 +966,53 @@ async function benchRelevance(options: {
     'top 100 chunks collapsed to documents; default tokenizer (English, no stemming); exact vectors; hybrid weights 0.5 / 0.5',
   );
   return { chunks: base.chunks.length, queries: options.queries.length, rows };
+}
+
+/**
+ * Published peers figures with a run's merged in: its sizes' rows (sizes, cold opens, skips) replace
+ * those of the same sizes, its relevance replaces the published one if it measured any, and the
+ * ratios are recomputed from the merged rows.
+ */
+export function mergePeers(published: PeersResults, run: PeersResults): PeersResults {
+  const runSizes = new Set(run.sizes.map((row) => row.chunks));
+  for (const skip of run.skipped) {
+    const size = /at (\d+) chunks/.exec(skip.what)?.[1];
+    if (size) runSizes.add(Number(size));
+  }
+  const keep = <T extends { chunks: number }>(rows: readonly T[]) =>
+    rows.filter((row) => !runSizes.has(row.chunks));
+  const skipSize = (what: string) => Number(/at (\d+) chunks/.exec(what)?.[1] ?? Number.NaN);
+  const relevance = run.relevance.rows.length > 0 ? run.relevance : published.relevance;
+  const merged = {
+    ...run,
+    sizes: [...keep(published.sizes), ...run.sizes].sort((a, b) => a.chunks - b.chunks),
+    coldOpen: [...keep(published.coldOpen), ...run.coldOpen].sort((a, b) => a.chunks - b.chunks),
+    relevance,
+    // Skips of a size this run measured go; skips that name no size (e.g. "1M chunks") go too.
+    skipped: [
+      ...published.skipped.filter(
+        (skip) => !runSizes.has(skipSize(skip.what)) && !Number.isNaN(skipSize(skip.what)),
+      ),
+      ...run.skipped,
+    ],
+    measured: [
+      ...publishedRuns(published)
+        .map((entry) => ({
+          ...entry,
+          chunks: entry.chunks.filter((size) => !runSizes.has(size)),
+          relevance: entry.relevance && run.relevance.rows.length === 0,
+        }))
+        .filter((entry) => entry.chunks.length > 0 || entry.relevance),
+      ...(run.measured ?? []),
+    ],
+  };
+  return { ...merged, ratios: peerRatios(merged) };
+}
+
+/** The runs behind published peers figures (results of before per-run records: one run of every size). */
+export function publishedRuns(published: PeersResults): PeersRun[] {
+  const measured = published.measured as PeersRun[] | { createdAt: string; commit: string } | undefined;
+  if (Array.isArray(measured)) return measured;
+  if (!measured) return [];
+  return [{ ...measured, chunks: [...new Set(published.sizes.map((row) => row.chunks))], relevance: true }];
 }
