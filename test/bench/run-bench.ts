@@ -243,6 +243,9 @@ const plan = quick
       peerMemoryQueries: 1_000,
       filters: { sizes: [100_000, 1_000_000], queries: 300, passes: 1 },
     };
+const peerSizes = options.peerSizes ? options.peerSizes.split(',').map(Number) : plan.peerSizes;
+if (peerSizes.some((size) => !Number.isInteger(size) || size < 100))
+  program.error(`--peer-sizes takes chunk counts of at least 100, comma-separated: got ${options.peerSizes}`);
 const started = performance.now();
 const createdAt = new Date().toISOString();
 
@@ -374,7 +377,6 @@ if (sections.includes('download')) {
     );
 }
 if (sections.includes('peers')) {
-  const peerSizes = options.peerSizes ? options.peerSizes.split(',').map(Number) : plan.peerSizes;
   const publishedJson = resolve('test/bench/results.json');
   const published = existsSync(publishedJson)
     ? (JSON.parse(readFileSync(publishedJson, 'utf8')) as BenchResults).peers
