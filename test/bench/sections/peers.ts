@@ -13,9 +13,11 @@
  * of one query in parallel, so CPU time per query is reported beside wall time.
  */
 import { execFile, spawn } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { once } from 'node:events';
+import { createWriteStream, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { totalmem } from 'node:os';
 import { join, relative, resolve } from 'node:path';
+import { finished } from 'node:stream/promises';
 import { promisify } from 'node:util';
 import { PutObjectCommand } from '@aws-sdk/client-s3';
 import { save } from '@orama/orama';
@@ -488,12 +490,18 @@ async function buildLanceApart(
     matrix.set(chunk.vector, row * dimensions);
   });
   writeFileSync(`${input}.f32`, Buffer.from(matrix.buffer, matrix.byteOffset, matrix.byteLength));
-  writeFileSync(
-    `${input}.json`,
-    JSON.stringify(
-      chunks.map((chunk, row) => ({ chunkId: chunk.chunkId, text: indexedText(chunk), flags: flags(row) })),
-    ),
-  );
+  // One JSON row per line, written in pieces: at 1M chunks the rows' JSON (~700 MB) is longer than
+  // V8's maximum string length, so it cannot be one JSON.stringify.
+  const lines = createWriteStream(`${input}.jsonl`);
+  for (const [row, chunk] of chunks.entries())
+    if (
+      !lines.write(
+        `${JSON.stringify({ chunkId: chunk.chunkId, text: indexedText(chunk), flags: flags(row) })}\n`,
+      )
+    )
+      await once(lines, 'drain');
+  lines.end();
+  await finished(lines);
   try {
     const { stdout } = await run(
       process.execPath,
@@ -518,7 +526,7 @@ async function buildLanceApart(
     };
   } finally {
     rmSync(`${input}.f32`, { force: true });
-    rmSync(`${input}.json`, { force: true });
+    rmSync(`${input}.jsonl`, { force: true });
   }
 }
 
