@@ -890,7 +890,7 @@ function oramaSkipReason(size: number, sizes: readonly PeerSizeResult[], coldOpe
     return 'above the Orama size cap of this run (oramaMaxChunks), and no smaller size to project from';
   const scale = size / measured.chunks;
   const totalGiB = totalmem() / 2 ** 30;
-  const passQueries = 30 + 100;
+  const passQueries = WARMUP_QUERIES + MIN_QUERIES;
   const hours = ((measured.text.p50 + measured.hybrid.p50) * scale * passQueries) / 3_600_000;
   const rss = open?.rssAfterOpenMiB ?? null;
   return `Orama keeps every vector and posting in the JavaScript heap and scores every vector and every matching posting per query. At ${measured.chunks} chunks this run measured ${rss === null ? 'no RSS' : `${(rss / 1024).toFixed(1)} GiB RSS after open`}, full-text p50 ${(measured.text.p50 / 1000).toFixed(1)} s and hybrid p50 ${(measured.hybrid.p50 / 1000).toFixed(1)} s. Scaled ${scale}× to ${size} chunks: ${rss === null ? '' : `~${((rss * scale) / 1024).toFixed(0)} GiB (this machine has ${totalGiB.toFixed(0)} GiB), `}${hours.toFixed(1)} h for the full-text and hybrid passes alone (${passQueries} queries each).`;
@@ -976,6 +976,11 @@ async function benchRelevance(options: {
   return { chunks: base.chunks.length, queries: options.queries.length, rows };
 }
 
+/** The corpus size a skip names ("… at 1000000 chunks …"), NaN when it names none. */
+function skippedSize(what: string): number {
+  return Number(/at (\d+) chunks/.exec(what)?.[1] ?? Number.NaN);
+}
+
 /**
  * Published peers figures with a run's merged in: its sizes' rows (sizes, cold opens, skips) replace
  * those of the same sizes, its relevance replaces the published one if it measured any, and the
@@ -984,12 +989,11 @@ async function benchRelevance(options: {
 export function mergePeers(published: PeersResults, run: PeersResults): PeersResults {
   const runSizes = new Set(run.sizes.map((row) => row.chunks));
   for (const skip of run.skipped) {
-    const size = /at (\d+) chunks/.exec(skip.what)?.[1];
-    if (size) runSizes.add(Number(size));
+    const size = skippedSize(skip.what);
+    if (!Number.isNaN(size)) runSizes.add(size);
   }
   const keep = <T extends { chunks: number }>(rows: readonly T[]) =>
     rows.filter((row) => !runSizes.has(row.chunks));
-  const skipSize = (what: string) => Number(/at (\d+) chunks/.exec(what)?.[1] ?? Number.NaN);
   const relevance = run.relevance.rows.length > 0 ? run.relevance : published.relevance;
   const merged = {
     ...run,
@@ -999,7 +1003,7 @@ export function mergePeers(published: PeersResults, run: PeersResults): PeersRes
     // Skips of a size this run measured go; skips that name no size (e.g. "1M chunks") go too.
     skipped: [
       ...published.skipped.filter(
-        (skip) => !runSizes.has(skipSize(skip.what)) && !Number.isNaN(skipSize(skip.what)),
+        (skip) => !runSizes.has(skippedSize(skip.what)) && !Number.isNaN(skippedSize(skip.what)),
       ),
       ...run.skipped,
     ],
